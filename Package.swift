@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+// The line between device and host code is the module list below:
+//   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
+//     CFipsSys, CJPEG, CPNG, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
+//   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
+//     COpenBLAS, FipsHostCore, FipsImport, fips
+import PackageDescription
+
+let package = Package(
+    name: "FipsEdgeKit",
+    products: [
+        .executable(name: "fips", targets: ["fips"]),
+        .executable(name: "fips-run", targets: ["fips-run"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // ---- device ----
+        .target(name: "CFipsSys"),
+        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .target(name: "FipsArtifact", dependencies: ["CFipsSys"]),
+        .target(name: "FipsKernels"),
+        .target(name: "FipsImage", dependencies: ["CFipsSys", "CJPEG", "CPNG"]),
+        .target(name: "FipsViT", dependencies: ["FipsArtifact", "FipsKernels"]),
+        .target(name: "FipsRunner", dependencies: ["CFipsSys", "FipsArtifact", "FipsImage", "FipsViT"]),
+        .executableTarget(name: "fips-run", dependencies: ["FipsRunner"]),
+        // ---- host ----
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .target(name: "FipsHostCore", dependencies: ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT"]),
+        .target(name: "FipsImport", dependencies: ["FipsHostCore"]),
+        .executableTarget(name: "fips", dependencies: [
+            "FipsHostCore", "FipsImport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "FipsTests", dependencies: [
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport",
+        ]),
+    ]
+)

@@ -1,0 +1,194 @@
+import CFipsSys
+
+/// One tensor of a mapped artifact: a view into the file, never a copy.
+public struct TensorView {
+    public let name: String
+    public let dtype: TensorDType
+    public let shape: [Int]
+    public let data: UnsafeRawPointer
+    public let byteCount: Int
+    /// Per-row float32 scales for `.i8RowScaled`, else nil.
+    public let scales: UnsafePointer<Float>?
+
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var rows: Int { shape.isEmpty ? 1 : shape[0] }
+    public var columns: Int { shape.count <= 1 ? (shape.isEmpty ? 1 : 1) : elementCount / shape[0] }
+
+    public var floats: UnsafePointer<Float> { data.assumingMemoryBound(to: Float.self) }
+    public var int8s: UnsafePointer<Int8> { data.assumingMemoryBound(to: Int8.self) }
+}
+
+/// A `.fips` file mapped read-only. Tensors point into the mapping, so the
+/// model costs its page-cache footprint and nothing more.
+public final class Artifact {
+    public let path: String
+    public let version: UInt32
+    public let config: ViTConfig
+    public let labels: [String]
+    public let tensors: [TensorView]
+    public let fileBytes: Int
+    private let base: UnsafeRawPointer
+    private let mappedBytes: Int
+
+    deinit { fips_unmap_file(base, mappedBytes) }
+
+    /// Maps and validates `path`: magic, version, both checksums, table bounds,
+    /// alignment and sizes. `verifyChecksum: false` skips the payload CRC for
+    /// callers that re-open a file they just verified.
+    public init(path: String, verifyChecksum: Bool = true) throws(ArtifactError) {
+        var size = 0
+        var err: Int32 = 0
+        guard let p = fips_map_file(path, &size, &err) else { throw .io(path: path, errno: err) }
+        let raw = UnsafeRawPointer(p)
+        do {
+            let parsed = try Artifact.parse(path: path, base: raw, size: size, verifyChecksum: verifyChecksum)
+            self.path = path
+            self.base = raw
+            self.mappedBytes = size
+            self.fileBytes = size
+            self.version = parsed.version
+            self.config = parsed.config
+            self.labels = parsed.labels
+            self.tensors = parsed.tensors
+        } catch {
+            fips_unmap_file(raw, size)
+            throw error
+        }
+    }
+
+    public func tensor(_ name: String) -> TensorView? {
+        for t in tensors where t.name == name { return t }
+        return nil
+    }
+
+    /// The tensor, checked to have `shape`.
+    public func require(_ name: String, shape: [Int]) throws(ArtifactError) -> TensorView {
+        guard let t = tensor(name) else { throw .missingTensor(path: path, name: name) }
+        if t.shape.reduce(1, *) != shape.reduce(1, *) || t.shape.first != shape.first {
+            throw .wrongShape(path: path, name: name, reason: "has \(shapeText(t.shape)), expected \(shapeText(shape))")
+        }
+        return t
+    }
+
+    struct Parsed {
+        var version: UInt32
+        var config: ViTConfig
+        var labels: [String]
+        var tensors: [TensorView]
+    }
+
+    static func parse(path: String, base: UnsafeRawPointer, size: Int, verifyChecksum: Bool) throws(ArtifactError) -> Parsed {
+        if size == 0 { throw .empty(path: path) }
+        if size < 8 { throw .notAnArtifact(path: path) }
+        for i in 0..<8 where base.load(fromByteOffset: i, as: UInt8.self) != ArtifactFormat.magic[i] {
+            throw .notAnArtifact(path: path)
+        }
+        if size < ArtifactFormat.headerBytes {
+            throw .truncated(path: path, expected: ArtifactFormat.headerBytes, actual: size)
+        }
+        let r = ByteReader(base: base, count: size)
+        let version = r.u32(8)
+        // The version is read before any checksum so that a newer file gets
+        // "update the runtime", not "corrupted".
+        if version == 0 || version > ArtifactFormat.currentVersion {
+            throw .unsupportedVersion(path: path, version: version)
+        }
+        let crc = CRC32()
+        if crc.checksum(base, count: 60) != r.u32(60) { throw .headerChecksum(path: path) }
+        let fileBytes = Int(r.u64(16))
+        if fileBytes != size {
+            if fileBytes > size { throw .truncated(path: path, expected: fileBytes, actual: size) }
+            throw .malformed(path: path, reason: "\(size - fileBytes) unexpected bytes after the end of the model")
+        }
+        if verifyChecksum {
+            let computed = crc.checksum(base + ArtifactFormat.headerBytes, count: size - ArtifactFormat.headerBytes)
+            let stored = r.u32(56)
+            if computed != stored { throw .payloadChecksum(path: path, stored: stored, computed: computed) }
+        }
+        let metaOffset = Int(r.u64(24)), metaBytes = Int(r.u64(32))
+        let tableOffset = Int(r.u64(40)), count = Int(r.u32(48)), entryBytes = Int(r.u32(52))
+        guard r.contains(metaOffset, metaBytes), entryBytes == ArtifactFormat.entryBytes,
+              count < 1_000_000, r.contains(tableOffset, count * entryBytes) else {
+            throw .malformed(path: path, reason: "section offsets outside the file")
+        }
+
+        // Meta: config words, then labels.
+        var at = metaOffset
+        let metaEnd = metaOffset + metaBytes
+        guard at + 4 <= metaEnd else { throw .malformed(path: path, reason: "empty configuration") }
+        let words = Int(r.u32(at)); at += 4
+        guard words >= 20, words < 4096, at + 4 * words + 4 <= metaEnd else {
+            throw .malformed(path: path, reason: "configuration record of \(words) words")
+        }
+        var w = [UInt32]()
+        for k in 0..<words { w.append(r.u32(at + 4 * k)) }
+        at += 4 * words
+        let (decoded, reason) = ViTConfig.decode(w)
+        guard let config = decoded else { throw .malformed(path: path, reason: reason) }
+        let labelCount = Int(r.u32(at)); at += 4
+        guard labelCount == 0 || labelCount == config.numClasses else {
+            throw .malformed(path: path, reason: "\(labelCount) labels for \(config.numClasses) classes")
+        }
+        var labels = [String]()
+        for _ in 0..<labelCount {
+            guard at + 4 <= metaEnd else { throw .malformed(path: path, reason: "label table truncated") }
+            let n = Int(r.u32(at)); at += 4
+            guard at + n <= metaEnd else { throw .malformed(path: path, reason: "label table truncated") }
+            labels.append(r.string(at, n)); at += n
+        }
+
+        var tensors = [TensorView]()
+        tensors.reserveCapacity(count)
+        for i in 0..<count {
+            let e = tableOffset + i * entryBytes
+            var nameLen = 0
+            while nameLen < ArtifactFormat.maxNameBytes && r.u8(e + nameLen) != 0 { nameLen += 1 }
+            let name = r.string(e, nameLen)
+            guard let dtype = TensorDType(rawValue: r.u8(e + 64)) else {
+                throw .malformed(path: path, reason: "tensor \(name) has unknown element type \(r.u8(e + 64))")
+            }
+            let rank = Int(r.u8(e + 65))
+            guard rank >= 1 && rank <= 4 else { throw .malformed(path: path, reason: "tensor \(name) has rank \(rank)") }
+            var shape = [Int]()
+            for k in 0..<rank { shape.append(Int(r.u32(e + 68 + 4 * k))) }
+            let off = Int(r.u64(e + 88)), bytes = Int(r.u64(e + 96))
+            let auxOff = Int(r.u64(e + 104)), auxBytes = Int(r.u64(e + 112))
+            let elements = shape.reduce(1, *)
+            guard r.contains(off, bytes), off % ArtifactFormat.alignment == 0,
+                  bytes == elements * dtype.bytesPerElement else {
+                throw .malformed(path: path, reason: "tensor \(name) data out of bounds or mis-sized")
+            }
+            var scales: UnsafePointer<Float>? = nil
+            if dtype == .i8RowScaled {
+                guard r.contains(auxOff, auxBytes), auxOff % 4 == 0, auxBytes == 4 * shape[0] else {
+                    throw .malformed(path: path, reason: "tensor \(name) scales out of bounds or mis-sized")
+                }
+                scales = (base + auxOff).assumingMemoryBound(to: Float.self)
+            }
+            tensors.append(TensorView(name: name, dtype: dtype, shape: shape, data: base + off,
+                                      byteCount: bytes, scales: scales))
+        }
+        return Parsed(version: version, config: config, labels: labels, tensors: tensors)
+    }
+}
+
+public func shapeText(_ s: [Int]) -> String {
+    var out = "["
+    for (i, v) in s.enumerated() { out += (i == 0 ? "" : ", ") + "\(v)" }
+    return out + "]"
+}
+
+/// Little-endian loads at byte offsets, bounds checked by the caller.
+struct ByteReader {
+    let base: UnsafeRawPointer
+    let count: Int
+    func contains(_ offset: Int, _ bytes: Int) -> Bool {
+        offset >= 0 && bytes >= 0 && offset <= count && bytes <= count - offset
+    }
+    func u8(_ o: Int) -> UInt8 { base.load(fromByteOffset: o, as: UInt8.self) }
+    func u32(_ o: Int) -> UInt32 { base.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian }
+    func u64(_ o: Int) -> UInt64 { base.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
+    func string(_ o: Int, _ n: Int) -> String {
+        String(decoding: UnsafeRawBufferPointer(start: base + o, count: n), as: UTF8.self)
+    }
+}

@@ -1,0 +1,79 @@
+import FipsArtifact
+
+/// A dense float32 tensor on the host, row-major.
+public struct HostTensor: Equatable {
+    public var shape: [Int]
+    public var data: [Float]
+
+    public init(shape: [Int], data: [Float]) {
+        precondition(shape.reduce(1, *) == data.count, "shape \(shape) does not hold \(data.count) values")
+        self.shape = shape
+        self.data = data
+    }
+    public init(zeros shape: [Int]) {
+        self.init(shape: shape, data: [Float](repeating: 0, count: shape.reduce(1, *)))
+    }
+    public var count: Int { data.count }
+}
+
+/// A ViT in memory on the host, keyed by the canonical names of
+/// `FipsArtifact.TensorNames` (linear weights [out, in]).
+public struct ViTModel {
+    public var config: ViTConfig
+    public var tensors: [String: HostTensor]
+    public var labels: [String]
+
+    public init(config: ViTConfig, tensors: [String: HostTensor], labels: [String] = []) {
+        self.config = config
+        self.tensors = tensors
+        self.labels = labels
+    }
+
+    public subscript(_ name: String) -> HostTensor {
+        guard let t = tensors[name] else { fatalError("model lacks tensor \(name)") }
+        return t
+    }
+
+    /// Every name and shape the executor needs; used by importers to refuse
+    /// an incomplete model before writing anything.
+    public static func expectedShapes(_ c: ViTConfig) -> [(String, [Int])] {
+        let d = c.dim
+        var out: [(String, [Int])] = [
+            (TensorNames.patchWeight, [d, c.channels * c.patchSize * c.patchSize]),
+            (TensorNames.patchBias, [d]),
+            (TensorNames.clsToken, [d]),
+            (TensorNames.posEmbed, [c.tokenCount, d]),
+        ]
+        for i in 0..<c.depth {
+            func b(_ leaf: String, _ s: [Int]) { out.append((TensorNames.block(i, leaf), s)) }
+            b("norm1.weight", [d]); b("norm1.bias", [d])
+            b("attn.qkv.weight", [3 * d, d]); b("attn.qkv.bias", [3 * d])
+            b("attn.proj.weight", [d, d]); b("attn.proj.bias", [d])
+            if c.hasLayerScale { b("ls1", [d]) }
+            b("norm2.weight", [d]); b("norm2.bias", [d])
+            b("mlp.fc1.weight", [c.mlpDim, d]); b("mlp.fc1.bias", [c.mlpDim])
+            b("mlp.fc2.weight", [d, c.mlpDim]); b("mlp.fc2.bias", [d])
+            if c.hasLayerScale { b("ls2", [d]) }
+        }
+        out.append((TensorNames.normWeight, [d]))
+        out.append((TensorNames.normBias, [d]))
+        if c.hasHead {
+            out.append((TensorNames.headWeight, [c.numClasses, c.headInputDim]))
+            out.append((TensorNames.headBias, [c.numClasses]))
+        }
+        return out
+    }
+
+    /// nil when every expected tensor is present with its shape, else the first problem.
+    public func validate() -> String? {
+        if let r = config.validate() { return r }
+        for (name, shape) in ViTModel.expectedShapes(config) {
+            guard let t = tensors[name] else { return "missing tensor \(name)" }
+            if t.shape != shape { return "tensor \(name) has shape \(t.shape), expected \(shape)" }
+        }
+        if !labels.isEmpty && labels.count != config.numClasses {
+            return "\(labels.count) labels for \(config.numClasses) classes"
+        }
+        return nil
+    }
+}
