@@ -10,9 +10,17 @@ public struct TensorView {
     /// Per-row float32 scales for `.i8RowScaled`, else nil.
     public let scales: UnsafePointer<Float>?
 
+    public init(name: String, dtype: TensorDType, shape: [Int], data: UnsafeRawPointer, byteCount: Int,
+                scales: UnsafePointer<Float>?) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.data = data
+        self.byteCount = byteCount
+        self.scales = scales
+    }
+
     public var elementCount: Int { shape.reduce(1, *) }
-    public var rows: Int { shape.isEmpty ? 1 : shape[0] }
-    public var columns: Int { shape.count <= 1 ? (shape.isEmpty ? 1 : 1) : elementCount / shape[0] }
 
     public var floats: UnsafePointer<Float> { data.assumingMemoryBound(to: Float.self) }
     public var int8s: UnsafePointer<Int8> { data.assumingMemoryBound(to: Int8.self) }

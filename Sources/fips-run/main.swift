@@ -1,1 +1,6 @@
-print("fips-run")
+#if canImport(Glibc)
+import Glibc
+#endif
+import FipsRunner
+
+exit(fipsRunMain(CommandLine.argc, CommandLine.unsafeArgv))

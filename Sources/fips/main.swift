@@ -1,1 +1,152 @@
-print("fips")
+import ArgumentParser
+import Foundation
+import FipsArtifact
+import FipsHostCore
+import FipsImage
+import FipsImport
+import FipsViT
+
+@main
+struct Fips: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fips",
+        abstract: "Import, inspect and benchmark Vision Transformers for the FiPS Edge Kit.",
+        discussion: """
+        EXAMPLES:
+          fips import data/vit_s_focus.onnx -o dinov2_s.fips
+          fips import data/vit_s_focus.onnx -o dinov2_s.int8.fips --int8
+          fips import vit-base/model.safetensors -o vit_b.fips
+          fips info dinov2_s.fips
+          fips bench --model dinov2_s.fips --threads 2
+        """,
+        subcommands: [Import.self, Info.self, Bench.self])
+}
+
+struct Import: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert an ONNX or safetensors ViT into a .fips artifact.",
+        discussion: """
+        ONNX: the DINOv2 backbone export (HF Dinov2Model graph); the graph is walked
+        up to /backbone/layernorm/Add_1_output_0 and the rest is ignored.
+        safetensors: Hugging Face ViT/DeiT/DINOv2 names or timm vit_*/deit_* names,
+        configuration from a config.json beside the file, else from tensor shapes.
+
+        EXAMPLES:
+          fips import data/vit_s_focus.onnx -o dinov2_s.fips
+          fips import data/vit_s_focus.onnx -o dinov2_s.int8.fips --int8
+          fips import deit-small/model.safetensors --image-size 224 -o deit_s.fips
+        """)
+
+    @Argument(help: "The model: .onnx, .safetensors, or a directory holding model.safetensors.")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "Output artifact path.")
+    var output: String
+
+    @Flag(help: "Store the linear layers as int8 (symmetric, per output channel).")
+    var int8 = false
+
+    @Option(help: "Input resolution when the checkpoint does not say (default: from config.json, else 224).")
+    var imageSize: Int?
+
+    @Option(help: "Attention heads when the checkpoint does not say (default: from config.json, else width/64).")
+    var heads: Int?
+
+    func run() throws {
+        var options = ImportOptions()
+        if let s = imageSize { options.imageSize = s }
+        if let h = heads { options.heads = h }
+        let start = Date()
+        let vit: ViTModel
+        do { vit = try ModelImporter.load(path: model, options: options) } catch {
+            throw ValidationError("\(error)")
+        }
+        do { try ArtifactWriter.write(vit, precision: int8 ? .int8 : .f32, to: output) } catch {
+            throw ValidationError("\(error)")
+        }
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        let c = vit.config
+        print("wrote \(output): \(int8 ? "int8" : "fp32"), \(c.depth) blocks, width \(c.dim), \(c.heads) heads, MLP \(c.mlpDim), "
+              + "\(c.tokenCount) tokens, \(c.numClasses) classes, \(bytes) bytes in "
+              + String(format: "%.1f s", Date().timeIntervalSince(start)))
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print an artifact's configuration and tensor table.",
+        discussion: "EXAMPLE:\n  fips info dinov2_s.fips")
+
+    @Argument(help: "A .fips artifact.")
+    var model: String
+
+    func run() throws {
+        let a: Artifact
+        do { a = try Artifact(path: model) } catch { throw ValidationError(error.message) }
+        let c = a.config
+        print("\(model): format version \(a.version), \(a.fileBytes) bytes, checksum ok")
+        print("  \(c.family) ViT: image \(c.imageSize), patch \(c.patchSize), width \(c.dim), depth \(c.depth), heads \(c.heads), MLP \(c.mlpDim), eps \(c.layerNormEps)")
+        print("  preprocessing: resize shorter side \(c.resizeShorter), crop \(c.cropSize), mean \(c.mean), std \(c.std)")
+        print("  head: \(c.hasHead ? "\(c.numClasses) classes (\(c.headPooling))" : "none (backbone)")")
+        if !a.labels.isEmpty { print("  labels: \(a.labels.prefix(10).joined(separator: ", "))\(a.labels.count > 10 ? ", ..." : "")") }
+        var byType = [String: Int]()
+        for t in a.tensors { byType[t.dtype.name, default: 0] += t.byteCount }
+        print("  \(a.tensors.count) tensors: " + byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) bytes" }.joined(separator: ", "))
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the host fp32 forward pass (OpenBLAS sgemm) of a model, batch 1.",
+        discussion: """
+        Prints one JSON line with the median and other percentiles in milliseconds.
+        Benchmarks/forward_vs_onnxruntime.py runs this next to onnxruntime in one run.
+
+        EXAMPLE:
+          fips bench --model dinov2_s.fips --threads 2 --runs 30
+        """)
+
+    @Option(help: "A .fips artifact or anything `fips import` reads.")
+    var model: String
+    @Option(help: "OpenBLAS threads.") var threads = 2
+    @Option(help: "Timed runs.") var runs = 30
+    @Option(help: "Untimed warm-up runs.") var warmup = 3
+    @Option(help: "Images per forward pass.") var batch = 1
+    @Option(help: "Which forward pass: blas (host, OpenBLAS) or portable (the device kernels).")
+    var kernels = "blas"
+
+    func run() throws {
+        let vit: ViTModel
+        if model.hasSuffix(".fips") {
+            vit = try ArtifactReaderHost.load(path: model)
+        } else {
+            vit = try ModelImporter.load(path: model)
+        }
+        let c = vit.config
+        let n = c.channels * c.imageSize * c.imageSize
+        var rng = SplitMix64(seed: 1)
+        let input = (0..<(batch * n)).map { _ in Float(rng.nextUnit() * 2 - 1) }
+        var features = [Float](repeating: 0, count: batch * c.tokenCount * c.dim)
+        var times = [Double]()
+        let forward: () -> Void
+        if kernels == "portable" {
+            let weights = HostWeights(vit)
+            let ex = try ViTExecutor(config: c, gemm: PortableGemm(), maxBatch: batch,
+                                     owner: AnyObjectBox(release: { _ = weights }), lookup: { weights.views[$0] })
+            forward = { ex.forward(batch: batch, images: input, features: &features) }
+        } else {
+            let ex = try ViTExecutor<BLASGemm>.host(vit, maxBatch: batch, threads: threads)
+            forward = { ex.forward(batch: batch, images: input, features: &features) }
+        }
+        for i in 0..<(warmup + runs) {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            forward()
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            if i >= warmup { times.append(ms) }
+        }
+        times.sort()
+        func pct(_ p: Double) -> Double { times[min(times.count - 1, Int(p * Double(times.count - 1) + 0.5))] }
+        print(String(format: "{\"kernels\": \"%@\", \"threads\": %d, \"batch\": %d, \"runs\": %d, \"median_ms\": %.3f, \"p10_ms\": %.3f, \"p90_ms\": %.3f, \"min_ms\": %.3f}",
+                     kernels, threads, batch, runs, pct(0.5), pct(0.1), pct(0.9), times[0]))
+    }
+}

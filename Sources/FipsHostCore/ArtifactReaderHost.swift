@@ -1,0 +1,43 @@
+import FipsArtifact
+
+/// Loads an f32/int8 artifact back into a host `ViTModel` (int8 dequantised).
+public enum ArtifactReaderHost {
+    public struct LoadError: Error, CustomStringConvertible { public var description: String }
+
+    public static func load(path: String) throws -> ViTModel {
+        let a: Artifact
+        do { a = try Artifact(path: path) } catch { throw LoadError(description: error.message) }
+        var tensors = [String: HostTensor]()
+        for t in a.tensors {
+            let n = t.elementCount
+            var values = [Float](repeating: 0, count: n)
+            switch t.dtype {
+            case .f32:
+                for i in 0..<n { values[i] = t.floats[i] }
+            case .i8RowScaled:
+                let cols = n / t.shape[0]
+                for r in 0..<t.shape[0] {
+                    let s = t.scales![r]
+                    for c in 0..<cols { values[r * cols + c] = s * Float(t.int8s[r * cols + c]) }
+                }
+            }
+            tensors[t.name] = HostTensor(shape: t.shape, data: values)
+        }
+        return ViTModel(config: a.config, tensors: tensors, labels: a.labels)
+    }
+}
+
+/// A small deterministic generator for test data and benchmarks.
+public struct SplitMix64 {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

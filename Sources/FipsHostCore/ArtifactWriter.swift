@@ -1,0 +1,130 @@
+import Foundation
+import FipsArtifact
+
+/// One tensor as it will be encoded in the artifact.
+public struct EncodedTensor {
+    public var name: String
+    public var dtype: TensorDType
+    public var shape: [Int]
+    public var data: [UInt8]
+    public var aux: [UInt8]
+}
+
+public struct ArtifactWriteError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// Writes `.fips` version 1 (docs/ARTIFACT.md). Host code: the device only reads.
+public enum ArtifactWriter {
+    public enum Precision: String, CaseIterable { case f32, int8 }
+
+    /// Which tensors get int8 in `--int8` mode: the big linear weights. The
+    /// patch embedding, norms, tokens and LayerScales stay f32 (they are tiny
+    /// and the first layer is the most sensitive to rounding).
+    public static func isQuantizable(_ name: String) -> Bool {
+        name.hasSuffix(".weight") && (name.contains(".attn.") || name.contains(".mlp.") || name == TensorNames.headWeight)
+    }
+
+    public static func encode(_ model: ViTModel, precision: Precision) -> [EncodedTensor] {
+        var names = ViTModel.expectedShapes(model.config).map { $0.0 }
+        // Keep any extra tensors (future formats) after the known ones, sorted for determinism.
+        let known = Set(names)
+        names += model.tensors.keys.filter { !known.contains($0) }.sorted()
+        return names.map { name in
+            let t = model[name]
+            if precision == .int8 && isQuantizable(name) && t.shape.count == 2 {
+                let q = Int8Quantizer.quantizeRows(t)
+                return EncodedTensor(name: name, dtype: .i8RowScaled, shape: t.shape,
+                                     data: q.values.map { UInt8(bitPattern: $0) }, aux: bytes(of: q.scales))
+            }
+            return EncodedTensor(name: name, dtype: .f32, shape: t.shape, data: bytes(of: t.data), aux: [])
+        }
+    }
+
+    static func bytes(of floats: [Float]) -> [UInt8] {
+        floats.withUnsafeBytes { Array($0) }  // x86-64 and aarch64 are little-endian
+    }
+
+    /// Serialises and writes atomically (temporary file + rename): a failed
+    /// write never leaves a partial model behind.
+    public static func write(_ model: ViTModel, precision: Precision, to path: String) throws {
+        if let problem = model.validate() { throw ArtifactWriteError(description: "\(path): refusing to write: \(problem)") }
+        let data = serialize(config: model.config, labels: model.labels, tensors: encode(model, precision: precision))
+        try writeAtomically(data, to: path)
+    }
+
+    public static func writeAtomically(_ data: [UInt8], to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        do {
+            try Data(data).write(to: tmp)
+            if FileManager.default.fileExists(atPath: path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) }
+            else { try FileManager.default.moveItem(at: tmp, to: url) }
+        } catch {
+            try? FileManager.default.removeItem(at: tmp)
+            throw ArtifactWriteError(description: "\(path): cannot write model: \(error.localizedDescription)")
+        }
+    }
+
+    public static func serialize(config: ViTConfig, labels: [String], tensors: [EncodedTensor],
+                                 version: UInt32 = ArtifactFormat.currentVersion) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: ArtifactFormat.headerBytes)
+        func align() { while out.count % ArtifactFormat.alignment != 0 { out.append(0) } }
+        func put32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
+
+        let metaOffset = out.count
+        let words = config.encode()
+        put32(UInt32(words.count))
+        words.forEach(put32)
+        put32(UInt32(labels.count))
+        for l in labels { let b = Array(l.utf8); put32(UInt32(b.count)); out += b }
+        let metaBytes = out.count - metaOffset
+        align()
+
+        let tableOffset = out.count
+        out += [UInt8](repeating: 0, count: tensors.count * ArtifactFormat.entryBytes)
+        align()
+        for (i, t) in tensors.enumerated() {
+            precondition(t.name.utf8.count < ArtifactFormat.maxNameBytes, "tensor name too long: \(t.name)")
+            precondition(t.shape.count >= 1 && t.shape.count <= 4)
+            align()
+            let dataOffset = out.count
+            out += t.data
+            var auxOffset = 0
+            if !t.aux.isEmpty { align(); auxOffset = out.count; out += t.aux }
+            let e = tableOffset + i * ArtifactFormat.entryBytes
+            for (k, b) in t.name.utf8.enumerated() { out[e + k] = b }
+            out[e + 64] = t.dtype.rawValue
+            out[e + 65] = UInt8(t.shape.count)
+            for (k, dim) in t.shape.enumerated() { store32(&out, e + 68 + 4 * k, UInt32(dim)) }
+            store64(&out, e + 88, UInt64(dataOffset))
+            store64(&out, e + 96, UInt64(t.data.count))
+            store64(&out, e + 104, UInt64(auxOffset))
+            store64(&out, e + 112, UInt64(t.aux.count))
+        }
+        // Header last, once offsets and the payload checksum are known.
+        for (k, b) in ArtifactFormat.magic.enumerated() { out[k] = b }
+        store32(&out, 8, version)
+        store32(&out, 12, UInt32(ArtifactFormat.headerBytes))
+        store64(&out, 16, UInt64(out.count))
+        store64(&out, 24, UInt64(metaOffset))
+        store64(&out, 32, UInt64(metaBytes))
+        store64(&out, 40, UInt64(tableOffset))
+        store32(&out, 48, UInt32(tensors.count))
+        store32(&out, 52, UInt32(ArtifactFormat.entryBytes))
+        let crc = CRC32()
+        let payload = out.withUnsafeBytes { crc.checksum($0.baseAddress! + ArtifactFormat.headerBytes,
+                                                         count: out.count - ArtifactFormat.headerBytes) }
+        store32(&out, 56, payload)
+        let header = out.withUnsafeBytes { crc.checksum($0.baseAddress!, count: 60) }
+        store32(&out, 60, header)
+        return out
+    }
+
+    static func store32(_ a: inout [UInt8], _ o: Int, _ v: UInt32) {
+        for k in 0..<4 { a[o + k] = UInt8((v >> (8 * UInt32(k))) & 0xFF) }
+    }
+    static func store64(_ a: inout [UInt8], _ o: Int, _ v: UInt64) {
+        for k in 0..<8 { a[o + k] = UInt8((v >> (8 * UInt64(k))) & 0xFF) }
+    }
+}

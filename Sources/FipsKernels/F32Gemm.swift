@@ -1,0 +1,88 @@
+/// out[m][n] = Σ_k a[m][k] · w[n][k] (+ bias[n]): activations times a weight
+/// stored [out, in], which is how every linear layer and Q·Kᵀ are laid out.
+///
+/// Plain Swift with SIMD8 accumulators over k and a 4×4 register tile:
+/// simple enough to read, and it lets LLVM keep 16 vector accumulators in
+/// registers on both AVX2 and NEON. Not BLAS-fast; the host uses OpenBLAS.
+public enum F32Gemm {
+    public static func multiplyTransposed(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
+                                          into out: MutableMatrixRef<Float>) {
+        precondition(a.cols == w.cols && out.rows == a.rows && out.cols == w.rows, "F32Gemm shape mismatch")
+        let M = a.rows, N = w.rows, K = a.cols
+        var m = 0
+        while m < M {
+            let mr = min(4, M - m)
+            var n = 0
+            while n < N {
+                let nr = min(4, N - n)
+                if mr == 4 && nr == 4 {
+                    tile4x4(a, w, m, n, K, bias, out)
+                } else {
+                    for i in 0..<mr {
+                        for j in 0..<nr {
+                            let s = dot(a.row(m + i), w.row(n + j), K)
+                            out.row(m + i)[n + j] = s + (bias?[n + j] ?? 0)
+                        }
+                    }
+                }
+                n += 4
+            }
+            m += 4
+        }
+    }
+
+    @inline(__always)
+    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ K: Int) -> Float {
+        var acc = SIMD8<Float>()
+        var k = 0
+        while k + 8 <= K {
+            acc.addProduct(load8(x + k), load8(y + k))
+            k += 8
+        }
+        var s = acc.sum()
+        while k < K { s += x[k] * y[k]; k += 1 }
+        return s
+    }
+
+    @inline(__always)
+    static func tile4x4(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, _ m: Int, _ n: Int, _ K: Int,
+                        _ bias: UnsafePointer<Float>?, _ out: MutableMatrixRef<Float>) {
+        let a0 = a.row(m), a1 = a.row(m + 1), a2 = a.row(m + 2), a3 = a.row(m + 3)
+        let w0 = w.row(n), w1 = w.row(n + 1), w2 = w.row(n + 2), w3 = w.row(n + 3)
+        var c00 = SIMD8<Float>(), c01 = SIMD8<Float>(), c02 = SIMD8<Float>(), c03 = SIMD8<Float>()
+        var c10 = SIMD8<Float>(), c11 = SIMD8<Float>(), c12 = SIMD8<Float>(), c13 = SIMD8<Float>()
+        var c20 = SIMD8<Float>(), c21 = SIMD8<Float>(), c22 = SIMD8<Float>(), c23 = SIMD8<Float>()
+        var c30 = SIMD8<Float>(), c31 = SIMD8<Float>(), c32 = SIMD8<Float>(), c33 = SIMD8<Float>()
+        var k = 0
+        while k + 8 <= K {
+            let x0 = load8(a0 + k), x1 = load8(a1 + k), x2 = load8(a2 + k), x3 = load8(a3 + k)
+            let y0 = load8(w0 + k), y1 = load8(w1 + k), y2 = load8(w2 + k), y3 = load8(w3 + k)
+            c00.addProduct(x0, y0); c01.addProduct(x0, y1); c02.addProduct(x0, y2); c03.addProduct(x0, y3)
+            c10.addProduct(x1, y0); c11.addProduct(x1, y1); c12.addProduct(x1, y2); c13.addProduct(x1, y3)
+            c20.addProduct(x2, y0); c21.addProduct(x2, y1); c22.addProduct(x2, y2); c23.addProduct(x2, y3)
+            c30.addProduct(x3, y0); c31.addProduct(x3, y1); c32.addProduct(x3, y2); c33.addProduct(x3, y3)
+            k += 8
+        }
+        let sums: (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) = (
+            SIMD4(c00.sum(), c01.sum(), c02.sum(), c03.sum()), SIMD4(c10.sum(), c11.sum(), c12.sum(), c13.sum()),
+            SIMD4(c20.sum(), c21.sum(), c22.sum(), c23.sum()), SIMD4(c30.sum(), c31.sum(), c32.sum(), c33.sum()))
+        let b = bias.map { SIMD4<Float>($0[n], $0[n + 1], $0[n + 2], $0[n + 3]) } ?? SIMD4<Float>()
+        @inline(__always) func store(_ i: Int, _ ai: UnsafePointer<Float>, _ s: SIMD4<Float>) {
+            var v = s + b
+            var kk = k
+            while kk < K {
+                let x = ai[kk]
+                v += SIMD4(x * w0[kk], x * w1[kk], x * w2[kk], x * w3[kk])
+                kk += 1
+            }
+            let o = out.row(m + i) + n
+            o[0] = v[0]; o[1] = v[1]; o[2] = v[2]; o[3] = v[3]
+        }
+        store(0, a0, sums.0); store(1, a1, sums.1); store(2, a2, sums.2); store(3, a3, sums.3)
+    }
+}

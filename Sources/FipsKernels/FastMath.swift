@@ -1,0 +1,54 @@
+/// Vectorisable erf and exp. libm's scalar calls would dominate a ViT forward
+/// pass (4.7M GELUs and 4.7M softmax exponentials per image for ViT-S).
+public enum FastMath {
+    /// erf(x) as x·P(x²)/Q(x²) on [-4, 4] (outside, erf is ±1 in float);
+    /// the rational approximation Eigen and XLA use, max error a few ulp.
+    @inline(__always)
+    public static func erf(_ a: SIMD8<Float>) -> SIMD8<Float> {
+        let x = a.clamped(lowerBound: SIMD8(repeating: -4), upperBound: SIMD8(repeating: 4))
+        let x2 = x * x
+        var p = x2 * -2.72614225801306e-10 + 2.77068142495902e-08
+        p = x2 * p + -2.10102402082508e-06
+        p = x2 * p + -5.69250639462346e-05
+        p = x2 * p + -7.34990630326855e-04
+        p = x2 * p + -2.95459980854025e-03
+        p = x2 * p + -1.60960333262415e-02
+        p = x * p
+        var q = x2 * -1.45660718464996e-05 + -2.13374055278905e-04
+        q = x2 * q + -1.68282697438203e-03
+        q = x2 * q + -7.37332916720468e-03
+        q = x2 * q + -1.42647390514189e-02
+        return p / q
+    }
+
+    /// e^x for x ≤ 88: Cody–Waite range reduction x = n·ln2 + r, a degree-6
+    /// polynomial for e^r on |r| ≤ ln2/2, and 2^n built in the exponent bits.
+    /// Inputs below -87 flush to 0, which is what softmax wants.
+    @inline(__always)
+    public static func exp(_ a: SIMD8<Float>) -> SIMD8<Float> {
+        let x = a.clamped(lowerBound: SIMD8(repeating: -87.0), upperBound: SIMD8(repeating: 88.0))
+        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+        var r = x - n * 0.693359375
+        r = r - n * -2.12194440e-4
+        var p: SIMD8<Float> = r * 1.9875691500e-4 + 1.3981999507e-3
+        p = p * r + 8.3334519073e-3
+        p = p * r + 4.1665795894e-2
+        p = p * r + 1.6666665459e-1
+        p = p * r + 5.0000001201e-1
+        p = p * (r * r) + r + 1
+        let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
+        let scale = unsafeBitCast(bits, to: SIMD8<Float>.self)
+        var y = p * scale
+        y.replace(with: 0, where: a .< -87)
+        return y
+    }
+
+    @inline(__always)
+    public static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always)
+    public static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+}

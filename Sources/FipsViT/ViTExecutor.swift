@@ -1,0 +1,259 @@
+import CFipsSys
+import FipsArtifact
+import FipsKernels
+
+/// Per-block weights, resolved once at load time.
+struct BlockWeights {
+    var norm1W, norm1B, norm2W, norm2B: UnsafePointer<Float>
+    var qkv, proj, fc1, fc2: LinearWeights
+    var ls1, ls2: UnsafePointer<Float>?
+}
+
+/// Runs a ViT backbone (and its head, if any) on preprocessed images.
+/// All activation memory is one arena sized at init for `maxBatch` images;
+/// `forward` allocates nothing.
+public final class ViTExecutor<Gemm: FloatGemm> {
+    public let config: ViTConfig
+    public let maxBatch: Int
+    let gemm: Gemm
+    let owner: AnyObjectBox?
+    let patchW: LinearWeights
+    let clsToken, posEmbed, normW, normB: UnsafePointer<Float>
+    let head: LinearWeights?
+    let blocks: [BlockWeights]
+
+    // Arena (floats unless noted).
+    let arena: UnsafeMutableRawPointer
+    public let arenaBytes: Int
+    let x, h, qkv, attnOut, mlp, scores, vT, patches, pooled: UnsafeMutablePointer<Float>
+    let qAct: UnsafeMutablePointer<Int8>
+    let qScales: UnsafeMutablePointer<Float>
+
+    /// `tensors` looks a name up; the executor keeps `owner` alive because the
+    /// views point into it (a mapped artifact or host buffers).
+    public init(config c: ViTConfig, gemm: Gemm, maxBatch: Int, owner: AnyObjectBox?,
+                lookup: (String) -> TensorView?) throws(ArtifactError) {
+        self.config = c
+        self.gemm = gemm
+        self.maxBatch = max(1, maxBatch)
+        self.owner = owner
+        let path = "model"
+        func need(_ n: String, _ shape: [Int]) throws(ArtifactError) -> TensorView {
+            guard let t = lookup(n) else { throw .missingTensor(path: path, name: n) }
+            if t.elementCount != shape.reduce(1, *) || t.shape[0] != shape[0] {
+                throw .wrongShape(path: path, name: n, reason: "has \(shapeText(t.shape)), expected \(shapeText(shape))")
+            }
+            return t
+        }
+        func f32(_ n: String, _ shape: [Int]) throws(ArtifactError) -> UnsafePointer<Float> {
+            let t = try need(n, shape)
+            if t.dtype != .f32 { throw .wrongShape(path: path, name: n, reason: "must be f32, is \(t.dtype.name)") }
+            return t.floats
+        }
+        func linear(_ n: String, _ out: Int, _ inp: Int) throws(ArtifactError) -> LinearWeights {
+            let w = try need(n + ".weight", [out, inp])
+            let b = try need(n + ".bias", [out])
+            return LinearWeights(w, bias: b)
+        }
+        let d = c.dim
+        patchW = LinearWeights(try need(TensorNames.patchWeight, [d, c.channels * c.patchSize * c.patchSize]),
+                               bias: try need(TensorNames.patchBias, [d]))
+        if patchW.isInt8 { throw .wrongShape(path: path, name: TensorNames.patchWeight, reason: "must be f32") }
+        clsToken = try f32(TensorNames.clsToken, [d])
+        posEmbed = try f32(TensorNames.posEmbed, [c.tokenCount, d])
+        normW = try f32(TensorNames.normWeight, [d])
+        normB = try f32(TensorNames.normBias, [d])
+        head = c.hasHead ? try linear("head", c.numClasses, c.headInputDim) : nil
+        var bs = [BlockWeights]()
+        for i in 0..<c.depth {
+            func n(_ leaf: String) -> String { TensorNames.block(i, leaf) }
+            bs.append(BlockWeights(
+                norm1W: try f32(n("norm1.weight"), [d]), norm1B: try f32(n("norm1.bias"), [d]),
+                norm2W: try f32(n("norm2.weight"), [d]), norm2B: try f32(n("norm2.bias"), [d]),
+                qkv: try linear(n("attn.qkv"), 3 * d, d), proj: try linear(n("attn.proj"), d, d),
+                fc1: try linear(n("mlp.fc1"), c.mlpDim, d), fc2: try linear(n("mlp.fc2"), d, c.mlpDim),
+                ls1: c.hasLayerScale ? try f32(n("ls1"), [d]) : nil,
+                ls2: c.hasLayerScale ? try f32(n("ls2"), [d]) : nil))
+        }
+        blocks = bs
+
+        // Arena layout: every piece 64-byte aligned.
+        let B = self.maxBatch, T = c.tokenCount
+        let rows = B * T
+        let widest = max(c.mlpDim, 3 * d, c.channels * c.patchSize * c.patchSize)
+        var offsets = [Int]()
+        var total = 0
+        func reserve(_ bytes: Int) -> Int { let o = total; total += (bytes + 63) & ~63; return o }
+        offsets.append(reserve(4 * rows * d))          // x
+        offsets.append(reserve(4 * rows * d))          // h
+        offsets.append(reserve(4 * rows * 3 * d))      // qkv
+        offsets.append(reserve(4 * rows * d))          // attnOut
+        offsets.append(reserve(4 * rows * c.mlpDim))   // mlp
+        offsets.append(reserve(4 * T * T))             // scores
+        offsets.append(reserve(4 * c.headDim * T))     // vT
+        offsets.append(reserve(4 * B * c.patchCount * c.channels * c.patchSize * c.patchSize)) // patches
+        offsets.append(reserve(4 * B * c.headInputDim)) // pooled
+        offsets.append(reserve(rows * widest))         // int8 activations
+        offsets.append(reserve(4 * rows))              // their scales
+        arenaBytes = total
+        guard let mem = fips_alloc(total) else { throw .io(path: "activation arena", errno: 12) }
+        arena = mem
+        func f(_ i: Int) -> UnsafeMutablePointer<Float> { (mem + offsets[i]).assumingMemoryBound(to: Float.self) }
+        x = f(0); h = f(1); qkv = f(2); attnOut = f(3); mlp = f(4); scores = f(5); vT = f(6)
+        patches = f(7); pooled = f(8)
+        qAct = (mem + offsets[9]).assumingMemoryBound(to: Int8.self)
+        qScales = f(10)
+    }
+
+    deinit { fips_free(arena) }
+
+    /// Bytes of weights the executor reads (f32 and int8 data plus scales).
+    public var usesInt8: Bool { blocks.first?.fc1.isInt8 ?? false }
+
+    /// Runs `batch` images, each CHW float [channels, imageSize, imageSize]
+    /// laid out back to back in `images`. Writes the final LayerNorm output,
+    /// [batch, tokens, dim], to `features`, and [batch, classes] to `logits`
+    /// when the model has a head and `logits` is given.
+    public func forward(batch: Int, images: UnsafePointer<Float>, features: UnsafeMutablePointer<Float>,
+                        logits: UnsafeMutablePointer<Float>? = nil) {
+        precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        let c = config, d = c.dim, T = c.tokenCount, rows = batch * T
+        embed(batch: batch, images: images)
+        for blk in blocks {
+            // x += ls1 · proj(attention(LN1(x)))
+            Activations.layerNorm(MatrixRef(x, rows: rows, cols: d), weight: blk.norm1W, bias: blk.norm1B,
+                                  eps: c.layerNormEps, into: MutableMatrixRef(h, rows: rows, cols: d))
+            apply(blk.qkv, input: h, rows: rows, output: qkv)
+            attention(batch: batch)
+            apply(blk.proj, input: attnOut, rows: rows, output: h)
+            residualAdd(x, h, scale: blk.ls1, rows: rows, cols: d)
+            // x += ls2 · fc2(GELU(fc1(LN2(x))))
+            Activations.layerNorm(MatrixRef(x, rows: rows, cols: d), weight: blk.norm2W, bias: blk.norm2B,
+                                  eps: c.layerNormEps, into: MutableMatrixRef(h, rows: rows, cols: d))
+            apply(blk.fc1, input: h, rows: rows, output: mlp)
+            if c.geluTanh {
+                Activations.geluTanh(mlp, count: rows * c.mlpDim)
+            } else {
+                Activations.geluErf(mlp, count: rows * c.mlpDim)
+            }
+            apply(blk.fc2, input: mlp, rows: rows, output: h)
+            residualAdd(x, h, scale: blk.ls2, rows: rows, cols: d)
+        }
+        Activations.layerNorm(MatrixRef(x, rows: rows, cols: d), weight: normW, bias: normB,
+                              eps: c.layerNormEps, into: MutableMatrixRef(features, rows: rows, cols: d))
+        if let head = head, let logits = logits {
+            for b in 0..<batch {
+                let f = features + b * T * d
+                let p = pooled + b * c.headInputDim
+                for k in 0..<d { p[k] = f[k] }
+                if c.headPooling == .clsAndPatchMean {
+                    for k in 0..<d { p[d + k] = 0 }
+                    for t in 1..<T { for k in 0..<d { p[d + k] += f[t * d + k] } }
+                    let inv = 1 / Float(T - 1)
+                    for k in 0..<d { p[d + k] *= inv }
+                }
+            }
+            apply(head, input: pooled, rows: batch, output: logits)
+        }
+    }
+
+    /// Patch embedding (a strided conv as im2col + GEMM), CLS token, position embedding.
+    func embed(batch: Int, images: UnsafePointer<Float>) {
+        let c = config, d = c.dim, P = c.patchSize, G = c.gridSize, S = c.imageSize
+        let patchLen = c.channels * P * P
+        for b in 0..<batch {
+            let img = images + b * c.channels * S * S
+            for gy in 0..<G {
+                for gx in 0..<G {
+                    var dst = patches + ((b * G + gy) * G + gx) * patchLen
+                    for ch in 0..<c.channels {
+                        for ky in 0..<P {
+                            let src = img + (ch * S + gy * P + ky) * S + gx * P
+                            for kx in 0..<P { dst[kx] = src[kx] }
+                            dst += P
+                        }
+                    }
+                }
+            }
+        }
+        let patchOut = h  // [batch * patches, d] scratch
+        apply(patchW, input: patches, rows: batch * c.patchCount, output: patchOut)
+        let T = c.tokenCount
+        for b in 0..<batch {
+            let xb = x + b * T * d
+            for k in 0..<d { xb[k] = clsToken[k] + posEmbed[k] }
+            for p in 0..<c.patchCount {
+                let src = patchOut + (b * c.patchCount + p) * d
+                let dst = xb + (p + 1) * d
+                let pos = posEmbed + (p + 1) * d
+                for k in 0..<d { dst[k] = src[k] + pos[k] }
+            }
+        }
+    }
+
+    func attention(batch: Int) {
+        let c = config, d = c.dim, T = c.tokenCount, hd = c.headDim
+        let scale = 1 / Float(hd).squareRoot()
+        for b in 0..<batch {
+            let base = qkv + b * T * 3 * d
+            for head in 0..<c.heads {
+                let q = MatrixRef(UnsafePointer(base + head * hd), rows: T, cols: hd, stride: 3 * d)
+                let k = MatrixRef(UnsafePointer(base + d + head * hd), rows: T, cols: hd, stride: 3 * d)
+                let s = MutableMatrixRef(scores, rows: T, cols: T)
+                gemm.multiplyTransposed(q, k, bias: nil, into: s)
+                Activations.softmaxRows(s, scale: scale)
+                let v = base + 2 * d + head * hd
+                for t in 0..<T {
+                    let vr = v + t * 3 * d
+                    for j in 0..<hd { vT[j * T + t] = vr[j] }
+                }
+                gemm.multiplyTransposed(MatrixRef(UnsafePointer(scores), rows: T, cols: T),
+                                        MatrixRef(UnsafePointer(vT), rows: hd, cols: T), bias: nil,
+                                        into: MutableMatrixRef(attnOut + b * T * d + head * hd, rows: T, cols: hd, stride: d))
+            }
+        }
+    }
+
+    /// out = input · Wᵀ + b, float or int8 by the weight's encoding.
+    func apply(_ l: LinearWeights, input: UnsafeMutablePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>) {
+        let a = MatrixRef(UnsafePointer(input), rows: rows, cols: l.inFeatures)
+        let out = MutableMatrixRef(output, rows: rows, cols: l.outFeatures)
+        switch l.storage {
+        case .f32(let w):
+            gemm.multiplyTransposed(a, MatrixRef(w, rows: l.outFeatures, cols: l.inFeatures), bias: l.bias, into: out)
+        case .int8(let w, let scales):
+            Int8Gemm.quantizeRows(a, into: qAct, scales: qScales)
+            Int8Gemm.multiplyTransposed(qAct, aScales: qScales, w, wScales: scales,
+                                        M: rows, N: l.outFeatures, K: l.inFeatures, bias: l.bias, into: out)
+        }
+    }
+
+    func residualAdd(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, scale: UnsafePointer<Float>?,
+                     rows: Int, cols: Int) {
+        for r in 0..<rows {
+            let xr = x + r * cols, yr = y + r * cols
+            if let s = scale {
+                for k in 0..<cols { xr[k] += s[k] * yr[k] }
+            } else {
+                for k in 0..<cols { xr[k] += yr[k] }
+            }
+        }
+    }
+}
+
+/// Keeps the owner of the weight memory alive (an `Artifact`, or host buffers).
+public final class AnyObjectBox {
+    public let artifact: Artifact?
+    public let release: (() -> Void)?
+    public init(artifact: Artifact) { self.artifact = artifact; self.release = nil }
+    public init(release: @escaping () -> Void) { self.artifact = nil; self.release = release }
+    deinit { release?() }
+}
+
+extension ViTExecutor {
+    /// An executor over a mapped artifact.
+    public convenience init(artifact: Artifact, gemm: Gemm, maxBatch: Int = 1) throws(ArtifactError) {
+        try self.init(config: artifact.config, gemm: gemm, maxBatch: maxBatch,
+                      owner: AnyObjectBox(artifact: artifact), lookup: { artifact.tensor($0) })
+    }
+}
