@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 // The line between device and host code is the module list below:
 //   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
-//     CFipsSys, CJPEG, CPNG, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
+//     CFipsSys, CImageCodecs, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
 //     COpenBLAS, FipsHostCore, FipsImport, fips
 import PackageDescription
@@ -18,11 +18,12 @@ let package = Package(
     targets: [
         // ---- device ----
         .target(name: "CFipsSys"),
-        .systemLibrary(name: "CJPEG", path: "Sources/CJPEG"),
-        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        .target(name: "CImageCodecs", linkerSettings: [
+            .linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("z"),
+        ]),
         .target(name: "FipsArtifact", dependencies: ["CFipsSys"]),
         .target(name: "FipsKernels"),
-        .target(name: "FipsImage", dependencies: ["CFipsSys", "CJPEG", "CPNG"]),
+        .target(name: "FipsImage", dependencies: ["CFipsSys", "CImageCodecs"]),
         .target(name: "FipsViT", dependencies: ["FipsArtifact", "FipsKernels"]),
         .target(name: "FipsRunner", dependencies: ["CFipsSys", "FipsArtifact", "FipsImage", "FipsViT"]),
         .executableTarget(name: "fips-run", dependencies: ["FipsRunner"]),
@@ -36,6 +37,6 @@ let package = Package(
         ]),
         .testTarget(name: "FipsTests", dependencies: [
             "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport",
-        ]),
+        ], exclude: ["Fixtures"]),
     ]
 )

@@ -51,4 +51,9 @@ for n in ["chelsea.png", "coffee.png", "astronaut.png", "rocket.jpg", "motorcycl
     if os.path.exists(p) and not os.path.exists("data/photos/" + n):
         shutil.copy(p, "data/photos/" + n)
 PY
+# Golden outputs of onnxruntime for the photos (deterministic; pinned versions).
+if [ ! -f data/golden/astronaut.features.npy ]; then
+  python3 scripts/fixtures/make_golden.py data/vit_s_focus.onnx data/golden \
+    data/photos/chelsea.png data/photos/coffee.png data/photos/astronaut.png
+fi
 echo "setup: ok"

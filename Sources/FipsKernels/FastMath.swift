@@ -27,7 +27,12 @@ public enum FastMath {
     @inline(__always)
     public static func exp(_ a: SIMD8<Float>) -> SIMD8<Float> {
         let x = a.clamped(lowerBound: SIMD8(repeating: -87.0), upperBound: SIMD8(repeating: 88.0))
-        let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
+        // Round to nearest with the 1.5·2²³ trick: after the add, the integer
+        // sits in the low mantissa bits. Avoids SIMD float→int conversion,
+        // which Swift lowers to a scalar loop.
+        let shifter: SIMD8<Float> = SIMD8(repeating: 12582912.0)
+        let t = x * 1.44269504088896341 + shifter
+        let n = t - shifter
         var r = x - n * 0.693359375
         r = r - n * -2.12194440e-4
         var p: SIMD8<Float> = r * 1.9875691500e-4 + 1.3981999507e-3
@@ -36,8 +41,8 @@ public enum FastMath {
         p = p * r + 1.6666665459e-1
         p = p * r + 5.0000001201e-1
         p = p * (r * r) + r + 1
-        let bits = (SIMD8<Int32>(n) &+ 127) &<< 23
-        let scale = unsafeBitCast(bits, to: SIMD8<Float>.self)
+        let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let scale = unsafeBitCast((ni &+ 127) &<< 23, to: SIMD8<Float>.self)
         var y = p * scale
         y.replace(with: 0, where: a .< -87)
         return y

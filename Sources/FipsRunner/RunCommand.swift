@@ -219,7 +219,7 @@ func topIndices(_ v: [Float], k: Int) -> [Int] {
 
 /// C entry point for the cross-built program (boards/build links a C main
 /// that calls this); the host executable's main.swift calls it too.
-@_cdecl("fips_run_main")
+@_cdecl("fips_run_entry")
 public func fipsRunMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
     var args = [String]()
     var i = 1
@@ -229,3 +229,5 @@ public func fipsRunMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutabl
     }
     return runMain(args)
 }
+// Not `fips_run_main`: SwiftPM names the host executable's own entry point
+// `<module>_main`, and the two would collide at link time.

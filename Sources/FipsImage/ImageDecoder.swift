@@ -1,0 +1,102 @@
+import CFipsSys
+import CImageCodecs
+
+/// Limits checked before anything large is allocated.
+public struct DecodeLimits {
+    /// Largest accepted width*height, checked against the header before the
+    /// pixel buffer is allocated.
+    public var maxPixels: Int = 40_000_000
+    /// Largest accepted file, checked before the file is read.
+    public var maxFileBytes: Int = 64 << 20
+
+    public init(maxPixels: Int = 40_000_000, maxFileBytes: Int = 64 << 20) {
+        self.maxPixels = maxPixels
+        self.maxFileBytes = maxFileBytes
+    }
+}
+
+/// JPEG and PNG to RGB8. The format is decided by the content (magic bytes),
+/// never by the file name: a PNG named `x.jpg` decodes as PNG. Greyscale is
+/// replicated to RGB, palettes, CMYK and 16-bit samples are converted and
+/// alpha is dropped, as PIL's `convert("RGB")` does. Truncated or corrupt
+/// data is an error, never padded.
+public enum ImageDecoder {
+    // Linux errno values (identical on x86-64 and aarch64); Embedded Swift
+    // cannot import Glibc for the names.
+    static let ENOENT: Int32 = 2
+    static let EISDIR: Int32 = 21
+    static let EFBIG: Int32 = 27
+
+    public static func load(path: String, limits: DecodeLimits = .init()) throws(ImageError) -> RGBImage {
+        switch fips_path_kind(path) {
+        case 0: throw .notFound(path: path)
+        case 2: throw .isDirectory(path: path)
+        default: break
+        }
+        var size = 0
+        var err: Int32 = 0
+        guard let buf = fips_read_file(path, max(0, limits.maxFileBytes), &size, &err) else {
+            switch err {
+            case EFBIG: throw .fileTooLarge(path: path, limit: limits.maxFileBytes)
+            case EISDIR: throw .isDirectory(path: path)
+            case ENOENT: throw .notFound(path: path)
+            default: throw .io(path: path, errno: err)
+            }
+        }
+        defer { fips_free(buf) }
+        return try decode(UnsafeRawBufferPointer(start: UnsafeRawPointer(buf), count: size), name: path, limits: limits)
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer, name: String, limits: DecodeLimits = .init()) throws(ImageError) -> RGBImage {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { throw .empty(path: name) }
+        let data = base.assumingMemoryBound(to: UInt8.self)
+        let format = Int(fips_sniff_format(data, bytes.count))
+        let formatName: String
+        switch format {
+        case FIPS_FORMAT_JPEG: formatName = "JPEG"
+        case FIPS_FORMAT_PNG: formatName = "PNG"
+        default: throw .notAnImage(path: name)
+        }
+        var img = fips_image(pixels: nil, width: 0, height: 0)
+        var msg = [CChar](repeating: 0, count: 256)
+        let maxPixels = UInt64(max(0, limits.maxPixels))
+        let rc: Int32 = msg.withUnsafeMutableBufferPointer { m in
+            if format == FIPS_FORMAT_JPEG {
+                return fips_decode_jpeg(data, bytes.count, maxPixels, &img, m.baseAddress, m.count)
+            } else {
+                return fips_decode_png(data, bytes.count, maxPixels, &img, m.baseAddress, m.count)
+            }
+        }
+        switch Int(rc) {
+        case FIPS_DECODE_OK:
+            break
+        case FIPS_DECODE_TOO_LARGE:
+            throw .tooManyPixels(path: name, width: Int(img.width), height: Int(img.height), limit: limits.maxPixels)
+        case FIPS_DECODE_TRUNCATED:
+            throw .truncated(path: name, format: formatName)
+        case FIPS_DECODE_NO_MEMORY:
+            throw .outOfMemory(path: name)
+        case FIPS_DECODE_BAD_SIZE:
+            throw .zeroSize(path: name, format: formatName)
+        case FIPS_DECODE_UNSUPPORTED:
+            throw .unsupported(path: name, format: formatName, reason: cText(msg))
+        default:
+            throw .corrupt(path: name, format: formatName, reason: cText(msg))
+        }
+        let w = Int(img.width), h = Int(img.height)
+        guard let px = img.pixels else { throw .outOfMemory(path: name) }
+        let pixels = [UInt8](UnsafeBufferPointer(start: px, count: w * h * 3))
+        fips_image_free(&img)
+        return RGBImage(width: w, height: h, pixels: pixels)
+    }
+
+    static func cText(_ buf: [CChar]) -> String {
+        var bytes: [UInt8] = []
+        for c in buf {
+            if c == 0 { break }
+            bytes.append(UInt8(bitPattern: c))
+        }
+        if bytes.isEmpty { return "malformed data" }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

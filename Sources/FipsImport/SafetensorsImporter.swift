@@ -1,0 +1,272 @@
+import Foundation
+import FipsArtifact
+import FipsHostCore
+
+/// Imports ViT checkpoints in `.safetensors` with Hugging Face names
+/// (google/vit-*, facebook/deit-*, facebook/dinov2-*, optionally with their
+/// classification heads) or timm names (vit_*, deit_*, *_dinov2). A
+/// `config.json` beside the file supplies heads, epsilon, activation,
+/// labels and model type; without it they come from shapes and defaults.
+public enum SafetensorsImporter {
+    public enum Layout: String { case huggingFace = "Hugging Face", timm }
+
+    public struct Result {
+        public var model: ViTModel
+        public var positionEmbedding: ImportedPositionEmbedding
+        public var layout: Layout
+    }
+
+    public static func load(path: String, options: ImportOptions = .init()) throws -> ViTModel {
+        try loadRaw(path: path, options: options).model
+    }
+
+    public static func loadRaw(path: String, options: ImportOptions = .init()) throws -> Result {
+        let file = try SafetensorsFile(path: path)
+        let configURL = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("config.json")
+        var json: [String: Any] = [:]
+        if let d = try? Data(contentsOf: configURL) {
+            guard let j = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] else {
+                throw ImportError(path: configURL.path, "config.json is not a JSON object")
+            }
+            json = j
+        }
+        var m = Mapper(file: file, json: json, options: options)
+        return try m.run()
+    }
+}
+
+private struct Mapper {
+    let file: SafetensorsFile
+    let json: [String: Any]
+    let options: ImportOptions
+    var used: Set<String> = []
+    var tensors: [String: HostTensor] = [:]
+
+    init(file: SafetensorsFile, json: [String: Any], options: ImportOptions) {
+        self.file = file
+        self.json = json
+        self.options = options
+    }
+
+    var path: String { file.path }
+    func fail(_ s: String) -> ImportError { ImportError(path: path, s) }
+
+    func has(_ name: String) -> Bool { file.entries[name] != nil }
+
+    /// Reads a source tensor, checking its element count (and its shape when given).
+    mutating func take(_ name: String, count: Int? = nil, shape: [Int]? = nil) throws -> [Float] {
+        guard let e = file.entries[name] else { throw fail("lacks tensor \(name)") }
+        if let s = shape, e.shape != s { throw fail("tensor \(name) has shape \(e.shape), expected \(s)") }
+        if let c = count, e.elementCount != c { throw fail("tensor \(name) has shape \(e.shape), expected \(c) values") }
+        used.insert(name)
+        return try file.floats(name)
+    }
+
+    func jsonInt(_ k: String) -> Int? { (json[k] as? NSNumber)?.intValue }
+    func jsonFloat(_ k: String) -> Float? { (json[k] as? NSNumber).map { Float($0.doubleValue) } }
+
+    mutating func run() throws -> SafetensorsImporter.Result {
+        let keys = file.entries.keys.sorted()
+        guard !keys.isEmpty else { throw fail("holds no tensors") }
+
+        // Refusals with a clear reason.
+        for k in keys {
+            if k.hasSuffix("distillation_token") || k.hasPrefix("distillation_classifier.") || k == "dist_token" || k.hasPrefix("head_dist.") {
+                throw fail("tensor \(k): distilled DeiT (distillation token) is not supported; use a non-distilled checkpoint (facebook/deit-*-patch16-224, timm deit_*_patch16_224)")
+            }
+            if k.hasSuffix("reg_token") || k.hasSuffix("register_tokens") {
+                throw fail("tensor \(k): ViTs with register tokens are not supported")
+            }
+        }
+
+        let layout: SafetensorsImporter.Layout
+        var prefix = ""
+        if has("patch_embed.proj.weight") || keys.contains(where: { $0.hasPrefix("blocks.") }) {
+            layout = .timm
+        } else if let pk = keys.first(where: { $0.hasSuffix("embeddings.patch_embeddings.projection.weight") }) {
+            layout = .huggingFace
+            prefix = String(pk.dropLast("embeddings.patch_embeddings.projection.weight".count))
+            guard ["", "vit.", "deit.", "dinov2."].contains(prefix) else {
+                throw fail("tensor \(pk): unknown prefix \"\(prefix)\"")
+            }
+        } else {
+            throw fail("cannot place tensor \(keys[0]): neither Hugging Face (embeddings.patch_embeddings...) nor timm (patch_embed.proj...) ViT names")
+        }
+
+        // Family.
+        let modelType = (json["model_type"] as? String)?.lowercased()
+        let timmArch = ((json["architecture"] as? String) ?? URL(fileURLWithPath: path).lastPathComponent).lowercased()
+        let family: ViTConfig.Family
+        if let f = options.family {
+            family = f
+        } else if layout == .huggingFace {
+            switch modelType ?? "" {
+            case "dinov2": family = .dinov2
+            case "deit": family = .deit
+            case "vit": family = .vit
+            default:
+                if let t = modelType { throw fail("config.json model_type \(t) is not a ViT, DeiT or DINOv2") }
+                family = prefix == "dinov2." || has(prefix + "encoder.layer.0.norm1.weight") ? .dinov2 : (prefix == "deit." ? .deit : .vit)
+            }
+        } else {
+            family = timmArch.contains("dinov2") || has("blocks.0.ls1.gamma") ? .dinov2 : (timmArch.hasPrefix("deit") ? .deit : .vit)
+        }
+
+        // Embeddings.
+        let pwName = layout == .timm ? "patch_embed.proj.weight" : prefix + "embeddings.patch_embeddings.projection.weight"
+        guard let pwe = file.entries[pwName], pwe.shape.count == 4, pwe.shape[2] == pwe.shape[3] else {
+            throw fail("tensor \(pwName) has shape \(file.entries[pwName]?.shape ?? []), expected [dim, C, p, p]")
+        }
+        let d = pwe.shape[0], channels = pwe.shape[1], p = pwe.shape[2]
+        if let hs = jsonInt("hidden_size"), hs != d { throw fail("config.json hidden_size \(hs) but \(pwName) has width \(d)") }
+        if let ps = jsonInt("patch_size"), ps != p { throw fail("config.json patch_size \(ps) but \(pwName) has \(p)x\(p) patches") }
+        let pb = layout == .timm ? "patch_embed.proj.bias" : prefix + "embeddings.patch_embeddings.projection.bias"
+        let clsName = layout == .timm ? "cls_token" : prefix + "embeddings.cls_token"
+        let posName = layout == .timm ? "pos_embed" : prefix + "embeddings.position_embeddings"
+        tensors[TensorNames.patchWeight] = HostTensor(shape: [d, channels * p * p], data: try take(pwName))
+        tensors[TensorNames.patchBias] = HostTensor(shape: [d], data: try take(pb, shape: [d]))
+        tensors[TensorNames.clsToken] = HostTensor(shape: [d], data: try take(clsName, count: d))
+        if layout == .huggingFace { used.insert(prefix + "embeddings.mask_token") }   // DINOv2 pre-training only
+
+        guard let pe = file.entries[posName], pe.shape.last == d, pe.elementCount % d == 0 else {
+            throw fail("lacks tensor \(posName) ([1, tokens, \(d)])")
+        }
+        let tokens = pe.elementCount / d
+        let grid = Int(Double(tokens - 1).squareRoot().rounded())
+        guard grid * grid + 1 == tokens else {
+            throw fail("tensor \(posName) has \(tokens) positions, not CLS + a square grid (position embeddings without a CLS slot are not supported)")
+        }
+        let original = HostTensor(shape: [tokens, d], data: try take(posName))
+
+        var c = ViTConfig()
+        c.family = family
+        c.patchSize = p
+        c.channels = channels
+        c.dim = d
+        var imageSize = options.imageSize
+        if imageSize == nil && family != .dinov2 {
+            if let s = jsonInt("image_size") { imageSize = s }
+            else if let input = (json["pretrained_cfg"] as? [String: Any])?["input_size"] as? [NSNumber], input.count == 3 { imageSize = input[2].intValue }
+        }
+        c.imageSize = imageSize ?? (family == .dinov2 ? 224 : grid * p)
+        guard c.imageSize % p == 0 else { throw fail("image size \(c.imageSize) is not a multiple of the patch size \(p)") }
+        let to = c.imageSize / p
+        tensors[TensorNames.posEmbed] = resizePositionEmbedding(original, from: grid, to: to, mode: .pytorchBicubic)
+
+        // Blocks.
+        let layerPrefix = layout == .timm ? "blocks." : prefix + "encoder.layer."
+        var depth = 0
+        for k in keys where k.hasPrefix(layerPrefix) {
+            let rest = k.dropFirst(layerPrefix.count)
+            if let dot = rest.firstIndex(of: "."), let i = Int(rest[..<dot]) { depth = max(depth, i + 1) }
+        }
+        guard depth > 0 else { throw fail("no transformer blocks (\(layerPrefix)N...) found") }
+        if let n = jsonInt("num_hidden_layers"), n != depth { throw fail("config.json num_hidden_layers \(n) but the file has \(depth) blocks") }
+
+        let dino = layout == .huggingFace && family == .dinov2
+        let fc1Name: String, fc2Name: String, ln1: String, ln2: String, ls1: String?, ls2: String?
+        if layout == .timm {
+            (ln1, ln2, fc1Name, fc2Name) = ("norm1", "norm2", "mlp.fc1", "mlp.fc2")
+            (ls1, ls2) = ("ls1.gamma", "ls2.gamma")
+        } else if dino {
+            (ln1, ln2, fc1Name, fc2Name) = ("norm1", "norm2", "mlp.fc1", "mlp.fc2")
+            (ls1, ls2) = ("layer_scale1.lambda1", "layer_scale2.lambda1")
+        } else {
+            (ln1, ln2, fc1Name, fc2Name) = ("layernorm_before", "layernorm_after", "intermediate.dense", "output.dense")
+            (ls1, ls2) = (nil, nil)
+        }
+        let fc1w = layerPrefix + "0." + fc1Name + ".weight"
+        guard let fc1e = file.entries[fc1w], fc1e.shape.count == 2, fc1e.shape[1] == d else {
+            throw fail("lacks tensor \(fc1w) ([mlp, \(d)])")
+        }
+        let mlp = fc1e.shape[0]
+        let hasLS = ls1.map { has(layerPrefix + "0." + $0) } ?? false
+        for i in 0..<depth {
+            let lp = layerPrefix + "\(i)."
+            func put(_ leaf: String, _ shape: [Int], _ data: [Float]) { tensors[TensorNames.block(i, leaf)] = HostTensor(shape: shape, data: data) }
+            put("norm1.weight", [d], try take(lp + ln1 + ".weight", shape: [d]))
+            put("norm1.bias", [d], try take(lp + ln1 + ".bias", shape: [d]))
+            if layout == .timm {
+                put("attn.qkv.weight", [3 * d, d], try take(lp + "attn.qkv.weight", shape: [3 * d, d]))
+                put("attn.qkv.bias", [3 * d], try take(lp + "attn.qkv.bias", shape: [3 * d]))
+                put("attn.proj.weight", [d, d], try take(lp + "attn.proj.weight", shape: [d, d]))
+                put("attn.proj.bias", [d], try take(lp + "attn.proj.bias", shape: [d]))
+            } else {
+                let a = lp + "attention.attention."
+                put("attn.qkv.weight", [3 * d, d], try take(a + "query.weight", shape: [d, d]) + take(a + "key.weight", shape: [d, d]) + take(a + "value.weight", shape: [d, d]))
+                put("attn.qkv.bias", [3 * d], try take(a + "query.bias", shape: [d]) + take(a + "key.bias", shape: [d]) + take(a + "value.bias", shape: [d]))
+                put("attn.proj.weight", [d, d], try take(lp + "attention.output.dense.weight", shape: [d, d]))
+                put("attn.proj.bias", [d], try take(lp + "attention.output.dense.bias", shape: [d]))
+            }
+            put("norm2.weight", [d], try take(lp + ln2 + ".weight", shape: [d]))
+            put("norm2.bias", [d], try take(lp + ln2 + ".bias", shape: [d]))
+            put("mlp.fc1.weight", [mlp, d], try take(lp + fc1Name + ".weight", shape: [mlp, d]))
+            put("mlp.fc1.bias", [mlp], try take(lp + fc1Name + ".bias", shape: [mlp]))
+            put("mlp.fc2.weight", [d, mlp], try take(lp + fc2Name + ".weight", shape: [d, mlp]))
+            put("mlp.fc2.bias", [d], try take(lp + fc2Name + ".bias", shape: [d]))
+            if hasLS, let l1 = ls1, let l2 = ls2 {
+                put("ls1", [d], try take(lp + l1, count: d))
+                put("ls2", [d], try take(lp + l2, count: d))
+            }
+        }
+        let normPrefix = layout == .timm ? "norm" : prefix + "layernorm"
+        tensors[TensorNames.normWeight] = HostTensor(shape: [d], data: try take(normPrefix + ".weight", shape: [d]))
+        tensors[TensorNames.normBias] = HostTensor(shape: [d], data: try take(normPrefix + ".bias", shape: [d]))
+
+        // Head.
+        let headName = layout == .timm ? "head" : "classifier"
+        var numClasses = 0
+        var pooling = ViTConfig.HeadPooling.cls
+        if let he = file.entries[headName + ".weight"], he.shape.count == 2 {
+            numClasses = he.shape[0]
+            let inDim = he.shape[1]
+            if inDim == 2 * d && dino { pooling = .clsAndPatchMean }
+            else if inDim != d { throw fail("tensor \(headName).weight has shape \(he.shape), expected [classes, \(d)]\(dino ? " or [classes, \(2 * d)]" : "")") }
+            tensors[TensorNames.headWeight] = HostTensor(shape: [numClasses, inDim], data: try take(headName + ".weight"))
+            tensors[TensorNames.headBias] = HostTensor(shape: [numClasses], data: try take(headName + ".bias", shape: [numClasses]))
+        }
+        if layout == .huggingFace {
+            for k in keys where k.hasPrefix(prefix + "pooler.") { used.insert(k) }   // ViTModel pooler: unused by classification
+        }
+        if let stray = keys.first(where: { !used.contains($0) }) {
+            throw fail("cannot place tensor \(stray) (shape \(file.entries[stray]!.shape)) in a \(layout.rawValue) \(family) ViT")
+        }
+
+        // Configuration.
+        c.depth = depth
+        c.heads = options.heads ?? jsonInt("num_attention_heads") ?? max(1, d / 64)
+        c.mlpDim = mlp
+        c.numClasses = numClasses
+        c.layerNormEps = jsonFloat("layer_norm_eps") ?? (layout == .timm || family == .dinov2 ? 1e-6 : 1e-12)
+        c.hasLayerScale = hasLS
+        switch (json["hidden_act"] as? String) ?? "gelu" {
+        case "gelu": c.geluTanh = false
+        case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": c.geluTanh = true
+        case let act: throw fail("config.json hidden_act \(act) is not supported (gelu or gelu_pytorch_tanh)")
+        }
+        c.headPooling = pooling
+        c.setPreprocessing(for: family)
+        if let cfg = json["pretrained_cfg"] as? [String: Any],
+           let mean = cfg["mean"] as? [NSNumber], let std = cfg["std"] as? [NSNumber], mean.count == 3, std.count == 3 {
+            c.mean = (mean[0].floatValue, mean[1].floatValue, mean[2].floatValue)
+            c.std = (std[0].floatValue, std[1].floatValue, std[2].floatValue)
+        }
+
+        var labels: [String] = []
+        if numClasses > 0, let id2label = json["id2label"] as? [String: Any] {
+            var byIndex: [Int: String] = [:]
+            for (k, v) in id2label { if let i = Int(k) { byIndex[i] = "\(v)" } }
+            if byIndex.count == numClasses && (0..<numClasses).allSatisfy({ byIndex[$0] != nil }) {
+                labels = (0..<numClasses).map { byIndex[$0]! }
+            } else if !byIndex.values.allSatisfy({ $0.hasPrefix("LABEL_") }) {
+                throw fail("config.json id2label has \(byIndex.count) labels for \(numClasses) classes")
+            }
+        }
+
+        let model = ViTModel(config: c, tensors: tensors, labels: labels)
+        if let problem = model.validate() { throw fail("imported model is inconsistent: \(problem)") }
+        return SafetensorsImporter.Result(model: model,
+                                          positionEmbedding: ImportedPositionEmbedding(original: original, grid: grid, mode: .pytorchBicubic),
+                                          layout: layout)
+    }
+}
