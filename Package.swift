@@ -38,5 +38,8 @@ let package = Package(
         .testTarget(name: "FipsTests", dependencies: [
             "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport",
         ], exclude: ["Fixtures"]),
-    ]
+    ],
+    // Swift 5 mode: kernels hand raw pointers to worker threads by design,
+    // which Swift 6's Sendable checking cannot express without wrappers.
+    swiftLanguageModes: [.v5]
 )

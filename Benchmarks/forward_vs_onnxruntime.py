@@ -23,10 +23,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKBONE_OUT = "/backbone/layernorm/Add_1_output_0"
 
 
+def cut_at_backbone(m):
+    """Keeps only the nodes the backbone output depends on, so both sides
+    compute the same thing (the saliency decoder after it is dropped)."""
+    g = m.graph
+    producer = {o: n for n in g.node for o in n.output}
+    needed, stack = set(), [BACKBONE_OUT]
+    while stack:
+        v = stack.pop()
+        n = producer.get(v)
+        if n is None or id(n) in needed:
+            continue
+        needed.add(id(n))
+        stack.extend(i for i in n.input if i)
+    keep = [n for n in g.node if id(n) in needed]
+    del g.node[:]
+    g.node.extend(keep)
+    del g.output[:]
+    g.output.append(onnx.helper.make_tensor_value_info(BACKBONE_OUT, onnx.TensorProto.FLOAT, None))
+    used = {i for n in keep for i in n.input}
+    inits = [t for t in g.initializer if t.name in used]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    return m
+
+
 def ort_session(path, threads):
-    m = onnx.load(path)
-    # Cut the graph at the backbone output so both sides compute the same thing.
-    m = onnx.utils.Extractor(m).extract_model(["input_image"], [BACKBONE_OUT])
+    m = cut_at_backbone(onnx.load(path))
     o = ort.SessionOptions()
     o.intra_op_num_threads = threads
     o.inter_op_num_threads = 1

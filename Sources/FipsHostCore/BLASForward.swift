@@ -1,16 +1,47 @@
 import COpenBLAS
+import Dispatch
 import FipsArtifact
 import FipsKernels
 import FipsViT
 
-/// OpenBLAS sgemm behind the executor's GEMM interface: the host's fast
-/// fp32 forward pass is the same executor with this backend.
-public struct BLASGemm: FloatGemm {
-    public init(threads: Int? = nil) {
-        if let t = threads { openblas_set_num_threads(Int32(t)) }
+/// OpenBLAS sgemm and Dispatch behind the executor's backend interface: the
+/// host's fast fp32 forward pass is the same executor as the device's.
+///
+/// OpenBLAS itself runs single-threaded; this backend splits each GEMM's rows
+/// and the attention heads over `threads` Dispatch workers. Letting OpenBLAS
+/// thread internally left its workers spinning (sched_yield) while the
+/// executor's own element-wise work ran, so two cores did the work of one.
+public struct BLASBackend: ComputeBackend {
+    public let threads: Int
+
+    public init(threads: Int = 1) {
+        self.threads = max(1, threads)
+        openblas_set_num_threads(1)
     }
+
+    public var parallelism: Int { threads }
+
     public func multiplyTransposed(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
-                                   into out: MutableMatrixRef<Float>) {
+                                   into out: MutableMatrixRef<Float>, parallel: Bool) {
+        let M = a.rows
+        let tasks = parallel ? min(threads, max(1, M / 32)) : 1
+        if tasks <= 1 { BLASBackend.sgemm(a, w, bias: bias, into: out); return }
+        let per = (M + tasks - 1) / tasks
+        DispatchQueue.concurrentPerform(iterations: tasks) { t in
+            let lo = t * per, hi = min(M, lo + per)
+            guard lo < hi else { return }
+            BLASBackend.sgemm(MatrixRef(a.row(lo), rows: hi - lo, cols: a.cols, stride: a.stride), w, bias: bias,
+                              into: MutableMatrixRef(out.row(lo), rows: hi - lo, cols: out.cols, stride: out.stride))
+        }
+    }
+
+    public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+        if threads == 1 || count == 1 { for i in 0..<count { body(i) }; return }
+        DispatchQueue.concurrentPerform(iterations: count, execute: body)
+    }
+
+    static func sgemm(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
+                      into out: MutableMatrixRef<Float>) {
         let M = a.rows, N = w.rows, K = a.cols
         if let b = bias {
             for m in 0..<M { out.row(m).update(from: b, count: N) }
@@ -44,11 +75,11 @@ public final class HostWeights {
     deinit { buffers.forEach { $0.deallocate() } }
 }
 
-extension ViTExecutor where Gemm == BLASGemm {
+extension ViTExecutor where Backend == BLASBackend {
     /// fp32 forward on OpenBLAS over an in-memory model.
-    public static func host(_ model: ViTModel, maxBatch: Int = 1, threads: Int? = nil) throws -> ViTExecutor<BLASGemm> {
+    public static func host(_ model: ViTModel, maxBatch: Int = 1, threads: Int = 1) throws -> ViTExecutor<BLASBackend> {
         let w = HostWeights(model)
-        return try ViTExecutor(config: model.config, gemm: BLASGemm(threads: threads), maxBatch: maxBatch,
+        return try ViTExecutor(config: model.config, backend: BLASBackend(threads: threads), maxBatch: maxBatch,
                                owner: AnyObjectBox(release: { _ = w }), lookup: { w.views[$0] })
     }
 }

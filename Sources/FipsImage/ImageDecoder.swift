@@ -15,8 +15,11 @@ public struct DecodeLimits {
     }
 }
 
-/// JPEG and PNG to RGB8. The format is decided by the content (magic bytes),
-/// never by the file name: a PNG named `x.jpg` decodes as PNG. Greyscale is
+/// JPEG and PNG to RGB8. The format is decided by the content (magic bytes).
+/// A file whose name says one format and whose bytes hold the other (a PNG
+/// named `x.jpg`) is refused by `load(path:)`: that is almost always a broken
+/// export or upload and the user should hear about it. Unnamed buffers
+/// (camera frames, HTTP bodies) go through `decode` by content alone. Greyscale is
 /// replicated to RGB, palettes, CMYK and 16-bit samples are converted and
 /// alpha is dropped, as PIL's `convert("RGB")` does. Truncated or corrupt
 /// data is an error, never padded.
@@ -44,6 +47,11 @@ public enum ImageDecoder {
             }
         }
         defer { fips_free(buf) }
+        if let named = formatNamedBy(path: path), size > 0 {
+            let sniffed = Int(fips_sniff_format(buf, size))
+            let holds = sniffed == FIPS_FORMAT_JPEG ? "JPEG" : (sniffed == FIPS_FORMAT_PNG ? "PNG" : "")
+            if !holds.isEmpty && holds != named { throw .extensionMismatch(path: path, named: named, holds: holds) }
+        }
         return try decode(UnsafeRawBufferPointer(start: UnsafeRawPointer(buf), count: size), name: path, limits: limits)
     }
 
@@ -88,6 +96,20 @@ public enum ImageDecoder {
         let pixels = [UInt8](UnsafeBufferPointer(start: px, count: w * h * 3))
         fips_image_free(&img)
         return RGBImage(width: w, height: h, pixels: pixels)
+    }
+
+    /// "JPEG" for .jpg/.jpeg, "PNG" for .png (any case), else nil.
+    static func formatNamedBy(path: String) -> String? {
+        var ext: [UInt8] = []
+        for b in path.utf8.reversed() {
+            if b == 46 { break }
+            if b == 47 || ext.count > 5 { return nil }
+            ext.append(b >= 65 && b <= 90 ? b + 32 : b)
+        }
+        let e = String(decoding: ext.reversed(), as: UTF8.self)
+        if e == "jpg" || e == "jpeg" { return "JPEG" }
+        if e == "png" { return "PNG" }
+        return nil
     }
 
     static func cText(_ buf: [CChar]) -> String {

@@ -16,6 +16,7 @@ public enum ImageError: Error {
     case zeroSize(path: String, format: String)
     case unsupported(path: String, format: String, reason: String)
     case outOfMemory(path: String)
+    case extensionMismatch(path: String, named: String, holds: String)
 
     public var message: String {
         switch self {
@@ -43,6 +44,8 @@ public enum ImageError: Error {
             return "\(p): unsupported \(f): \(r)"
         case .outOfMemory(let p):
             return "\(p): out of memory while decoding"
+        case .extensionMismatch(let p, let named, let holds):
+            return "\(p): file is named as \(named) but holds \(holds) data; rename or re-encode it"
         }
     }
 }

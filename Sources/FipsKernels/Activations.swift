@@ -41,7 +41,7 @@ public enum Activations {
             let mean = sum / Float(D)
             var v = SIMD8<Float>()
             k = 0
-            while k + 8 <= D { let d = FastMath.load8(xi + k) - mean; v.addProduct(d, d); k += 8 }
+            while k + 8 <= D { let d = FastMath.load8(xi + k) - mean; v += d * d; k += 8 }
             var varSum = v.sum()
             while k < D { let d = xi[k] - mean; varSum += d * d; k += 1 }
             let inv = 1 / (varSum / Float(D) + eps).squareRoot()

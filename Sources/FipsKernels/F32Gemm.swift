@@ -1,7 +1,9 @@
 /// out[m][n] = Σ_k a[m][k] · w[n][k] (+ bias[n]): activations times a weight
 /// stored [out, in], which is how every linear layer and Q·Kᵀ are laid out.
 ///
-/// Plain Swift with SIMD8 accumulators over k and a 4×4 register tile:
+/// Plain Swift with SIMD8 accumulators over k and a 4×4 register tile
+/// (`acc += x * y`, not `addProduct`: without FMA in the target, addProduct
+/// becomes a libm fmaf call per lane):
 /// simple enough to read, and it lets LLVM keep 16 vector accumulators in
 /// registers on both AVX2 and NEON. Not BLAS-fast; the host uses OpenBLAS.
 public enum F32Gemm {
@@ -41,7 +43,7 @@ public enum F32Gemm {
         var acc = SIMD8<Float>()
         var k = 0
         while k + 8 <= K {
-            acc.addProduct(load8(x + k), load8(y + k))
+            acc += load8(x + k) * load8(y + k)
             k += 8
         }
         var s = acc.sum()
@@ -62,10 +64,10 @@ public enum F32Gemm {
         while k + 8 <= K {
             let x0 = load8(a0 + k), x1 = load8(a1 + k), x2 = load8(a2 + k), x3 = load8(a3 + k)
             let y0 = load8(w0 + k), y1 = load8(w1 + k), y2 = load8(w2 + k), y3 = load8(w3 + k)
-            c00.addProduct(x0, y0); c01.addProduct(x0, y1); c02.addProduct(x0, y2); c03.addProduct(x0, y3)
-            c10.addProduct(x1, y0); c11.addProduct(x1, y1); c12.addProduct(x1, y2); c13.addProduct(x1, y3)
-            c20.addProduct(x2, y0); c21.addProduct(x2, y1); c22.addProduct(x2, y2); c23.addProduct(x2, y3)
-            c30.addProduct(x3, y0); c31.addProduct(x3, y1); c32.addProduct(x3, y2); c33.addProduct(x3, y3)
+            c00 += x0 * y0; c01 += x0 * y1; c02 += x0 * y2; c03 += x0 * y3
+            c10 += x1 * y0; c11 += x1 * y1; c12 += x1 * y2; c13 += x1 * y3
+            c20 += x2 * y0; c21 += x2 * y1; c22 += x2 * y2; c23 += x2 * y3
+            c30 += x3 * y0; c31 += x3 * y1; c32 += x3 * y2; c33 += x3 * y3
             k += 8
         }
         let sums: (SIMD4<Float>, SIMD4<Float>, SIMD4<Float>, SIMD4<Float>) = (

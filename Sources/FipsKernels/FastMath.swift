@@ -5,7 +5,7 @@ public enum FastMath {
     /// the rational approximation Eigen and XLA use, max error a few ulp.
     @inline(__always)
     public static func erf(_ a: SIMD8<Float>) -> SIMD8<Float> {
-        let x = a.clamped(lowerBound: SIMD8(repeating: -4), upperBound: SIMD8(repeating: 4))
+        let x = clamp(a, -4, 4)
         let x2 = x * x
         var p = x2 * -2.72614225801306e-10 + 2.77068142495902e-08
         p = x2 * p + -2.10102402082508e-06
@@ -26,7 +26,7 @@ public enum FastMath {
     /// Inputs below -87 flush to 0, which is what softmax wants.
     @inline(__always)
     public static func exp(_ a: SIMD8<Float>) -> SIMD8<Float> {
-        let x = a.clamped(lowerBound: SIMD8(repeating: -87.0), upperBound: SIMD8(repeating: 88.0))
+        let x = clamp(a, -87, 88)
         // Round to nearest with the 1.5·2²³ trick: after the add, the integer
         // sits in the low mantissa bits. Avoids SIMD float→int conversion,
         // which Swift lowers to a scalar loop.
@@ -46,6 +46,15 @@ public enum FastMath {
         var y = p * scale
         y.replace(with: 0, where: a .< -87)
         return y
+    }
+
+    /// `SIMD.clamped` is a generic call that does not inline; selects do.
+    @inline(__always)
+    public static func clamp(_ v: SIMD8<Float>, _ lo: Float, _ hi: Float) -> SIMD8<Float> {
+        var r = v
+        r.replace(with: SIMD8(repeating: lo), where: v .< lo)
+        r.replace(with: SIMD8(repeating: hi), where: v .> hi)
+        return r
     }
 
     @inline(__always)

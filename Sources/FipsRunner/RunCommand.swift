@@ -104,10 +104,10 @@ public func runMain(_ args: [String]) -> Int32 {
     }
 
     let artifact: Artifact
-    let executor: ViTExecutor<PortableGemm>
+    let executor: ViTExecutor<PortableBackend>
     do {
         artifact = try Artifact(path: opts.model)
-        executor = try ViTExecutor(artifact: artifact, gemm: PortableGemm())
+        executor = try ViTExecutor(artifact: artifact, backend: PortableBackend())
     } catch {
         printLine("fips-run: \(error.message)", fd: 2)
         return 2

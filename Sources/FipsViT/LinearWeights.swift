@@ -1,19 +1,34 @@
 import FipsArtifact
 import FipsKernels
 
-/// Matrix multiply used for float linear layers and attention. The device
-/// build uses `PortableGemm`; the host plugs in OpenBLAS. A generic
-/// parameter, not an existential, so it also compiles as Embedded Swift.
-public protocol FloatGemm {
+/// What the executor needs from the machine: a float matrix multiply (for
+/// float linear layers and attention) and a way to run independent pieces of
+/// work in parallel. The device build uses `PortableBackend`; the host plugs
+/// in OpenBLAS and Dispatch. A generic parameter, not an existential, so it
+/// also compiles as Embedded Swift.
+public protocol ComputeBackend {
+    /// How many pieces `parallelFor` runs at once; the executor sizes its
+    /// per-task scratch and work split from it.
+    var parallelism: Int { get }
+    /// out = a · wᵀ (+ bias). `parallel: false` when the caller is already
+    /// inside `parallelFor`.
     func multiplyTransposed(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
-                            into out: MutableMatrixRef<Float>)
+                            into out: MutableMatrixRef<Float>, parallel: Bool)
+    /// Runs body(0..<count), possibly concurrently; returns when all are done.
+    func parallelFor(_ count: Int, _ body: (Int) -> Void)
 }
 
-public struct PortableGemm: FloatGemm {
+/// The device's own kernels, one thread (the worker pool comes with the
+/// integer runtime).
+public struct PortableBackend: ComputeBackend {
     public init() {}
+    public var parallelism: Int { 1 }
     public func multiplyTransposed(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
-                                   into out: MutableMatrixRef<Float>) {
+                                   into out: MutableMatrixRef<Float>, parallel: Bool) {
         F32Gemm.multiplyTransposed(a, w, bias: bias, into: out)
+    }
+    public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
+        for i in 0..<count { body(i) }
     }
 }
 

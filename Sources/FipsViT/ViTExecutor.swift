@@ -12,10 +12,10 @@ struct BlockWeights {
 /// Runs a ViT backbone (and its head, if any) on preprocessed images.
 /// All activation memory is one arena sized at init for `maxBatch` images;
 /// `forward` allocates nothing.
-public final class ViTExecutor<Gemm: FloatGemm> {
+public final class ViTExecutor<Backend: ComputeBackend> {
     public let config: ViTConfig
     public let maxBatch: Int
-    let gemm: Gemm
+    let backend: Backend
     let owner: AnyObjectBox?
     let patchW: LinearWeights
     let clsToken, posEmbed, normW, normB: UnsafePointer<Float>
@@ -31,10 +31,10 @@ public final class ViTExecutor<Gemm: FloatGemm> {
 
     /// `tensors` looks a name up; the executor keeps `owner` alive because the
     /// views point into it (a mapped artifact or host buffers).
-    public init(config c: ViTConfig, gemm: Gemm, maxBatch: Int, owner: AnyObjectBox?,
+    public init(config c: ViTConfig, backend: Backend, maxBatch: Int, owner: AnyObjectBox?,
                 lookup: (String) -> TensorView?) throws(ArtifactError) {
         self.config = c
-        self.gemm = gemm
+        self.backend = backend
         self.maxBatch = max(1, maxBatch)
         self.owner = owner
         let path = "model"
@@ -89,8 +89,8 @@ public final class ViTExecutor<Gemm: FloatGemm> {
         offsets.append(reserve(4 * rows * 3 * d))      // qkv
         offsets.append(reserve(4 * rows * d))          // attnOut
         offsets.append(reserve(4 * rows * c.mlpDim))   // mlp
-        offsets.append(reserve(4 * T * T))             // scores
-        offsets.append(reserve(4 * c.headDim * T))     // vT
+        offsets.append(reserve(4 * c.heads * T * T))   // scores, one [T, T] per head
+        offsets.append(reserve(4 * c.heads * c.headDim * T)) // vT, one per head
         offsets.append(reserve(4 * B * c.patchCount * c.channels * c.patchSize * c.patchSize)) // patches
         offsets.append(reserve(4 * B * c.headInputDim)) // pooled
         offsets.append(reserve(rows * widest))         // int8 activations
@@ -121,26 +121,19 @@ public final class ViTExecutor<Gemm: FloatGemm> {
         embed(batch: batch, images: images)
         for blk in blocks {
             // x += ls1 · proj(attention(LN1(x)))
-            Activations.layerNorm(MatrixRef(x, rows: rows, cols: d), weight: blk.norm1W, bias: blk.norm1B,
-                                  eps: c.layerNormEps, into: MutableMatrixRef(h, rows: rows, cols: d))
+            layerNorm(x, rows: rows, weight: blk.norm1W, bias: blk.norm1B, into: h)
             apply(blk.qkv, input: h, rows: rows, output: qkv)
             attention(batch: batch)
             apply(blk.proj, input: attnOut, rows: rows, output: h)
             residualAdd(x, h, scale: blk.ls1, rows: rows, cols: d)
             // x += ls2 · fc2(GELU(fc1(LN2(x))))
-            Activations.layerNorm(MatrixRef(x, rows: rows, cols: d), weight: blk.norm2W, bias: blk.norm2B,
-                                  eps: c.layerNormEps, into: MutableMatrixRef(h, rows: rows, cols: d))
+            layerNorm(x, rows: rows, weight: blk.norm2W, bias: blk.norm2B, into: h)
             apply(blk.fc1, input: h, rows: rows, output: mlp)
-            if c.geluTanh {
-                Activations.geluTanh(mlp, count: rows * c.mlpDim)
-            } else {
-                Activations.geluErf(mlp, count: rows * c.mlpDim)
-            }
+            gelu(mlp, rows: rows)
             apply(blk.fc2, input: mlp, rows: rows, output: h)
             residualAdd(x, h, scale: blk.ls2, rows: rows, cols: d)
         }
-        Activations.layerNorm(MatrixRef(x, rows: rows, cols: d), weight: normW, bias: normB,
-                              eps: c.layerNormEps, into: MutableMatrixRef(features, rows: rows, cols: d))
+        layerNorm(x, rows: rows, weight: normW, bias: normB, into: features)
         if let head = head, let logits = logits {
             for b in 0..<batch {
                 let f = features + b * T * d
@@ -196,21 +189,53 @@ public final class ViTExecutor<Gemm: FloatGemm> {
         let scale = 1 / Float(hd).squareRoot()
         for b in 0..<batch {
             let base = qkv + b * T * 3 * d
-            for head in 0..<c.heads {
+            backend.parallelFor(c.heads) { head in
+                let scores = self.scores + head * T * T
+                let vT = self.vT + head * hd * T
                 let q = MatrixRef(UnsafePointer(base + head * hd), rows: T, cols: hd, stride: 3 * d)
                 let k = MatrixRef(UnsafePointer(base + d + head * hd), rows: T, cols: hd, stride: 3 * d)
                 let s = MutableMatrixRef(scores, rows: T, cols: T)
-                gemm.multiplyTransposed(q, k, bias: nil, into: s)
+                backend.multiplyTransposed(q, k, bias: nil, into: s, parallel: false)
                 Activations.softmaxRows(s, scale: scale)
                 let v = base + 2 * d + head * hd
                 for t in 0..<T {
                     let vr = v + t * 3 * d
                     for j in 0..<hd { vT[j * T + t] = vr[j] }
                 }
-                gemm.multiplyTransposed(MatrixRef(UnsafePointer(scores), rows: T, cols: T),
-                                        MatrixRef(UnsafePointer(vT), rows: hd, cols: T), bias: nil,
-                                        into: MutableMatrixRef(attnOut + b * T * d + head * hd, rows: T, cols: hd, stride: d))
+                backend.multiplyTransposed(MatrixRef(UnsafePointer(scores), rows: T, cols: T),
+                                           MatrixRef(UnsafePointer(vT), rows: hd, cols: T), bias: nil,
+                                           into: MutableMatrixRef(attnOut + b * T * d + head * hd, rows: T, cols: hd, stride: d),
+                                           parallel: false)
             }
+        }
+    }
+
+    /// Splits `rows` into one contiguous chunk per parallel task.
+    func forRowChunks(_ rows: Int, _ body: (Range<Int>) -> Void) {
+        let tasks = min(backend.parallelism, max(1, rows / 16))
+        if tasks <= 1 { body(0..<rows); return }
+        let per = (rows + tasks - 1) / tasks
+        backend.parallelFor(tasks) { t in
+            let lo = t * per, hi = min(rows, lo + per)
+            if lo < hi { body(lo..<hi) }
+        }
+    }
+
+    func layerNorm(_ input: UnsafeMutablePointer<Float>, rows: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                   into out: UnsafeMutablePointer<Float>) {
+        let d = config.dim, eps = config.layerNormEps
+        forRowChunks(rows) { r in
+            Activations.layerNorm(MatrixRef(UnsafePointer(input + r.lowerBound * d), rows: r.count, cols: d),
+                                  weight: weight, bias: bias, eps: eps,
+                                  into: MutableMatrixRef(out + r.lowerBound * d, rows: r.count, cols: d))
+        }
+    }
+
+    func gelu(_ x: UnsafeMutablePointer<Float>, rows: Int) {
+        let m = config.mlpDim, tanh = config.geluTanh
+        forRowChunks(rows) { r in
+            if tanh { Activations.geluTanh(x + r.lowerBound * m, count: r.count * m) }
+            else { Activations.geluErf(x + r.lowerBound * m, count: r.count * m) }
         }
     }
 
@@ -220,7 +245,8 @@ public final class ViTExecutor<Gemm: FloatGemm> {
         let out = MutableMatrixRef(output, rows: rows, cols: l.outFeatures)
         switch l.storage {
         case .f32(let w):
-            gemm.multiplyTransposed(a, MatrixRef(w, rows: l.outFeatures, cols: l.inFeatures), bias: l.bias, into: out)
+            backend.multiplyTransposed(a, MatrixRef(w, rows: l.outFeatures, cols: l.inFeatures), bias: l.bias, into: out,
+                                       parallel: true)
         case .int8(let w, let scales):
             Int8Gemm.quantizeRows(a, into: qAct, scales: qScales)
             Int8Gemm.multiplyTransposed(qAct, aScales: qScales, w, wScales: scales,
@@ -252,8 +278,8 @@ public final class AnyObjectBox {
 
 extension ViTExecutor {
     /// An executor over a mapped artifact.
-    public convenience init(artifact: Artifact, gemm: Gemm, maxBatch: Int = 1) throws(ArtifactError) {
-        try self.init(config: artifact.config, gemm: gemm, maxBatch: maxBatch,
+    public convenience init(artifact: Artifact, backend: Backend, maxBatch: Int = 1) throws(ArtifactError) {
+        try self.init(config: artifact.config, backend: backend, maxBatch: maxBatch,
                       owner: AnyObjectBox(artifact: artifact), lookup: { artifact.tensor($0) })
     }
 }

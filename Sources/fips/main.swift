@@ -131,11 +131,11 @@ struct Bench: ParsableCommand {
         let forward: () -> Void
         if kernels == "portable" {
             let weights = HostWeights(vit)
-            let ex = try ViTExecutor(config: c, gemm: PortableGemm(), maxBatch: batch,
+            let ex = try ViTExecutor(config: c, backend: PortableBackend(), maxBatch: batch,
                                      owner: AnyObjectBox(release: { _ = weights }), lookup: { weights.views[$0] })
             forward = { ex.forward(batch: batch, images: input, features: &features) }
         } else {
-            let ex = try ViTExecutor<BLASGemm>.host(vit, maxBatch: batch, threads: threads)
+            let ex = try ViTExecutor<BLASBackend>.host(vit, maxBatch: batch, threads: threads)
             forward = { ex.forward(batch: batch, images: input, features: &features) }
         }
         for i in 0..<(warmup + runs) {

@@ -37,7 +37,7 @@ final class GoldenTests: XCTestCase {
 
     func testBLASForwardMatchesOnnxRuntime() throws {
         let m = try model()
-        let ex = try ViTExecutor<BLASGemm>.host(m, maxBatch: 1, threads: 2)
+        let ex = try ViTExecutor<BLASBackend>.host(m, maxBatch: 1, threads: 2)
         for stem in GoldenTests.stems {
             let g = try golden(stem)
             var out = [Float](repeating: 0, count: g.features.count)
@@ -49,7 +49,7 @@ final class GoldenTests: XCTestCase {
     func testBatchedForwardEqualsSingleImages() throws {
         let m = try model()
         let gs = try GoldenTests.stems.map { try golden($0) }
-        let ex = try ViTExecutor<BLASGemm>.host(m, maxBatch: 3, threads: 2)
+        let ex = try ViTExecutor<BLASBackend>.host(m, maxBatch: 3, threads: 2)
         let input = gs.flatMap { $0.input.data }
         let per = gs[0].features.count
         var out = [Float](repeating: 0, count: 3 * per)
@@ -65,7 +65,7 @@ final class GoldenTests: XCTestCase {
         let path = TestPaths.temporaryDirectory().appendingPathComponent("dinov2.fips").path
         try ArtifactWriter.write(m, precision: .f32, to: path)
         let a = try Artifact(path: path)
-        let ex = try ViTExecutor(artifact: a, gemm: PortableGemm())
+        let ex = try ViTExecutor(artifact: a, backend: PortableBackend())
         let g = try golden("chelsea")
         var out = [Float](repeating: 0, count: g.features.count)
         ex.forward(batch: 1, images: g.input.data, features: &out)
@@ -78,7 +78,7 @@ final class GoldenTests: XCTestCase {
         try ArtifactWriter.write(m, precision: .int8, to: path)
         let a = try Artifact(path: path)
         XCTAssertLessThan(a.fileBytes, 30_000_000, "int8 artifact should be about a quarter of fp32")
-        let ex = try ViTExecutor(artifact: a, gemm: PortableGemm())
+        let ex = try ViTExecutor(artifact: a, backend: PortableBackend())
         for stem in GoldenTests.stems {
             let g = try golden(stem)
             var out = [Float](repeating: 0, count: g.features.count)

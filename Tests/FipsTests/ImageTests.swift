@@ -133,8 +133,13 @@ final class ImageTests: XCTestCase {
 
     // MARK: decoding
 
-    func testPNGNamedJPGDecodesByContent() throws {
-        let img = try ImageDecoder.load(path: fixture("png_named.jpg"))
+    func testPNGNamedJPGIsRefusedByPathButDecodesAsBytes() throws {
+        let path = fixture("png_named.jpg")
+        XCTAssertThrowsError(try ImageDecoder.load(path: path)) { e in
+            XCTAssertEqual((e as! ImageError).message, "\(path): file is named as JPEG but holds PNG data; rename or re-encode it")
+        }
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let img = try data.withUnsafeBytes { try ImageDecoder.decode($0, name: "upload") }
         XCTAssertEqual(img.width, 32)
         XCTAssertEqual(img.height, 24)
         XCTAssertEqual(img.pixels, try bytes("png_named_rgb.u8"))
@@ -201,11 +206,14 @@ final class ImageTests: XCTestCase {
         XCTAssertTrue(msg2.contains("over the limit of 40000000"), msg2)
     }
 
-    func testPixelLimitAppliesToPNG() {
-        let msg = errorMessage { () throws(ImageError) in
-            try ImageDecoder.load(path: fixture("png_named.jpg"), limits: DecodeLimits(maxPixels: 100))
+    func testPixelLimitAppliesToPNG() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: fixture("png_named.jpg")))
+        let msg = data.withUnsafeBytes { b in
+            errorMessage { () throws(ImageError) in
+                try ImageDecoder.decode(b, name: "frame.png", limits: DecodeLimits(maxPixels: 100))
+            }
         }
-        XCTAssertTrue(msg.hasSuffix("png_named.jpg: image is 32x24 = 768 pixels, over the limit of 100"), msg)
+        XCTAssertEqual(msg, "frame.png: image is 32x24 = 768 pixels, over the limit of 100")
     }
 
     func testDirectoryMissingAndOversizedFiles() {

@@ -38,8 +38,8 @@ final class KernelTests: XCTestCase {
         qkv.withUnsafeBufferPointer { p in
             let q = MatrixRef(p.baseAddress! + hd, rows: T, cols: hd, stride: 3 * d)
             let k = MatrixRef(p.baseAddress! + d + hd, rows: T, cols: hd, stride: 3 * d)
-            portable.withUnsafeMutableBufferPointer { PortableGemm().multiplyTransposed(q, k, bias: nil, into: MutableMatrixRef($0.baseAddress!, rows: T, cols: T)) }
-            blas.withUnsafeMutableBufferPointer { BLASGemm().multiplyTransposed(q, k, bias: nil, into: MutableMatrixRef($0.baseAddress!, rows: T, cols: T)) }
+            portable.withUnsafeMutableBufferPointer { PortableBackend().multiplyTransposed(q, k, bias: nil, into: MutableMatrixRef($0.baseAddress!, rows: T, cols: T), parallel: true) }
+            blas.withUnsafeMutableBufferPointer { BLASBackend(threads: 2).multiplyTransposed(q, k, bias: nil, into: MutableMatrixRef($0.baseAddress!, rows: T, cols: T), parallel: true) }
         }
         var ref = [Float](repeating: 0, count: T * T)
         for i in 0..<T { for j in 0..<T {
