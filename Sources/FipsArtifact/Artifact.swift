@@ -9,6 +9,9 @@ public struct TensorView {
     public let byteCount: Int
     /// Per-row float32 scales for `.i8RowScaled`, else nil.
     public let scales: UnsafePointer<Float>?
+    /// Row starts and column indices for `.f32CSR`, else nil.
+    public var csrRowStart: UnsafePointer<UInt32>? = nil
+    public var csrColIndex: UnsafePointer<UInt16>? = nil
 
     public init(name: String, dtype: TensorDType, shape: [Int], data: UnsafeRawPointer, byteCount: Int,
                 scales: UnsafePointer<Float>?) {
@@ -21,6 +24,8 @@ public struct TensorView {
     }
 
     public var elementCount: Int { shape.reduce(1, *) }
+    /// Stored values: every element, or the nonzeros of a sparse tensor.
+    public var storedValues: Int { dtype == .f32CSR ? byteCount / 4 : elementCount }
 
     public var floats: UnsafePointer<Float> { data.assumingMemoryBound(to: Float.self) }
     public var int8s: UnsafePointer<Int8> { data.assumingMemoryBound(to: Int8.self) }
@@ -162,19 +167,48 @@ public final class Artifact {
             let off = Int(r.u64(e + 88)), bytes = Int(r.u64(e + 96))
             let auxOff = Int(r.u64(e + 104)), auxBytes = Int(r.u64(e + 112))
             let elements = shape.reduce(1, *)
+            let dataBytes = dtype == .i8RowScaled ? elements : 4 * elements
             guard r.contains(off, bytes), off % ArtifactFormat.alignment == 0,
-                  bytes == elements * dtype.bytesPerElement else {
+                  dtype == .f32CSR ? (bytes % 4 == 0 && bytes <= 4 * elements) : bytes == dataBytes else {
                 throw .malformed(path: path, reason: "tensor \(name) data out of bounds or mis-sized")
             }
             var scales: UnsafePointer<Float>? = nil
-            if dtype == .i8RowScaled {
+            var rowStart: UnsafePointer<UInt32>? = nil
+            var colIndex: UnsafePointer<UInt16>? = nil
+            switch dtype {
+            case .f32:
+                break
+            case .i8RowScaled:
                 guard r.contains(auxOff, auxBytes), auxOff % 4 == 0, auxBytes == 4 * shape[0] else {
                     throw .malformed(path: path, reason: "tensor \(name) scales out of bounds or mis-sized")
                 }
                 scales = (base + auxOff).assumingMemoryBound(to: Float.self)
+            case .f32CSR:
+                let nnz = bytes / 4
+                guard rank == 2, shape[1] <= 65536, r.contains(auxOff, auxBytes), auxOff % 4 == 0,
+                      auxBytes == 4 * (shape[0] + 1) + 2 * nnz else {
+                    throw .malformed(path: path, reason: "tensor \(name) sparse index out of bounds or mis-sized")
+                }
+                let starts = (base + auxOff).assumingMemoryBound(to: UInt32.self)
+                let cols = (base + auxOff + 4 * (shape[0] + 1)).assumingMemoryBound(to: UInt16.self)
+                // Checked once here so the kernels can index without bounds checks.
+                if starts[0] != 0 || Int(starts[shape[0]]) != nnz {
+                    throw .malformed(path: path, reason: "tensor \(name) sparse row starts do not cover \(nnz) values")
+                }
+                for row in 0..<shape[0] where starts[row] > starts[row + 1] {
+                    throw .malformed(path: path, reason: "tensor \(name) sparse row starts decrease at row \(row)")
+                }
+                for k in 0..<nnz where Int(cols[k]) >= shape[1] {
+                    throw .malformed(path: path, reason: "tensor \(name) sparse column index out of range")
+                }
+                rowStart = starts
+                colIndex = cols
             }
-            tensors.append(TensorView(name: name, dtype: dtype, shape: shape, data: base + off,
-                                      byteCount: bytes, scales: scales))
+            var view = TensorView(name: name, dtype: dtype, shape: shape, data: base + off,
+                                  byteCount: bytes, scales: scales)
+            view.csrRowStart = rowStart
+            view.csrColIndex = colIndex
+            tensors.append(view)
         }
         return Parsed(version: version, config: config, labels: labels, tensors: tensors)
     }

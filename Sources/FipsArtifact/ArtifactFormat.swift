@@ -8,20 +8,24 @@ public enum ArtifactFormat {
     public static let alignment = 64
 }
 
-/// Element encodings of a tensor. Values 2... are reserved for the
-/// factorised, sparse and low-bit formats of later versions.
+/// Element encodings of a tensor. Further values are reserved for the N:M,
+/// blocked and low-bit formats of later versions.
 public enum TensorDType: UInt8 {
     /// IEEE float32, little-endian.
     case f32 = 0
     /// int8, symmetric, one float32 scale per output row (dims[0] rows):
     /// w[r][c] = scale[r] * q[r][c]. Scales live at auxOffset.
     case i8RowScaled = 1
+    /// float32 compressed sparse rows of a [rows, cols] matrix: data holds the
+    /// nnz values; aux holds u32 rowStart[rows + 1] then u16 colIndex[nnz]
+    /// (cols ≤ 65536).
+    case f32CSR = 2
 
     public var name: String {
         switch self {
         case .f32: return "f32"
         case .i8RowScaled: return "i8"
+        case .f32CSR: return "f32-csr"
         }
     }
-    public var bytesPerElement: Int { self == .f32 ? 4 : 1 }
 }

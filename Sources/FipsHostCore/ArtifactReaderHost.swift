@@ -20,6 +20,13 @@ public enum ArtifactReaderHost {
                     let s = t.scales![r]
                     for c in 0..<cols { values[r * cols + c] = s * Float(t.int8s[r * cols + c]) }
                 }
+            case .f32CSR:
+                let cols = t.shape[1]
+                for r in 0..<t.shape[0] {
+                    for p in Int(t.csrRowStart![r])..<Int(t.csrRowStart![r + 1]) {
+                        values[r * cols + Int(t.csrColIndex![p])] = t.floats[p]
+                    }
+                }
             }
             tensors[t.name] = HostTensor(shape: t.shape, data: values)
         }

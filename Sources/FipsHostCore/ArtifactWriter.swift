@@ -26,8 +26,8 @@ public enum ArtifactWriter {
     }
 
     public static func encode(_ model: ViTModel, precision: Precision) -> [EncodedTensor] {
-        var names = ViTModel.expectedShapes(model.config).map { $0.0 }
-        // Keep any extra tensors (future formats) after the known ones, sorted for determinism.
+        var names = model.requiredShapes().map { $0.0 }
+        // Keep any extra tensors after the known ones, sorted for determinism.
         let known = Set(names)
         names += model.tensors.keys.filter { !known.contains($0) }.sorted()
         return names.map { name in
@@ -37,8 +37,32 @@ public enum ArtifactWriter {
                 return EncodedTensor(name: name, dtype: .i8RowScaled, shape: t.shape,
                                      data: q.values.map { UInt8(bitPattern: $0) }, aux: bytes(of: q.scales))
             }
+            if name.hasSuffix(".V"), t.shape.count == 2, t.shape[1] <= 65536, let sparse = csr(t, name: name) {
+                return sparse
+            }
             return EncodedTensor(name: name, dtype: .f32, shape: t.shape, data: bytes(of: t.data), aux: [])
         }
+    }
+
+    /// CSR encoding of a pruned projection when it is smaller than dense
+    /// (6 bytes per kept weight against 4 per weight: above 1/3 sparsity).
+    static func csr(_ t: HostTensor, name: String) -> EncodedTensor? {
+        let rows = t.shape[0], cols = t.shape[1]
+        let nnz = t.data.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+        guard 6 * nnz + 4 * (rows + 1) < 4 * t.count else { return nil }
+        var values = [Float](), starts = [UInt32](), index = [UInt16]()
+        values.reserveCapacity(nnz); index.reserveCapacity(nnz); starts.reserveCapacity(rows + 1)
+        starts.append(0)
+        for r in 0..<rows {
+            for c in 0..<cols where t.data[r * cols + c] != 0 {
+                values.append(t.data[r * cols + c])
+                index.append(UInt16(c))
+            }
+            starts.append(UInt32(values.count))
+        }
+        var aux = starts.withUnsafeBytes { Array($0) }
+        aux += index.withUnsafeBytes { Array($0) }
+        return EncodedTensor(name: name, dtype: .f32CSR, shape: t.shape, data: bytes(of: values), aux: aux)
     }
 
     static func bytes(of floats: [Float]) -> [UInt8] {
@@ -84,14 +108,27 @@ public enum ArtifactWriter {
         let tableOffset = out.count
         out += [UInt8](repeating: 0, count: tensors.count * ArtifactFormat.entryBytes)
         align()
+        // Identical tensors are stored once and share their offsets: this is
+        // how every block of a FiPS group points at the one shared basis U.
+        var stored = [Int: [(index: Int, data: Int, aux: Int)]]()
         for (i, t) in tensors.enumerated() {
             precondition(t.name.utf8.count < ArtifactFormat.maxNameBytes, "tensor name too long: \(t.name)")
             precondition(t.shape.count >= 1 && t.shape.count <= 4)
-            align()
-            let dataOffset = out.count
-            out += t.data
-            var auxOffset = 0
-            if !t.aux.isEmpty { align(); auxOffset = out.count; out += t.aux }
+            var hasher = Hasher()
+            hasher.combine(t.dtype.rawValue); hasher.combine(t.shape); hasher.combine(t.data); hasher.combine(t.aux)
+            let key = hasher.finalize()
+            var dataOffset = 0, auxOffset = 0
+            if let twin = stored[key]?.first(where: { tensors[$0.index].dtype == t.dtype && tensors[$0.index].shape == t.shape
+                                                       && tensors[$0.index].data == t.data && tensors[$0.index].aux == t.aux }) {
+                dataOffset = twin.data
+                auxOffset = twin.aux
+            } else {
+                align()
+                dataOffset = out.count
+                out += t.data
+                if !t.aux.isEmpty { align(); auxOffset = out.count; out += t.aux }
+                stored[key, default: []].append((i, dataOffset, auxOffset))
+            }
             let e = tableOffset + i * ArtifactFormat.entryBytes
             for (k, b) in t.name.utf8.enumerated() { out[e + k] = b }
             out[e + 64] = t.dtype.rawValue

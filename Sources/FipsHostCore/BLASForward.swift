@@ -35,6 +35,23 @@ public struct BLASBackend: ComputeBackend {
         }
     }
 
+    public func multiply(_ a: MatrixRef<Float>, _ b: MatrixRef<Float>, bias: UnsafePointer<Float>?,
+                         into out: MutableMatrixRef<Float>, parallel: Bool) {
+        let M = a.rows
+        let tasks = parallel ? min(threads, max(1, M / 32)) : 1
+        let per = (M + tasks - 1) / tasks
+        let run = { (t: Int) in
+            let lo = t * per, hi = min(M, lo + per)
+            guard lo < hi else { return }
+            let rows = hi - lo, N = b.cols, K = a.cols
+            let o = out.row(lo)
+            if let bias = bias { for m in 0..<rows { (o + m * out.stride).update(from: bias, count: N) } }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(N), Int32(K), 1,
+                        a.row(lo), Int32(a.stride), b.base, Int32(b.stride), bias == nil ? 0 : 1, o, Int32(out.stride))
+        }
+        if tasks <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: tasks, execute: run) }
+    }
+
     public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         if threads == 1 || count == 1 { for i in 0..<count { body(i) }; return }
         DispatchQueue.concurrentPerform(iterations: count, execute: body)

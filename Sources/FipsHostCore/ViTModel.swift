@@ -64,10 +64,33 @@ public struct ViTModel {
         return out
     }
 
-    /// nil when every expected tensor is present with its shape, else the first problem.
+    /// True when block i's MLP is stored as FiPS/SVD factors
+    /// (`mlp.fc1.U`, `mlp.fc1.V`, `mlp.fc2.U`, `mlp.fc2.V`) instead of dense weights.
+    public func isFactorised(block i: Int) -> Bool { tensors[TensorNames.block(i, "mlp.fc1.U")] != nil }
+
+    /// The tensors this model actually needs: `expectedShapes`, with the dense
+    /// MLP weights of factorised blocks replaced by their factors (rank from U).
+    public func requiredShapes() -> [(String, [Int])] {
+        var out = [(String, [Int])]()
+        for (name, shape) in ViTModel.expectedShapes(config) {
+            let parts = name.split(separator: ".")
+            if parts.count == 5, parts[0] == "blocks", let i = Int(parts[1]), parts[2] == "mlp", parts[4] == "weight",
+               isFactorised(block: i) {
+                let fc = String(parts[3])
+                let r1 = tensors[TensorNames.block(i, "mlp.\(fc).U")]?.shape.last ?? 0
+                out.append((TensorNames.block(i, "mlp.\(fc).U"), [config.dim, r1]))
+                out.append((TensorNames.block(i, "mlp.\(fc).V"), [r1, config.mlpDim]))
+            } else {
+                out.append((name, shape))
+            }
+        }
+        return out
+    }
+
+    /// nil when every required tensor is present with its shape, else the first problem.
     public func validate() -> String? {
         if let r = config.validate() { return r }
-        for (name, shape) in ViTModel.expectedShapes(config) {
+        for (name, shape) in requiredShapes() {
             guard let t = tensors[name] else { return "missing tensor \(name)" }
             if t.shape != shape { return "tensor \(name) has shape \(t.shape), expected \(shape)" }
         }

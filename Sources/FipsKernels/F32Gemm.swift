@@ -88,3 +88,47 @@ public enum F32Gemm {
         store(0, a0, sums.0); store(1, a1, sums.1); store(2, a2, sums.2); store(3, a3, sums.3)
     }
 }
+
+extension F32Gemm {
+    /// out[m][n] = Σ_k a[m][k] · b[k][n] (+ bias[n]): the non-transposed
+    /// product, for factors stored [in, out] (the FiPS basis U in x·U and the
+    /// projection V in z·V). Broadcast form: each a[m][k] scales row k of b,
+    /// accumulated over SIMD8 columns, so it streams b row by row.
+    public static func multiply(_ a: MatrixRef<Float>, _ b: MatrixRef<Float>, bias: UnsafePointer<Float>?,
+                                into out: MutableMatrixRef<Float>) {
+        precondition(a.cols == b.rows && out.rows == a.rows && out.cols == b.cols, "F32Gemm.multiply shape mismatch")
+        let M = a.rows, K = a.cols, N = b.cols
+        for m in 0..<M {
+            let o = out.row(m)
+            if let bias = bias { o.update(from: bias, count: N) } else { o.update(repeating: 0, count: N) }
+            let ar = a.row(m)
+            var k = 0
+            // Four rows of b per pass: one load/store of the output per four FMAs.
+            while k + 4 <= K {
+                let s0 = SIMD8<Float>(repeating: ar[k]), s1 = SIMD8<Float>(repeating: ar[k + 1])
+                let s2 = SIMD8<Float>(repeating: ar[k + 2]), s3 = SIMD8<Float>(repeating: ar[k + 3])
+                let b0 = b.row(k), b1 = b.row(k + 1), b2 = b.row(k + 2), b3 = b.row(k + 3)
+                var n = 0
+                while n + 8 <= N {
+                    var acc = load8(UnsafePointer(o + n))
+                    acc += s0 * load8(b0 + n)
+                    acc += s1 * load8(b1 + n)
+                    acc += s2 * load8(b2 + n)
+                    acc += s3 * load8(b3 + n)
+                    UnsafeMutableRawPointer(o + n).storeBytes(of: acc, as: SIMD8<Float>.self)
+                    n += 8
+                }
+                while n < N {
+                    o[n] += ar[k] * b0[n] + ar[k + 1] * b1[n] + ar[k + 2] * b2[n] + ar[k + 3] * b3[n]
+                    n += 1
+                }
+                k += 4
+            }
+            while k < K {
+                let s = ar[k], br = b.row(k)
+                for n in 0..<N { o[n] += s * br[n] }
+                k += 1
+            }
+        }
+    }
+}

@@ -14,6 +14,9 @@ public protocol ComputeBackend {
     /// inside `parallelFor`.
     func multiplyTransposed(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
                             into out: MutableMatrixRef<Float>, parallel: Bool)
+    /// out = a · b (+ bias), b stored [in, out] (the factors of a FiPS MLP).
+    func multiply(_ a: MatrixRef<Float>, _ b: MatrixRef<Float>, bias: UnsafePointer<Float>?,
+                  into out: MutableMatrixRef<Float>, parallel: Bool)
     /// Runs body(0..<count), possibly concurrently; returns when all are done.
     func parallelFor(_ count: Int, _ body: (Int) -> Void)
 }
@@ -26,6 +29,10 @@ public struct PortableBackend: ComputeBackend {
     public func multiplyTransposed(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
                                    into out: MutableMatrixRef<Float>, parallel: Bool) {
         F32Gemm.multiplyTransposed(a, w, bias: bias, into: out)
+    }
+    public func multiply(_ a: MatrixRef<Float>, _ b: MatrixRef<Float>, bias: UnsafePointer<Float>?,
+                         into out: MutableMatrixRef<Float>, parallel: Bool) {
+        F32Gemm.multiply(a, b, bias: bias, into: out)
     }
     public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
         for i in 0..<count { body(i) }
@@ -43,12 +50,14 @@ public struct LinearWeights {
     public let inFeatures: Int
     public let bias: UnsafePointer<Float>?
 
-    public init(_ t: TensorView, bias: TensorView?) {
+    /// nil for encodings a dense linear layer cannot use (sparse).
+    public init?(_ t: TensorView, bias: TensorView?) {
         outFeatures = t.shape[0]
         inFeatures = t.elementCount / t.shape[0]
         switch t.dtype {
         case .f32: storage = .f32(t.floats)
         case .i8RowScaled: storage = .int8(t.int8s, scales: t.scales!)
+        case .f32CSR: return nil
         }
         self.bias = bias?.floats
     }
@@ -56,5 +65,47 @@ public struct LinearWeights {
     public var isInt8: Bool {
         if case .int8 = storage { return true }
         return false
+    }
+}
+
+/// One factor of a factorised MLP layer: the shared basis U [d, r] (dense)
+/// or a projection V [r, m], dense or sparse (CSR).
+public struct FactorWeights {
+    public enum Storage {
+        case f32(UnsafePointer<Float>)
+        case csr(SparseMatrix)
+    }
+    public let storage: Storage
+    public let rows: Int
+    public let cols: Int
+
+    public init?(_ t: TensorView) {
+        guard t.shape.count == 2 else { return nil }
+        rows = t.shape[0]
+        cols = t.shape[1]
+        switch t.dtype {
+        case .f32: storage = .f32(t.floats)
+        case .f32CSR:
+            storage = .csr(SparseMatrix(rows: rows, cols: cols, rowStart: t.csrRowStart!, colIndex: t.csrColIndex!,
+                                        values: t.floats))
+        case .i8RowScaled: return nil
+        }
+    }
+}
+
+/// The MLP of one block: two dense linear layers, or the FiPS form
+/// fc1: (x·U₁)·V₁ + b₁ and fc2: (h·V₂ᵀ)·U₂ᵀ + b₂, where U₁ and U₂ are the
+/// group's shared basis (per-layer bases for the SVD baseline).
+public enum MLPWeights {
+    case dense(fc1: LinearWeights, fc2: LinearWeights)
+    case factorised(fc1U: FactorWeights, fc1V: FactorWeights, fc1Bias: UnsafePointer<Float>,
+                    fc2U: FactorWeights, fc2V: FactorWeights, fc2Bias: UnsafePointer<Float>)
+
+    /// Widest intermediate (rank) the factorised form needs scratch for.
+    public var maxRank: Int {
+        switch self {
+        case .dense: return 0
+        case .factorised(let u1, _, _, let u2, _, _): return max(u1.cols, u2.cols)
+        }
     }
 }

@@ -5,9 +5,15 @@ import FipsKernels
 /// Per-block weights, resolved once at load time.
 struct BlockWeights {
     var norm1W, norm1B, norm2W, norm2B: UnsafePointer<Float>
-    var qkv, proj, fc1, fc2: LinearWeights
+    var qkv, proj: LinearWeights
+    var mlp: MLPWeights
     var ls1, ls2: UnsafePointer<Float>?
 }
+
+/// Called once per block during `forward` with the MLP's input (the LN2
+/// output) and its output before LayerScale, both [rows, dim]; the host
+/// records these as calibration data for block-wise reconstruction.
+public typealias MLPObserver = (_ block: Int, _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ rows: Int) -> Void
 
 /// Runs a ViT backbone (and its head, if any) on preprocessed images.
 /// All activation memory is one arena sized at init for `maxBatch` images;
@@ -28,6 +34,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     let x, h, qkv, attnOut, mlp, scores, vT, patches, pooled: UnsafeMutablePointer<Float>
     let qAct: UnsafeMutablePointer<Int8>
     let qScales: UnsafeMutablePointer<Float>
+    let lowRank: UnsafeMutablePointer<Float>
 
     /// `tensors` looks a name up; the executor keeps `owner` alive because the
     /// views point into it (a mapped artifact or host buffers).
@@ -53,12 +60,17 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         func linear(_ n: String, _ out: Int, _ inp: Int) throws(ArtifactError) -> LinearWeights {
             let w = try need(n + ".weight", [out, inp])
             let b = try need(n + ".bias", [out])
-            return LinearWeights(w, bias: b)
+            guard let l = LinearWeights(w, bias: b) else {
+                throw .wrongShape(path: path, name: n + ".weight", reason: "\(w.dtype.name) is not a linear-layer encoding")
+            }
+            return l
         }
         let d = c.dim
-        patchW = LinearWeights(try need(TensorNames.patchWeight, [d, c.channels * c.patchSize * c.patchSize]),
-                               bias: try need(TensorNames.patchBias, [d]))
-        if patchW.isInt8 { throw .wrongShape(path: path, name: TensorNames.patchWeight, reason: "must be f32") }
+        let pw = try need(TensorNames.patchWeight, [d, c.channels * c.patchSize * c.patchSize])
+        guard pw.dtype == .f32, let patch = LinearWeights(pw, bias: try need(TensorNames.patchBias, [d])) else {
+            throw .wrongShape(path: path, name: TensorNames.patchWeight, reason: "must be f32")
+        }
+        patchW = patch
         clsToken = try f32(TensorNames.clsToken, [d])
         posEmbed = try f32(TensorNames.posEmbed, [c.tokenCount, d])
         normW = try f32(TensorNames.normWeight, [d])
@@ -67,11 +79,29 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         var bs = [BlockWeights]()
         for i in 0..<c.depth {
             func n(_ leaf: String) -> String { TensorNames.block(i, leaf) }
+            func factor(_ name: String, _ shape0: Int?, _ shape1: Int?) throws(ArtifactError) -> FactorWeights {
+                guard let t = lookup(name) else { throw .missingTensor(path: path, name: name) }
+                guard let f = FactorWeights(t), shape0 == nil || f.rows == shape0!, shape1 == nil || f.cols == shape1! else {
+                    throw .wrongShape(path: path, name: name, reason: "has \(shapeText(t.shape)) \(t.dtype.name)")
+                }
+                return f
+            }
+            let mlp: MLPWeights
+            if lookup(n("mlp.fc1.U")) != nil {
+                let u1 = try factor(n("mlp.fc1.U"), d, nil)
+                let v1 = try factor(n("mlp.fc1.V"), u1.cols, c.mlpDim)
+                let u2 = try factor(n("mlp.fc2.U"), d, nil)
+                let v2 = try factor(n("mlp.fc2.V"), u2.cols, c.mlpDim)
+                mlp = .factorised(fc1U: u1, fc1V: v1, fc1Bias: try f32(n("mlp.fc1.bias"), [c.mlpDim]),
+                                  fc2U: u2, fc2V: v2, fc2Bias: try f32(n("mlp.fc2.bias"), [d]))
+            } else {
+                mlp = .dense(fc1: try linear(n("mlp.fc1"), c.mlpDim, d), fc2: try linear(n("mlp.fc2"), d, c.mlpDim))
+            }
             bs.append(BlockWeights(
                 norm1W: try f32(n("norm1.weight"), [d]), norm1B: try f32(n("norm1.bias"), [d]),
                 norm2W: try f32(n("norm2.weight"), [d]), norm2B: try f32(n("norm2.bias"), [d]),
                 qkv: try linear(n("attn.qkv"), 3 * d, d), proj: try linear(n("attn.proj"), d, d),
-                fc1: try linear(n("mlp.fc1"), c.mlpDim, d), fc2: try linear(n("mlp.fc2"), d, c.mlpDim),
+                mlp: mlp,
                 ls1: c.hasLayerScale ? try f32(n("ls1"), [d]) : nil,
                 ls2: c.hasLayerScale ? try f32(n("ls2"), [d]) : nil))
         }
@@ -95,6 +125,8 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         offsets.append(reserve(4 * B * c.headInputDim)) // pooled
         offsets.append(reserve(rows * widest))         // int8 activations
         offsets.append(reserve(4 * rows))              // their scales
+        let maxRank = bs.reduce(0) { max($0, $1.mlp.maxRank) }
+        offsets.append(reserve(4 * rows * maxRank))    // x·U or h·Vᵀ of a factorised MLP
         arenaBytes = total
         guard let mem = fips_alloc(total) else { throw .io(path: "activation arena", errno: 12) }
         arena = mem
@@ -103,23 +135,24 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         patches = f(7); pooled = f(8)
         qAct = (mem + offsets[9]).assumingMemoryBound(to: Int8.self)
         qScales = f(10)
+        lowRank = f(11)
     }
 
     deinit { fips_free(arena) }
 
     /// Bytes of weights the executor reads (f32 and int8 data plus scales).
-    public var usesInt8: Bool { blocks.first?.fc1.isInt8 ?? false }
+    public var usesInt8: Bool { blocks.first?.qkv.isInt8 ?? false }
 
     /// Runs `batch` images, each CHW float [channels, imageSize, imageSize]
     /// laid out back to back in `images`. Writes the final LayerNorm output,
     /// [batch, tokens, dim], to `features`, and [batch, classes] to `logits`
     /// when the model has a head and `logits` is given.
     public func forward(batch: Int, images: UnsafePointer<Float>, features: UnsafeMutablePointer<Float>,
-                        logits: UnsafeMutablePointer<Float>? = nil) {
+                        logits: UnsafeMutablePointer<Float>? = nil, observer: MLPObserver? = nil) {
         precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
         let c = config, d = c.dim, T = c.tokenCount, rows = batch * T
         embed(batch: batch, images: images)
-        for blk in blocks {
+        for (index, blk) in blocks.enumerated() {
             // x += ls1 · proj(attention(LN1(x)))
             layerNorm(x, rows: rows, weight: blk.norm1W, bias: blk.norm1B, into: h)
             apply(blk.qkv, input: h, rows: rows, output: qkv)
@@ -128,10 +161,9 @@ public final class ViTExecutor<Backend: ComputeBackend> {
             residualAdd(x, h, scale: blk.ls1, rows: rows, cols: d)
             // x += ls2 · fc2(GELU(fc1(LN2(x))))
             layerNorm(x, rows: rows, weight: blk.norm2W, bias: blk.norm2B, into: h)
-            apply(blk.fc1, input: h, rows: rows, output: mlp)
-            gelu(mlp, rows: rows)
-            apply(blk.fc2, input: mlp, rows: rows, output: h)
-            residualAdd(x, h, scale: blk.ls2, rows: rows, cols: d)
+            runMLP(blk.mlp, rows: rows)
+            if let observer = observer { observer(index, UnsafePointer(h), UnsafePointer(attnOut), rows) }
+            residualAdd(x, attnOut, scale: blk.ls2, rows: rows, cols: d)
         }
         layerNorm(x, rows: rows, weight: normW, bias: normB, into: features)
         if let head = head, let logits = logits {
@@ -236,6 +268,58 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         forRowChunks(rows) { r in
             if tanh { Activations.geluTanh(x + r.lowerBound * m, count: r.count * m) }
             else { Activations.geluErf(x + r.lowerBound * m, count: r.count * m) }
+        }
+    }
+
+    /// attnOut = MLP(h); h (the LN2 output) is left intact for observers.
+    func runMLP(_ w: MLPWeights, rows: Int) {
+        let c = config, d = c.dim, m = c.mlpDim
+        switch w {
+        case .dense(let fc1, let fc2):
+            apply(fc1, input: h, rows: rows, output: mlp)
+            gelu(mlp, rows: rows)
+            apply(fc2, input: mlp, rows: rows, output: attnOut)
+        case .factorised(let u1, let v1, let b1, let u2, let v2, let b2):
+            // fc1: z = x·U₁ [rows, r₁], a = z·V₁ + b₁ [rows, m]
+            let r1 = u1.cols, r2 = u2.cols
+            multiply(MatrixRef(UnsafePointer(h), rows: rows, cols: d), u1, bias: nil,
+                     into: MutableMatrixRef(lowRank, rows: rows, cols: r1))
+            multiply(MatrixRef(UnsafePointer(lowRank), rows: rows, cols: r1), v1, bias: b1,
+                     into: MutableMatrixRef(mlp, rows: rows, cols: m))
+            gelu(mlp, rows: rows)
+            // fc2: q = h·V₂ᵀ [rows, r₂], y = q·U₂ᵀ + b₂ [rows, d]
+            multiplyTransposed(MatrixRef(UnsafePointer(mlp), rows: rows, cols: m), v2, bias: nil,
+                               into: MutableMatrixRef(lowRank, rows: rows, cols: r2))
+            multiplyTransposed(MatrixRef(UnsafePointer(lowRank), rows: rows, cols: r2), u2, bias: b2,
+                               into: MutableMatrixRef(attnOut, rows: rows, cols: d))
+        }
+    }
+
+    /// out = a · F (+ bias) for a factor stored [in, out].
+    func multiply(_ a: MatrixRef<Float>, _ f: FactorWeights, bias: UnsafePointer<Float>?, into out: MutableMatrixRef<Float>) {
+        switch f.storage {
+        case .f32(let p):
+            backend.multiply(a, MatrixRef(p, rows: f.rows, cols: f.cols), bias: bias, into: out, parallel: true)
+        case .csr(let s):
+            forRowChunks(a.rows) { r in
+                SparseGemm.multiply(MatrixRef(a.row(r.lowerBound), rows: r.count, cols: a.cols, stride: a.stride), s, bias: bias,
+                                    into: MutableMatrixRef(out.row(r.lowerBound), rows: r.count, cols: out.cols, stride: out.stride))
+            }
+        }
+    }
+
+    /// out = a · Fᵀ (+ bias) for a factor stored [out, in].
+    func multiplyTransposed(_ a: MatrixRef<Float>, _ f: FactorWeights, bias: UnsafePointer<Float>?,
+                            into out: MutableMatrixRef<Float>) {
+        switch f.storage {
+        case .f32(let p):
+            backend.multiplyTransposed(a, MatrixRef(p, rows: f.rows, cols: f.cols), bias: bias, into: out, parallel: true)
+        case .csr(let s):
+            forRowChunks(a.rows) { r in
+                SparseGemm.multiplyTransposed(MatrixRef(a.row(r.lowerBound), rows: r.count, cols: a.cols, stride: a.stride), s,
+                                              bias: bias,
+                                              into: MutableMatrixRef(out.row(r.lowerBound), rows: r.count, cols: out.cols, stride: out.stride))
+            }
         }
     }
 

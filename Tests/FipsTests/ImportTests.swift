@@ -2,7 +2,7 @@ import XCTest
 import Foundation
 import FipsArtifact
 import FipsHostCore
-@testable import FipsImport
+import FipsImport
 
 /// Shared paths and the (slow) real-model import, done once per test run.
 enum ImportFixtures {
