@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import FipsArtifact
+import FipsData
+import FipsHostCore
+
+/// Where labelled images come from, shared by `fips head` and `fips eval`.
+struct LabelledSourceOptions: ParsableArguments {
+    @Flag(help: "Use Fashion-MNIST (Debian dataset-fashion-mnist): the first --per-class images of each class (training split for head, test split for eval).")
+    var fashionMnist = false
+
+    @Option(help: "Images per class taken from Fashion-MNIST, in file order.")
+    var perClass = 200
+
+    @Option(help: "Directory of the Fashion-MNIST idx files (gzip).")
+    var fashionMnistDir = FashionMNIST.defaultDirectory
+
+    @Option(help: "A labelled folder: one subfolder of JPEG/PNG images per class (class names = subfolder names, sorted).")
+    var folder: String?
+
+    var chosen: Bool { fashionMnist || folder != nil }
+
+    func validateChoice(allowNone: Bool) throws {
+        if fashionMnist && folder != nil { throw ValidationError("give either --fashion-mnist or --folder, not both") }
+        if !allowNone && !chosen { throw ValidationError("give --fashion-mnist or --folder DIR") }
+        if perClass < 1 { throw ValidationError("--per-class must be at least 1") }
+    }
+
+    func load(split: FashionMNIST.Split, config: ViTConfig) throws -> (any ImageSet, String) {
+        if fashionMnist {
+            let ds = try FashionMNIST.load(split: split, directory: fashionMnistDir)
+            let idx = ds.firstPerClass(perClass)
+            return (ImageSubset(ds, indices: idx), "Fashion-MNIST \(split.rawValue), first \(perClass) per class")
+        }
+        let f = try ImageFolder.openLabelled(folder!, config: config)
+        var what = "\(folder!): \(f.count) images, \(f.classNames.count) classes"
+        if !f.skipped.isEmpty { what += ", \(f.skipped.count) undecodable skipped" }
+        return (f, what)
+    }
+}
+
+func loadModel(_ path: String) throws -> ViTModel {
+    do { return try ArtifactReaderHost.load(path: path) } catch { throw CommandFailure(description: "\(error)") }
+}
+
+/// A run-time failure (bad file, bad folder): printed as one `Error:` line,
+/// exit status 1, without the usage text a ValidationError would add.
+struct CommandFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+struct Head: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a linear (multinomial logistic-regression) head on a model's features and store it in the artifact.",
+        discussion: """
+        Extracts the final-LayerNorm CLS feature (optionally with the patch-token mean)
+        of every training image on the host (OpenBLAS, batched), fits softmax regression
+        with L2 by L-BFGS (deterministic), folds the feature standardisation into the
+        weights and writes head.weight [classes, dim], head.bias and the class names
+        into a copy of the artifact (fp32). Prints the training accuracy.
+
+        EXAMPLES:
+          fips head --model dinov2_s.fips --fashion-mnist --per-class 200 -o dinov2_s_fmnist.fips
+          fips head --model dinov2_s.fips --folder photos_by_class/ --l2 auto -o mine.fips
+        """)
+
+    @Option(help: "The backbone artifact (.fips).") var model: String
+    @OptionGroup var source: LabelledSourceOptions
+    @Option(name: .shortAndLong, help: "Output artifact path.") var output: String
+    @Option(help: "L2 strength λ (on standardised features, mean loss + λ/2‖W‖²), or 'auto' for 3-fold cross-validation over 1e-4…1e-1.")
+    var l2 = "1e-2"
+    @Option(help: "Head input: cls, or cls-patch-mean (CLS ‖ mean of patch tokens, as HF Dinov2ForImageClassification).")
+    var pooling = "cls"
+    @Option(help: "Images per forward pass.") var batch = 8
+    @Option(help: "Threads.") var threads = 2
+
+    func validate() throws {
+        try source.validateChoice(allowNone: false)
+        if pooling != "cls" && pooling != "cls-patch-mean" { throw ValidationError("--pooling must be cls or cls-patch-mean") }
+        if l2 != "auto" && (Double(l2) == nil || Double(l2)! < 0) { throw ValidationError("--l2 must be a non-negative number or 'auto'") }
+    }
+
+    func run() throws {
+        var vit = try loadModel(model)
+        let (images, what) = try withValidation { try source.load(split: .train, config: vit.config) }
+        guard let labels = images.labels else { throw CommandFailure(description: "the training set has no labels") }
+        let pool: ViTConfig.HeadPooling = pooling == "cls" ? .cls : .clsAndPatchMean
+        // Extract backbone features only: a head already in the artifact is replaced.
+        var backbone = vit
+        backbone.config.numClasses = 0
+        backbone.tensors[TensorNames.headWeight] = nil
+        backbone.tensors[TensorNames.headBias] = nil
+        printError("training set: \(what)")
+        let f = try withValidation {
+            try FeatureExtractor.extract(backbone, images: images, batch: batch, threads: threads, patchMean: pool == .clsAndPatchMean)
+        }
+        let x = f.headInput(pool)
+        let dim = pool == .cls ? f.dim : 2 * f.dim
+        let C = images.classNames.count
+        var options = LogisticHead.Options()
+        if l2 == "auto" {
+            let cv = LogisticHead.crossValidateL2(features: x, count: f.count, dim: dim, labels: labels, classes: C)
+            options.l2 = cv.best
+            print("l2 cross-validation: " + zip([1e-4, 1e-3, 1e-2, 1e-1], cv.accuracies)
+                .map { String(format: "λ=%g %.2f%%", $0.0, 100 * $0.1) }.joined(separator: ", ") + String(format: " → λ=%g", cv.best))
+        } else {
+            options.l2 = Double(l2)!
+        }
+        let (head, rep) = LogisticHead.train(features: x, count: f.count, dim: dim, labels: labels, classes: C, options: options)
+        head.install(into: &vit, labels: images.classNames, pooling: pool)
+        do { try ArtifactWriter.write(vit, precision: .f32, to: output) } catch { throw CommandFailure(description: "\(error)") }
+        print(String(format: "features: %d images in %.1f s (%.1f ms/image, forward %.1f ms/image), batch %d, %d threads",
+                     f.count, f.seconds, 1000 * f.seconds / Double(f.count), 1000 * f.forwardSeconds / Double(f.count), batch, threads))
+        print(String(format: "head: %d classes x %d, λ=%g, L-BFGS %d iterations (%@, max |grad| %.1e), loss %.4f, %.2f s",
+                     C, dim, options.l2, rep.iterations, rep.converged ? "converged" : "not converged", rep.gradientNorm, rep.loss, rep.seconds))
+        print(String(format: "train top-1: %.2f%%", 100 * rep.trainAccuracy))
+        print("wrote \(output)")
+    }
+}
+
+/// Turns data-layer errors into one clean `Error:` line, exit status 1.
+func withValidation<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as DataError { throw CommandFailure(description: e.description) }
+}
