@@ -3,7 +3,7 @@
 //   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
 //     CFipsSys, CImageCodecs, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
-//     COpenBLAS, FipsHostCore, FipsImport, fips
+//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, fips
 import PackageDescription
 
 let package = Package(
@@ -31,12 +31,15 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .target(name: "FipsHostCore", dependencies: ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT"]),
         .target(name: "FipsImport", dependencies: ["FipsHostCore"]),
+        .target(name: "FipsCompress", dependencies: ["FipsHostCore", "COpenBLAS"]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .target(name: "FipsData", dependencies: ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
         .executableTarget(name: "fips", dependencies: [
-            "FipsHostCore", "FipsImport",
+            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport",
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress",
         ], exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,

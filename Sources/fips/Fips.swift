@@ -16,10 +16,13 @@ struct Fips: ParsableCommand {
           fips import data/vit_s_focus.onnx -o dinov2_s.fips
           fips import data/vit_s_focus.onnx -o dinov2_s.int8.fips --int8
           fips import vit-base/model.safetensors -o vit_b.fips
+          fips head --model dinov2_s.fips --fashion-mnist -o dinov2_s_fmnist.fips
+          fips compress --model dinov2_s_fmnist.fips --calib fashion-mnist --mlp-budget 0.5 -o fips33.fips
+          fips eval --model fips33.fips --fashion-mnist --reference dinov2_s.fips
           fips info dinov2_s.fips
           fips bench --model dinov2_s.fips --threads 2
         """,
-        subcommands: [Import.self, Info.self, Bench.self])
+        subcommands: [Import.self, Compress.self, Head.self, Eval.self, Info.self, Bench.self])
 }
 
 struct Import: ParsableCommand {
