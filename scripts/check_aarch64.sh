@@ -19,6 +19,7 @@
 #   CHECK_ARM_BIN, CHECK_HOST_BIN   binaries to run instead of the built ones
 #   CHECK_QEMU=qemu-aarch64-static  the emulator (empty: run the binary directly)
 #   CHECK_KEEP=1                keep the work directory and print its path
+#   CHECK_PHOTOS="a.png b.jpg"  the images to compare on (default: chelsea, coffee, astronaut)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -27,7 +28,8 @@ MODEL="${1:-data/dinov2_s.fips}"
 BOARD="${CHECK_BOARD:-rpi5}"
 BUILD_FLAGS="${CHECK_BUILD_FLAGS---release}"
 QEMU="${CHECK_QEMU-qemu-aarch64-static}"
-PHOTOS=(data/photos/chelsea.png data/photos/coffee.png data/photos/astronaut.png)
+# shellcheck disable=SC2206
+PHOTOS=(${CHECK_PHOTOS:-data/photos/chelsea.png data/photos/coffee.png data/photos/astronaut.png})
 
 say() { printf 'check_aarch64: %s\n' "$*"; }
 fail() { printf 'check_aarch64: FAIL: %s\n' "$*" >&2; exit 1; }

@@ -10,4 +10,10 @@ if [ ! -f data/dinov2_s.fips ] || [ data/vit_s_focus.onnx -nt data/dinov2_s.fips
   .build/release/fips import data/vit_s_focus.onnx -o data/dinov2_s.fips
 fi
 scripts/check_aarch64.sh data/dinov2_s.fips
+# A FiPS-compressed artifact (shared bases, CSR projections at 50% sparsity)
+# through the same comparison; a short calibration, since only the runtime
+# path is under test here (compression quality is Benchmarks/compression_table.py).
+.build/release/fips compress --model data/dinov2_s.fips --calib fashion-mnist --calib-images 16 --steps 20 \
+  --mlp-budget 0.5 --sparsity 0.5 -o data/fips_smoke.fips > /dev/null
+CHECK_SKIP_BUILD=1 CHECK_PHOTOS=data/photos/chelsea.png scripts/check_aarch64.sh data/fips_smoke.fips
 echo "test.sh: all passed"

@@ -93,8 +93,11 @@ struct Info: ParsableCommand {
         print("  head: \(c.hasHead ? "\(c.numClasses) classes (\(c.headPooling))" : "none (backbone)")")
         if !a.labels.isEmpty { print("  labels: \(a.labels.prefix(10).joined(separator: ", "))\(a.labels.count > 10 ? ", ..." : "")") }
         var byType = [String: Int]()
-        for t in a.tensors { byType[t.dtype.name, default: 0] += t.byteCount }
-        print("  \(a.tensors.count) tensors: " + byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) bytes" }.joined(separator: ", "))
+        var seen = Set<UnsafeRawPointer>()
+        for t in a.tensors where seen.insert(t.data).inserted { byType[t.dtype.name, default: 0] += t.byteCount }
+        let shared = a.tensors.count - seen.count
+        print("  \(a.tensors.count) tensors (\(shared) sharing another's data): "
+              + byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) bytes" }.joined(separator: ", "))
     }
 }
 
