@@ -120,11 +120,17 @@ struct Compress: ParsableCommand {
         o.seed = seed
         o.threads = threads
         t0 = Date()
+        let onTerminal = isatty(2) != 0
         var (compressed, report): (ViTModel, CompressionReport)
         do {
             (compressed, report) = try FipsCompressor.compress(
                 original, calibration: MLPCalibration(inputs: recorded.inputs, outputs: recorded.outputs), options: o,
-                progress: { printError($0) })
+                progress: { line in
+                    // One overwritten status line on a terminal; nothing when piped
+                    // (the per-block report below says what a log needs).
+                    if onTerminal { FileHandle.standardError.write(("\r\u{1b}[K" + line).data(using: .utf8)!) }
+                })
+            if onTerminal { printError("") }
         } catch { throw CommandFailure(description: "\(model): \(error)") }
         lap("compression", t0)
 
