@@ -138,7 +138,7 @@ def write_svg(base, runs, path):
               ("svd", "top1_refit"): "#2c3e8c", ("svd", "top1_original_head"): "#9aa6e8"}
     ly = 30
     for (method, field), color in colors.items():
-        pts = [(0, base)] + [(v["compression"], v[field]) for v in runs if v["method"] == method]
+        pts = [(0, base)] + [(v["compression"], v[field]) for v in runs if v["method"] == method and v["sparsity"] == 0]
         if len(pts) < 2:
             continue
         d = " ".join(f"{x(c):.1f},{y(t):.1f}" for c, t in pts)
@@ -147,6 +147,16 @@ def write_svg(base, runs, path):
         label = f"{method.upper()}, {'refitted head' if field == 'top1_refit' else 'original head'}"
         parts.append(f'<rect x="{W-200}" y="{ly-9}" width="10" height="10" fill="{color}"/><text x="{W-185}" y="{ly}">{label}</text>')
         ly += 16
+    # Sparse-projection runs as separate diamonds (one line per method is the dense sweep).
+    for v in runs:
+        if v["sparsity"] > 0:
+            for field in ("top1_refit", "top1_original_head"):
+                c, t = x(v["compression"]), y(v[field])
+                parts.append(f'<path d="M{c:.1f},{t-6:.1f} L{c+6:.1f},{t:.1f} L{c:.1f},{t+6:.1f} L{c-6:.1f},{t:.1f} Z" '
+                             f'fill="{colors[(v["method"], field)]}" stroke="black"/>')
+    if any(v["sparsity"] > 0 for v in runs):
+        parts.append(f'<path d="M{W-195},{ly-10} L{W-190},{ly-5} L{W-195},{ly} L{W-200},{ly-5} Z" fill="#888" stroke="black"/>'
+                     f'<text x="{W-185}" y="{ly}">sparse V (s=0.5)</text>')
     parts.append("</svg>")
     open(path, "w").write("\n".join(parts))
 
