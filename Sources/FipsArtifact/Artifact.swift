@@ -74,15 +74,6 @@ public final class Artifact {
         return nil
     }
 
-    /// The tensor, checked to have `shape`.
-    public func require(_ name: String, shape: [Int]) throws(ArtifactError) -> TensorView {
-        guard let t = tensor(name) else { throw .missingTensor(path: path, name: name) }
-        if t.shape.reduce(1, *) != shape.reduce(1, *) || t.shape.first != shape.first {
-            throw .wrongShape(path: path, name: name, reason: "has \(shapeText(t.shape)), expected \(shapeText(shape))")
-        }
-        return t
-    }
-
     struct Parsed {
         var version: UInt32
         var config: ViTConfig

@@ -23,33 +23,31 @@ public struct BLASBackend: ComputeBackend {
 
     public func multiplyTransposed(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
                                    into out: MutableMatrixRef<Float>, parallel: Bool) {
-        let M = a.rows
-        let tasks = parallel ? min(threads, max(1, M / 32)) : 1
-        if tasks <= 1 { BLASBackend.sgemm(a, w, bias: bias, into: out); return }
-        let per = (M + tasks - 1) / tasks
-        DispatchQueue.concurrentPerform(iterations: tasks) { t in
-            let lo = t * per, hi = min(M, lo + per)
-            guard lo < hi else { return }
-            BLASBackend.sgemm(MatrixRef(a.row(lo), rows: hi - lo, cols: a.cols, stride: a.stride), w, bias: bias,
-                              into: MutableMatrixRef(out.row(lo), rows: hi - lo, cols: out.cols, stride: out.stride))
+        splitRows(a, out, parallel: parallel) { a, out in
+            BLASBackend.sgemm(a, w, transposed: true, bias: bias, into: out)
         }
     }
 
     public func multiply(_ a: MatrixRef<Float>, _ b: MatrixRef<Float>, bias: UnsafePointer<Float>?,
                          into out: MutableMatrixRef<Float>, parallel: Bool) {
+        splitRows(a, out, parallel: parallel) { a, out in
+            BLASBackend.sgemm(a, b, transposed: false, bias: bias, into: out)
+        }
+    }
+
+    /// Runs `body` on one contiguous block of rows per worker (≥ 32 rows each).
+    func splitRows(_ a: MatrixRef<Float>, _ out: MutableMatrixRef<Float>, parallel: Bool,
+                   _ body: (MatrixRef<Float>, MutableMatrixRef<Float>) -> Void) {
         let M = a.rows
         let tasks = parallel ? min(threads, max(1, M / 32)) : 1
+        if tasks <= 1 { body(a, out); return }
         let per = (M + tasks - 1) / tasks
-        let run = { (t: Int) in
+        DispatchQueue.concurrentPerform(iterations: tasks) { t in
             let lo = t * per, hi = min(M, lo + per)
             guard lo < hi else { return }
-            let rows = hi - lo, N = b.cols, K = a.cols
-            let o = out.row(lo)
-            if let bias = bias { for m in 0..<rows { (o + m * out.stride).update(from: bias, count: N) } }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(N), Int32(K), 1,
-                        a.row(lo), Int32(a.stride), b.base, Int32(b.stride), bias == nil ? 0 : 1, o, Int32(out.stride))
+            body(MatrixRef(a.row(lo), rows: hi - lo, cols: a.cols, stride: a.stride),
+                 MutableMatrixRef(out.row(lo), rows: hi - lo, cols: out.cols, stride: out.stride))
         }
-        if tasks <= 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: tasks, execute: run) }
     }
 
     public func parallelFor(_ count: Int, _ body: (Int) -> Void) {
@@ -57,13 +55,14 @@ public struct BLASBackend: ComputeBackend {
         DispatchQueue.concurrentPerform(iterations: count, execute: body)
     }
 
-    static func sgemm(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
+    /// out = a·wᵀ (w stored [out, in]) or a·w (w stored [in, out]), plus bias.
+    static func sgemm(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, transposed: Bool, bias: UnsafePointer<Float>?,
                       into out: MutableMatrixRef<Float>) {
-        let M = a.rows, N = w.rows, K = a.cols
+        let M = a.rows, N = out.cols, K = a.cols
         if let b = bias {
             for m in 0..<M { out.row(m).update(from: b, count: N) }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(M), Int32(N), Int32(K), 1,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposed ? CblasTrans : CblasNoTrans, Int32(M), Int32(N), Int32(K), 1,
                     a.base, Int32(a.stride), w.base, Int32(w.stride), bias == nil ? 0 : 1,
                     out.base, Int32(out.stride))
     }

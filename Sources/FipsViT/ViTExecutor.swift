@@ -140,8 +140,6 @@ public final class ViTExecutor<Backend: ComputeBackend> {
 
     deinit { fips_free(arena) }
 
-    /// Bytes of weights the executor reads (f32 and int8 data plus scales).
-    public var usesInt8: Bool { blocks.first?.qkv.isInt8 ?? false }
 
     /// Runs `batch` images, each CHW float [channels, imageSize, imageSize]
     /// laid out back to back in `images`. Writes the final LayerNorm output,
