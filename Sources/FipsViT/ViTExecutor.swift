@@ -15,6 +15,14 @@ struct BlockWeights {
 /// records these as calibration data for block-wise reconstruction.
 public typealias MLPObserver = (_ block: Int, _ input: UnsafePointer<Float>, _ output: UnsafePointer<Float>, _ rows: Int) -> Void
 
+/// Called with the float input of every quantisable linear map just before it
+/// runs: `layer` is the weight's tensor name without ".weight"
+/// ("blocks.3.attn.qkv", "head") or, for a factorised MLP, the factor's name
+/// ("blocks.3.mlp.fc1.U" sees x, "...fc1.V" sees x·U, "...fc2.V" sees
+/// GELU(fc1), "...fc2.U" sees h·V₂ᵀ); input is [rows, cols]. The host uses it
+/// to collect GPTQ Hessians and activation ranges.
+public typealias LinearInputObserver = (_ layer: String, _ input: UnsafePointer<Float>, _ rows: Int, _ cols: Int) -> Void
+
 /// Runs a ViT backbone (and its head, if any) on preprocessed images.
 /// All activation memory is one arena sized at init for `maxBatch` images;
 /// `forward` allocates nothing.
@@ -35,6 +43,9 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     let qAct: UnsafeMutablePointer<Int8>
     let qScales: UnsafeMutablePointer<Float>
     let lowRank: UnsafeMutablePointer<Float>
+    // Set for the duration of one `forward` call.
+    var linearInputObserver: LinearInputObserver?
+    var currentBlock = -1
 
     /// `tensors` looks a name up; the executor keeps `owner` alive because the
     /// views point into it (a mapped artifact or host buffers).
@@ -146,16 +157,21 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     /// [batch, tokens, dim], to `features`, and [batch, classes] to `logits`
     /// when the model has a head and `logits` is given.
     public func forward(batch: Int, images: UnsafePointer<Float>, features: UnsafeMutablePointer<Float>,
-                        logits: UnsafeMutablePointer<Float>? = nil, observer: MLPObserver? = nil) {
+                        logits: UnsafeMutablePointer<Float>? = nil, observer: MLPObserver? = nil,
+                        linearObserver: LinearInputObserver? = nil) {
         precondition(batch >= 1 && batch <= maxBatch, "batch \(batch) outside 1...\(maxBatch)")
+        linearInputObserver = linearObserver
+        currentBlock = -1
+        defer { linearInputObserver = nil }
         let c = config, d = c.dim, T = c.tokenCount, rows = batch * T
         embed(batch: batch, images: images)
         for (index, blk) in blocks.enumerated() {
             // x += ls1 · proj(attention(LN1(x)))
             layerNorm(x, rows: rows, weight: blk.norm1W, bias: blk.norm1B, into: h)
-            apply(blk.qkv, input: h, rows: rows, output: qkv)
+            currentBlock = index
+            apply(blk.qkv, input: h, rows: rows, output: qkv, layer: "attn.qkv")
             attention(batch: batch)
-            apply(blk.proj, input: attnOut, rows: rows, output: h)
+            apply(blk.proj, input: attnOut, rows: rows, output: h, layer: "attn.proj")
             residualAdd(x, h, scale: blk.ls1, rows: rows, cols: d)
             // x += ls2 · fc2(GELU(fc1(LN2(x))))
             layerNorm(x, rows: rows, weight: blk.norm2W, bias: blk.norm2B, into: h)
@@ -176,7 +192,8 @@ public final class ViTExecutor<Backend: ComputeBackend> {
                     for k in 0..<d { p[d + k] *= inv }
                 }
             }
-            apply(head, input: pooled, rows: batch, output: logits)
+            currentBlock = -1
+            apply(head, input: pooled, rows: batch, output: logits, layer: "head")
         }
     }
 
@@ -274,20 +291,24 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         let c = config, d = c.dim, m = c.mlpDim
         switch w {
         case .dense(let fc1, let fc2):
-            apply(fc1, input: h, rows: rows, output: mlp)
+            apply(fc1, input: h, rows: rows, output: mlp, layer: "mlp.fc1")
             gelu(mlp, rows: rows)
-            apply(fc2, input: mlp, rows: rows, output: attnOut)
+            apply(fc2, input: mlp, rows: rows, output: attnOut, layer: "mlp.fc2")
         case .factorised(let u1, let v1, let b1, let u2, let v2, let b2):
             // fc1: z = x·U₁ [rows, r₁], a = z·V₁ + b₁ [rows, m]
             let r1 = u1.cols, r2 = u2.cols
+            observe("mlp.fc1.U", h, rows: rows, cols: d)
             multiply(MatrixRef(UnsafePointer(h), rows: rows, cols: d), u1, bias: nil,
                      into: MutableMatrixRef(lowRank, rows: rows, cols: r1))
+            observe("mlp.fc1.V", lowRank, rows: rows, cols: r1)
             multiply(MatrixRef(UnsafePointer(lowRank), rows: rows, cols: r1), v1, bias: b1,
                      into: MutableMatrixRef(mlp, rows: rows, cols: m))
             gelu(mlp, rows: rows)
             // fc2: q = h·V₂ᵀ [rows, r₂], y = q·U₂ᵀ + b₂ [rows, d]
+            observe("mlp.fc2.V", mlp, rows: rows, cols: m)
             multiplyTransposed(MatrixRef(UnsafePointer(mlp), rows: rows, cols: m), v2, bias: nil,
                                into: MutableMatrixRef(lowRank, rows: rows, cols: r2))
+            observe("mlp.fc2.U", lowRank, rows: rows, cols: r2)
             multiplyTransposed(MatrixRef(UnsafePointer(lowRank), rows: rows, cols: r2), u2, bias: b2,
                                into: MutableMatrixRef(attnOut, rows: rows, cols: d))
         }
@@ -321,8 +342,16 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         }
     }
 
+    /// Reports a linear map's input to the forward pass's observer, if any.
+    func observe(_ leaf: String, _ input: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        guard let o = linearInputObserver else { return }
+        o(currentBlock < 0 ? leaf : TensorNames.block(currentBlock, leaf), UnsafePointer(input), rows, cols)
+    }
+
     /// out = input · Wᵀ + b, float or int8 by the weight's encoding.
-    func apply(_ l: LinearWeights, input: UnsafeMutablePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>) {
+    func apply(_ l: LinearWeights, input: UnsafeMutablePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>,
+               layer: String? = nil) {
+        if let layer = layer { observe(layer, input, rows: rows, cols: l.inFeatures) }
         let a = MatrixRef(UnsafePointer(input), rows: rows, cols: l.inFeatures)
         let out = MutableMatrixRef(output, rows: rows, cols: l.outFeatures)
         switch l.storage {
