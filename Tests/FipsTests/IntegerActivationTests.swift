@@ -1,0 +1,396 @@
+import Foundation
+import XCTest
+import FipsKernels
+import FipsHostCore
+
+/// The I-ViT integer non-linearities against the float ones they replace.
+/// Bounds are set from measured errors with some headroom, and tight enough
+/// that I-ViT's plain linear 2^g (6% off) fails the quadratic's bounds.
+final class IntegerActivationTests: XCTestCase {
+    static let sizes = [1, 3, 257, 384, 1536]
+
+    // MARK: inputs
+
+    struct Gaussian {
+        var rng: SplitMix64
+        init(seed: UInt64) { rng = SplitMix64(seed: seed) }
+        mutating func next() -> Float {
+            let u1 = max(rng.nextUnit(), 1e-12), u2 = rng.nextUnit()
+            return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
+        }
+    }
+
+    /// Attention-like rows of scaled logits: uniform ±20, N(0, 3²), N(0, 1), and
+    /// one or two winners above a floor of −10…−20.
+    static func logitRows(cols: Int, seed: UInt64) -> [Float] {
+        var g = Gaussian(seed: seed)
+        var rng = SplitMix64(seed: seed &+ 1)
+        var out: [Float] = []
+        for kind in 0..<4 { for _ in 0..<6 {
+            for k in 0..<cols {
+                switch kind {
+                case 0: out.append(Float(rng.nextUnit() * 40 - 20))
+                case 1: out.append(3 * g.next())
+                case 2: out.append(g.next())
+                default: out.append(k < 2 ? Float(rng.nextUnit() * 0.7) : Float(-10 - rng.nextUnit() * 10))
+                }
+            }
+        } }
+        return out
+    }
+
+    /// ViT-like LayerNorm inputs: unit-variance rows with a shifted mean and,
+    /// in half the rows, three "massive activation" channels of ±40…±200.
+    static func layerNormRows(rows: Int, cols: Int, seed: UInt64) -> [Float] {
+        var g = Gaussian(seed: seed)
+        var rng = SplitMix64(seed: seed &+ 7)
+        var x = [Float](repeating: 0, count: rows * cols)
+        for r in 0..<rows {
+            let mean = Float(rng.nextUnit() * 2 - 1)
+            for k in 0..<cols { x[r * cols + k] = mean + g.next() }
+            if r % 2 == 1 {
+                for j in 0..<min(3, cols) {
+                    let c = (j * 131 + 17) % cols
+                    x[r * cols + c] = Float(rng.nextUnit() > 0.5 ? 1 : -1) * Float(40 + rng.nextUnit() * 160)
+                }
+            }
+        }
+        return x
+    }
+
+    struct ErrorStats: CustomStringConvertible {
+        var maxAbs: Double = 0, sumAbs: Double = 0, count = 0
+        mutating func add(_ a: Float, _ b: Float) {
+            let d = Double(abs(a - b))
+            maxAbs = max(maxAbs, d); sumAbs += d; count += 1
+        }
+        var mean: Double { count == 0 ? 0 : sumAbs / Double(count) }
+        var description: String { "max \(String(format: "%.2e", maxAbs)) mean \(String(format: "%.2e", mean))" }
+    }
+
+    // MARK: float references
+
+    func floatSoftmax(_ x: [Float], cols: Int, scale: Float) -> [Float] {
+        var y = x
+        y.withUnsafeMutableBufferPointer {
+            Activations.softmaxRows(MutableMatrixRef($0.baseAddress!, rows: x.count / cols, cols: cols), scale: scale)
+        }
+        return y
+    }
+
+    func integerSoftmax(_ x: [Float], cols: Int, scale: Float, eightBit: Bool = false) -> [Float] {
+        var y = x
+        y.withUnsafeMutableBufferPointer {
+            let m = MutableMatrixRef($0.baseAddress!, rows: x.count / cols, cols: cols)
+            if eightBit { IntegerActivations.softmaxRows8(m, scale: scale) } else { IntegerActivations.softmaxRows(m, scale: scale) }
+        }
+        return y
+    }
+
+    func floatLayerNorm(_ x: [Float], cols: Int, _ w: [Float], _ b: [Float], integer: Bool) -> [Float] {
+        var y = [Float](repeating: .nan, count: x.count)
+        x.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in
+            let i = MatrixRef(px.baseAddress!, rows: x.count / cols, cols: cols)
+            let o = MutableMatrixRef(py.baseAddress!, rows: x.count / cols, cols: cols)
+            if integer { IntegerActivations.layerNorm(i, weight: w, bias: b, eps: 1e-6, into: o) }
+            else { Activations.layerNorm(i, weight: w, bias: b, eps: 1e-6, into: o) }
+        } }
+        return y
+    }
+
+    func rowSumStats(_ p: [Float], cols: Int) -> Double {
+        var worst = 0.0
+        for r in 0..<(p.count / cols) {
+            var s = 0.0
+            for k in 0..<cols { s += Double(p[r * cols + k]) }
+            worst = max(worst, abs(s - 1))
+        }
+        return worst
+    }
+
+    // MARK: ShiftExp
+
+    func testShiftExpFollowsTheShiftFormula() {
+        // Against 2^(y·scale) with y = x + ⌊x/2⌋ − ⌊x/16⌋ (I-ViT's x·log₂e): what
+        // is left is the 2^g approximation, 0.27% for the bent line and 6.15% for
+        // I-ViT's line, plus truncation to 2^-20.
+        for (fraction, bound) in [(ShiftExp.Fraction.quadratic, 0.0028), (.linear, 0.0616)] {
+            for scale: Float in [1.0 / 4096, 0.00137, 0.25] {
+                let e = ShiftExp(inputScale: scale, outputBits: 20, fraction: fraction)
+                var worst = 0.0
+                var x: Int32 = 0
+                while Double(x) * Double(scale) > -8 {
+                    let y = Int(x) + (Int(x) >> 1) - (Int(x) >> 4)
+                    let ideal = pow(2, Double(y) * Double(scale)) * 1_048_576
+                    let got = Double(e(x))
+                    worst = max(worst, abs(got - ideal) / ideal - 1.5 / ideal)
+                    x -= max(1, Int32(0.003 / scale))
+                }
+                XCTAssertLessThan(worst, bound, "\(fraction) scale \(scale)")
+            }
+        }
+        let e = ShiftExp(inputScale: 1.0 / 4096, outputBits: 15)
+        XCTAssertEqual(e(0), 1 << 15)
+        XCTAssertEqual(e(-4096 * 100), 0, "far below the limit everything is 0")
+        XCTAssertEqual(e(Int32.min + 1), 0)
+    }
+
+    // MARK: Shiftmax
+
+    func testShiftmaxMatchesFloatSoftmax() {
+        var all = ErrorStats()
+        for cols in Self.sizes {
+            // Raw scores ±160 with the 1/√64 scale of attention: scaled logits ±20.
+            let scaled = Self.logitRows(cols: cols, seed: UInt64(cols))
+            let x = scaled.map { $0 * 8 }
+            let ref = floatSoftmax(x, cols: cols, scale: 0.125)
+            let got = integerSoftmax(x, cols: cols, scale: 0.125)
+            var s = ErrorStats()
+            for i in 0..<x.count { s.add(got[i], ref[i]); all.add(got[i], ref[i]) }
+            XCTAssertLessThan(s.maxAbs, 0.005, "cols \(cols) \(s)")
+            XCTAssertLessThan(s.mean, cols == 1 ? 1e-4 : 1e-3, "cols \(cols) \(s)")
+            XCTAssertLessThan(rowSumStats(got, cols: cols), 0.01, "cols \(cols)")
+        }
+        print("Shiftmax 16-bit vs float softmax:", all)
+    }
+
+    func testShiftmaxEightBitAndLinearFraction() {
+        var eight = ErrorStats(), linear = ErrorStats()
+        for cols in Self.sizes {
+            let x = Self.logitRows(cols: cols, seed: UInt64(cols) + 50)
+            let ref = floatSoftmax(x, cols: cols, scale: 1)
+            let p8 = integerSoftmax(x, cols: cols, scale: 1, eightBit: true)
+            var s8 = ErrorStats()
+            for i in 0..<x.count { s8.add(p8[i], ref[i]); eight.add(p8[i], ref[i]) }
+            XCTAssertLessThan(s8.maxAbs, 0.006, "8-bit cols \(cols) \(s8)")
+            // Each probability rounds by up to 1/510: a flat row's sum drifts by up to count/510.
+            XCTAssertLessThanOrEqual(rowSumStats(p8, cols: cols), Double(cols) / 510 + 0.005, "8-bit cols \(cols)")
+
+            // The core with I-ViT's own linear 2^g, on integer logits in 1/1000 units.
+            let q = x.map { Int32(($0 * 1000).rounded()) }
+            var out = [UInt16](repeating: 0, count: q.count)
+            q.withUnsafeBufferPointer { pq in out.withUnsafeMutableBufferPointer { po in
+                Shiftmax.rows(MatrixRef(pq.baseAddress!, rows: q.count / cols, cols: cols), scale: 0.001,
+                              fraction: .linear, into: MutableMatrixRef(po.baseAddress!, rows: q.count / cols, cols: cols))
+            } }
+            var sl = ErrorStats()
+            for i in 0..<x.count { sl.add(Float(out[i]) / 65535, ref[i]); linear.add(Float(out[i]) / 65535, ref[i]) }
+            XCTAssertLessThan(sl.maxAbs, 0.02, "linear cols \(cols) \(sl)")
+        }
+        // The bent 2^g is what keeps the default within 1/200; the line is not.
+        XCTAssertGreaterThan(linear.maxAbs, 0.01)
+        print("Shiftmax 8-bit vs float softmax:", eight, "| I-ViT linear 2^g, 16-bit:", linear)
+    }
+
+    func testShiftmaxCoreOnRealisticIntegerScores() {
+        // int8 q·k products summed over 64 dims, scale s_q·s_k/√64: logit units of ~0.0011.
+        let cols = 257, rows = 8
+        var rng = SplitMix64(seed: 77)
+        let scale: Float = 0.02 * 0.03 / 8 * 14.7
+        let q = (0..<(rows * cols)).map { _ in Int32(Int(rng.next() % 30001) - 15000) }
+        var p8 = [UInt8](repeating: 0, count: q.count)
+        q.withUnsafeBufferPointer { pq in p8.withUnsafeMutableBufferPointer { po in
+            Shiftmax.rows(MatrixRef(pq.baseAddress!, rows: rows, cols: cols), scale: scale,
+                          into: MutableMatrixRef(po.baseAddress!, rows: rows, cols: cols))
+        } }
+        let ref = floatSoftmax(q.map { Float($0) }, cols: cols, scale: scale)
+        var s = ErrorStats()
+        for i in 0..<q.count { s.add(Float(p8[i]) / 255, ref[i]) }
+        XCTAssertLessThan(s.maxAbs, 0.006, "\(s)")
+    }
+
+    // MARK: ShiftGELU
+
+    func testShiftGELUMatchesFloatGELU() {
+        var vsErf = ErrorStats(), vsSigmoid = ErrorStats()
+        for n in Self.sizes + [16001] {
+            let x = randomFloats(n, seed: UInt64(n) + 3, scale: 8)
+            var ref = x, got = x
+            ref.withUnsafeMutableBufferPointer { Activations.geluErf($0.baseAddress!, count: n) }
+            got.withUnsafeMutableBufferPointer { IntegerActivations.gelu($0.baseAddress!, count: n) }
+            var s = ErrorStats(), t = ErrorStats()
+            for i in 0..<n {
+                let sig = x[i] / (1 + Float(Foundation.exp(Double(-1.702 * x[i]))))
+                s.add(got[i], ref[i]); vsErf.add(got[i], ref[i])
+                t.add(got[i], sig); vsSigmoid.add(got[i], sig)
+            }
+            // x·σ(1.702x) is itself up to 0.0204 from the erf GELU.
+            XCTAssertLessThan(s.maxAbs, 0.0215, "n \(n) \(s)")
+            XCTAssertLessThan(t.maxAbs, 0.0015, "n \(n) vs x·σ(1.702x): \(t)")
+        }
+        XCTAssertLessThan(vsErf.mean, 0.007)
+        XCTAssertLessThan(vsSigmoid.mean, 3e-4)
+        print("ShiftGELU vs erf GELU:", vsErf, "| vs x·σ(1.702x):", vsSigmoid)
+    }
+
+    func testShiftGELUCoreLinearFractionAndExtremes() {
+        // The core with I-ViT's line: σ is off by up to ~1.5%·x.
+        let s: Float = 0.01
+        let q = (-800...800).map { Int32($0) }
+        var out = [Int32](repeating: 0, count: q.count)
+        ShiftGELU.apply(q, count: q.count, scale: s, fraction: .linear, into: &out)
+        var t = ErrorStats()
+        for i in 0..<q.count {
+            let x = Float(q[i]) * s
+            t.add(Float(out[i]) * s, x / (1 + Float(Foundation.exp(Double(-1.702 * x)))))
+        }
+        XCTAssertLessThan(t.maxAbs, 0.03, "\(t)")
+        XCTAssertGreaterThan(t.maxAbs, 0.005, "the line is visibly worse than the bent line")
+
+        var x: [Float] = [0, 30, -30, 100, -100, 1e9, -1e9, .nan]
+        x.withUnsafeMutableBufferPointer { IntegerActivations.gelu($0.baseAddress!, count: 8) }
+        XCTAssertEqual(Array(x[0..<6]), [0, 30, 0, 100, 0, 262_144], "±2^18 is the Q12 range")
+        XCTAssertEqual(x[6], 0)
+        XCTAssertTrue(x[7].isFinite, "NaN quantises to some integer")
+    }
+
+    // MARK: I-LayerNorm
+
+    func testIntegerLayerNormMatchesFloat() {
+        var all = ErrorStats()
+        for D in Self.sizes {
+            let rows = 8
+            let x = Self.layerNormRows(rows: rows, cols: D, seed: UInt64(D))
+            var rng = SplitMix64(seed: UInt64(D) + 99)
+            let w = (0..<D).map { _ in Float(0.1 + rng.nextUnit() * 2.9) * (rng.nextUnit() < 0.1 ? -1 : 1) }
+            let b = (0..<D).map { _ in Float(rng.nextUnit() * 2 - 1) }
+            let ref = floatLayerNorm(x, cols: D, w, b, integer: false)
+            let got = floatLayerNorm(x, cols: D, w, b, integer: true)
+            var s = ErrorStats()
+            for i in 0..<x.count { s.add(got[i], ref[i]); all.add(got[i], ref[i]) }
+            XCTAssertLessThan(s.maxAbs, 2e-4, "D \(D) \(s)")
+        }
+        print("I-LayerNorm vs float LayerNorm:", all)
+    }
+
+    func testIntegerLayerNormCoreAndSquareRoot() {
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<2000 {
+            let n = rng.next() >> (rng.next() % 64)
+            let r = IntegerLayerNorm.squareRoot(n)
+            XCTAssertLessThanOrEqual(r.multipliedFullWidth(by: r).low, n)
+            let r1 = r + 1, sq = r1.multipliedFullWidth(by: r1)
+            XCTAssertTrue(sq.high > 0 || sq.low > n, "\(n)")
+        }
+        XCTAssertEqual(IntegerLayerNorm.squareRoot(UInt64.max), 4_294_967_295)
+
+        // An int8 row with scale 0.05 and an identity affine, output Q12: the
+        // coarse input is exact in integers, so the error is the output step.
+        let D = 384
+        let q = (0..<D).map { _ in Int32(Int(rng.next() % 255) - 127) }
+        let w = [Float](repeating: 1, count: D), b = [Float](repeating: 0, count: D)
+        var wq = [Int32](repeating: 0, count: D), bq = wq, out = wq
+        IntegerLayerNorm.quantizeAffine(weight: w, bias: b, dim: D, outputBits: 12, weightQ: &wq, biasQ: &bq)
+        IntegerLayerNorm.row(q, dim: D, scale: 0.05, eps: 1e-6, weightQ: wq, biasQ: bq, outputBits: 12, into: &out)
+        let xf = q.map { Float($0) * 0.05 }
+        let ref = floatLayerNorm(xf, cols: D, w, b, integer: false)
+        var s = ErrorStats()
+        for i in 0..<D { s.add(Float(out[i]) / 4096, ref[i]) }
+        XCTAssertLessThan(s.maxAbs, 3e-4, "\(s)")
+
+        // A constant row: variance 0, output is the bias.
+        let c = [Float](repeating: 3, count: 5), cb: [Float] = [1, -2, 0.5, 0, 4]
+        let y = floatLayerNorm(c, cols: 5, [Float](repeating: 2, count: 5), cb, integer: true)
+        XCTAssertEqual(y, cb)
+    }
+
+    func testEmptyShapesAreNoOps() {
+        var one: [Float] = [5]
+        one.withUnsafeMutableBufferPointer { p in
+            IntegerActivations.softmaxRows(MutableMatrixRef(p.baseAddress!, rows: 0, cols: 1), scale: 1)
+            IntegerActivations.softmaxRows(MutableMatrixRef(p.baseAddress!, rows: 1, cols: 0), scale: 1)
+            IntegerActivations.gelu(p.baseAddress!, count: 0)
+            IntegerActivations.layerNorm(MatrixRef(p.baseAddress!, rows: 1, cols: 0), weight: p.baseAddress!, bias: p.baseAddress!,
+                                         eps: 1e-6, into: MutableMatrixRef(p.baseAddress!, rows: 1, cols: 0))
+        }
+        XCTAssertEqual(one, [5])
+    }
+
+    // MARK: determinism
+
+    func testRowResultsDoNotDependOnTheSplit() {
+        let cols = 257, rows = 9
+        let x = Self.logitRows(cols: cols, seed: 3)
+        let whole = integerSoftmax(x, cols: cols, scale: 0.7)
+        for r in [0, 4, 8] {
+            let one = integerSoftmax(Array(x[(r * cols)..<((r + 1) * cols)]), cols: cols, scale: 0.7)
+            XCTAssertEqual(one, Array(whole[(r * cols)..<((r + 1) * cols)]))
+        }
+
+        let g = randomFloats(rows * 1536, seed: 4, scale: 8)
+        var all = g, split = g
+        all.withUnsafeMutableBufferPointer { IntegerActivations.gelu($0.baseAddress!, count: g.count) }
+        split.withUnsafeMutableBufferPointer { p in
+            var at = 0
+            for n in [1, 7, 1536, 1000, 3000] { IntegerActivations.gelu(p.baseAddress! + at, count: n); at += n }
+            IntegerActivations.gelu(p.baseAddress! + at, count: g.count - at)
+        }
+        XCTAssertEqual(all, split)
+
+        let D = 384
+        let ln = Self.layerNormRows(rows: rows, cols: D, seed: 8)
+        let w = randomFloats(D, seed: 9), b = randomFloats(D, seed: 10)
+        let lnAll = floatLayerNorm(ln, cols: D, w, b, integer: true)
+        for r in 0..<rows {
+            let one = floatLayerNorm(Array(ln[(r * D)..<((r + 1) * D)]), cols: D, w, b, integer: true)
+            XCTAssertEqual(one, Array(lnAll[(r * D)..<((r + 1) * D)]), "row \(r)")
+        }
+    }
+
+    // MARK: speed
+
+    /// ns per element, single thread, on ViT-S/14 shapes (257 tokens, dim 384, MLP 1536).
+    func testReportSpeed() {
+        func measure(_ reps: Int, _ body: () -> Void) -> Double {
+            body()
+            var best = Double.infinity
+            for _ in 0..<reps {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                body()
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0))
+            }
+            return best
+        }
+        let T = 257
+        var scores = randomFloats(T * T, seed: 1, scale: 60)
+        let sm = scores
+        let nsSoftF = measure(5) { scores = sm; scores.withUnsafeMutableBufferPointer { Activations.softmaxRows(MutableMatrixRef($0.baseAddress!, rows: T, cols: T), scale: 0.125) } }
+        let nsSoftI = measure(5) { scores = sm; scores.withUnsafeMutableBufferPointer { IntegerActivations.softmaxRows(MutableMatrixRef($0.baseAddress!, rows: T, cols: T), scale: 0.125) } }
+        let nsCopy = measure(5) { scores = sm; scores.withUnsafeMutableBufferPointer { _ in } }
+        let q = sm.map { Int32(($0 * 4096 / 8).rounded()) }
+        var p8 = [UInt8](repeating: 0, count: q.count)
+        let nsSoftCore = measure(5) { q.withUnsafeBufferPointer { pq in p8.withUnsafeMutableBufferPointer { po in
+            Shiftmax.rows(MatrixRef(pq.baseAddress!, rows: T, cols: T), scale: 1.0 / 4096, into: MutableMatrixRef(po.baseAddress!, rows: T, cols: T))
+        } } }
+
+        let M = 1536
+        var h = randomFloats(T * M, seed: 2, scale: 6)
+        let hh = h
+        let nsGeluF = measure(5) { h = hh; h.withUnsafeMutableBufferPointer { Activations.geluErf($0.baseAddress!, count: T * M) } }
+        let nsGeluI = measure(5) { h = hh; h.withUnsafeMutableBufferPointer { IntegerActivations.gelu($0.baseAddress!, count: T * M) } }
+        let nsHCopy = measure(5) { h = hh; h.withUnsafeMutableBufferPointer { _ in } }
+        let hq = hh.map { Int32(($0 * 4096).rounded()) }
+        var ho = hq
+        let nsGeluCore = measure(5) { ShiftGELU.apply(hq, count: hq.count, scale: 1.0 / 4096, into: &ho) }
+
+        let D = 384
+        let x = Self.layerNormRows(rows: T, cols: D, seed: 1)
+        let w = randomFloats(D, seed: 2), b = randomFloats(D, seed: 3)
+        var y = x
+        let nsLnF = measure(5) { x.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in
+            Activations.layerNorm(MatrixRef(px.baseAddress!, rows: T, cols: D), weight: w, bias: b, eps: 1e-6, into: MutableMatrixRef(py.baseAddress!, rows: T, cols: D)) } } }
+        let nsLnI = measure(5) { x.withUnsafeBufferPointer { px in y.withUnsafeMutableBufferPointer { py in
+            IntegerActivations.layerNorm(MatrixRef(px.baseAddress!, rows: T, cols: D), weight: w, bias: b, eps: 1e-6, into: MutableMatrixRef(py.baseAddress!, rows: T, cols: D)) } } }
+        let xq = x.map { Int32(($0 * 16384).rounded()) }
+        var wq = [Int32](repeating: 0, count: D), bq = wq, lo = xq
+        IntegerLayerNorm.quantizeAffine(weight: w, bias: b, dim: D, outputBits: 16, weightQ: &wq, biasQ: &bq)
+        let nsLnCore = measure(5) { xq.withUnsafeBufferPointer { px in lo.withUnsafeMutableBufferPointer { po in
+            for r in 0..<T { IntegerLayerNorm.row(px.baseAddress! + r * D, dim: D, scale: 1.0 / 16384, eps: 1e-6, weightQ: wq, biasQ: bq, outputBits: 16, into: po.baseAddress! + r * D) }
+        } } }
+
+        func per(_ ns: Double, _ n: Int) -> String { String(format: "%.2f", ns / Double(n)) }
+        print("ns/element (single thread, best of 5): softmax float \(per(nsSoftF - nsCopy, T * T)) integer wrapper \(per(nsSoftI - nsCopy, T * T)) Shiftmax core u8 \(per(nsSoftCore, T * T))")
+        print("ns/element: GELU erf float \(per(nsGeluF - nsHCopy, T * M)) integer wrapper \(per(nsGeluI - nsHCopy, T * M)) ShiftGELU core \(per(nsGeluCore, T * M))")
+        print("ns/element: LayerNorm float \(per(nsLnF, T * D)) integer wrapper \(per(nsLnI, T * D)) I-LayerNorm core \(per(nsLnCore, T * D))")
+    }
+}
