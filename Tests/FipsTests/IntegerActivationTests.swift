@@ -139,6 +139,7 @@ final class IntegerActivationTests: XCTestCase {
 
     func testShiftmaxMatchesFloatSoftmax() {
         var all = ErrorStats()
+        var worstDrift = 0.0
         for cols in Self.sizes {
             // Raw scores ±160 with the 1/√64 scale of attention: scaled logits ±20.
             let scaled = Self.logitRows(cols: cols, seed: UInt64(cols))
@@ -149,8 +150,11 @@ final class IntegerActivationTests: XCTestCase {
             for i in 0..<x.count { s.add(got[i], ref[i]); all.add(got[i], ref[i]) }
             XCTAssertLessThan(s.maxAbs, 0.005, "cols \(cols) \(s)")
             XCTAssertLessThan(s.mean, cols == 1 ? 1e-4 : 1e-3, "cols \(cols) \(s)")
-            XCTAssertLessThan(rowSumStats(got, cols: cols), 0.01, "cols \(cols)")
+            let drift = rowSumStats(got, cols: cols)
+            XCTAssertLessThan(drift, 0.01, "cols \(cols)")
+            worstDrift = max(worstDrift, drift)
         }
+        print("Shiftmax 16-bit: worst row sum drift \(String(format: "%.4f", worstDrift))")
         print("Shiftmax 16-bit vs float softmax:", all)
     }
 
@@ -163,8 +167,12 @@ final class IntegerActivationTests: XCTestCase {
             var s8 = ErrorStats()
             for i in 0..<x.count { s8.add(p8[i], ref[i]); eight.add(p8[i], ref[i]) }
             XCTAssertLessThan(s8.maxAbs, 0.006, "8-bit cols \(cols) \(s8)")
-            // Each probability rounds by up to 1/510: a flat row's sum drifts by up to count/510.
-            XCTAssertLessThanOrEqual(rowSumStats(p8, cols: cols), Double(cols) / 510 + 0.005, "8-bit cols \(cols)")
+            // Each probability rounds by up to 1/510, so a row's sum can drift by
+            // count/510; small probabilities all round the same way on flat rows.
+            let drift = rowSumStats(p8, cols: cols)
+            // Measured 0.004 / 0.078 / 0.165 / 0.694 at 3 / 257 / 384 / 1536.
+            XCTAssertLessThanOrEqual(drift, Double(cols) / 2000 + 0.01, "8-bit cols \(cols)")
+            print("Shiftmax 8-bit: worst row sum drift \(String(format: "%.3f", drift)) at \(cols) columns")
 
             // The core with I-ViT's own linear 2^g, on integer logits in 1/1000 units.
             let q = x.map { Int32(($0 * 1000).rounded()) }
