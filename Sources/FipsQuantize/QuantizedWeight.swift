@@ -74,8 +74,15 @@ public struct QuantLevels {
     public var groupSize: Int { bits == 8 ? 0 : 32 }
 
     /// clamp(roundToNearestEven(w / s)) as a Float holding an integer.
+    /// Clamping first is the same (the bounds are integers) and keeps the
+    /// value small enough for the 1.5·2²³ trick, which rounds to nearest
+    /// even in two adds: `rounded(.toNearestOrEven)` compiles to a libm call
+    /// on the baseline x86-64 target, which dominated the clip search.
     @inline(__always)
     public func level(_ w: Float, scale s: Float) -> Float {
-        Swift.min(max, Swift.max(min, (w / s).rounded(.toNearestOrEven)))
+        let v = Swift.min(max, Swift.max(min, w / s))
+        return (v + QuantLevels.roundingMagic) - QuantLevels.roundingMagic
     }
+
+    static let roundingMagic: Float = 12_582_912  // 1.5 · 2²³
 }
