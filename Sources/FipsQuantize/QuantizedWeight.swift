@@ -73,14 +73,16 @@ public struct QuantLevels {
     /// Inputs per scale: 0 (per row) at 8 bits, 32 below.
     public var groupSize: Int { bits == 8 ? 0 : 32 }
 
-    /// clamp(roundToNearestEven(w / s)) as a Float holding an integer.
+    /// clamp(roundToNearestEven(w · (1 / s))) as a Float holding an integer
+    /// (a reciprocal, not a division: the clip search's SIMD lanes multiply,
+    /// and every caller must round exactly as the search scored).
     /// Clamping first is the same (the bounds are integers) and keeps the
     /// value small enough for the 1.5·2²³ trick, which rounds to nearest
     /// even in two adds: `rounded(.toNearestOrEven)` compiles to a libm call
     /// on the baseline x86-64 target, which dominated the clip search.
     @inline(__always)
     public func level(_ w: Float, scale s: Float) -> Float {
-        let v = Swift.min(max, Swift.max(min, w / s))
+        let v = Swift.min(max, Swift.max(min, w * (1 / s)))
         return (v + QuantLevels.roundingMagic) - QuantLevels.roundingMagic
     }
 

@@ -22,38 +22,64 @@ enum ScaleSearch {
         for i in 0..<count { amax = max(amax, abs(x[i])) }
         guard amax > 0 else { return zeroScale }
         if levels.bits == 8 { return amax / levels.max }
+        precondition(count <= 32, "clip search is per group of at most 32")
+        // Zero padding changes no error and no least-squares sum.
+        var g = Group32()
+        withUnsafeMutableBytes(of: &g) { b in
+            let f = b.baseAddress!.assumingMemoryBound(to: Float.self)
+            f.update(from: x, count: count)
+        }
         var best = amax / levels.max
-        var bestErr = squaredError(x, count: count, scale: best, levels: levels)
+        var bestErr = g.squaredError(scale: best, levels: levels)
         for step in 0...20 {
             let r = 1 - Float(step) * 0.02
-            for denom in [levels.max, -levels.min] {
-                let s = amax * r / denom
-                let e = squaredError(x, count: count, scale: s, levels: levels)
-                if e < bestErr { bestErr = e; best = s }
-            }
+            let s1 = amax * r / levels.max, s2 = amax * r / -levels.min
+            let e1 = g.squaredError(scale: s1, levels: levels)
+            if e1 < bestErr { bestErr = e1; best = s1 }
+            let e2 = g.squaredError(scale: s2, levels: levels)
+            if e2 < bestErr { bestErr = e2; best = s2 }
         }
         for _ in 0..<2 {
-            var xq: Float = 0, qq: Float = 0
-            for i in 0..<count {
-                let q = levels.level(x[i], scale: best)
-                xq += x[i] * q
-                qq += q * q
-            }
+            let (xq, qq) = g.projection(scale: best, levels: levels)
             guard qq > 0, xq > 0 else { break }
             let s = xq / qq
-            let e = squaredError(x, count: count, scale: s, levels: levels)
+            let e = g.squaredError(scale: s, levels: levels)
             if e < bestErr { bestErr = e; best = s } else { break }
         }
         return best
     }
+}
+
+/// 32 floats as four SIMD vectors: the clip search evaluates ~45 scales per
+/// group, and lane-parallel evaluation is what makes that affordable
+/// (scalar code spent seconds on DINOv2-S's 660 000 groups).
+struct Group32 {
+    var v0 = SIMD8<Float>(), v1 = SIMD8<Float>(), v2 = SIMD8<Float>(), v3 = SIMD8<Float>()
+
+    /// The levels of `x` at scale s, as `QuantLevels.level` computes them lane by lane.
+    @inline(__always)
+    static func levels(_ x: SIMD8<Float>, _ s: Float, _ l: QuantLevels) -> SIMD8<Float> {
+        let magic = SIMD8<Float>(repeating: QuantLevels.roundingMagic)
+        // Masked selects: the stdlib's pointwiseMin/Max are not inlined.
+        var v = x * SIMD8(repeating: 1 / s)
+        v.replace(with: l.min, where: v .< l.min)
+        v.replace(with: l.max, where: v .> l.max)
+        return (v + magic) - magic
+    }
 
     @inline(__always)
-    static func squaredError(_ x: UnsafePointer<Float>, count: Int, scale s: Float, levels: QuantLevels) -> Float {
-        var e: Float = 0
-        for i in 0..<count {
-            let d = x[i] - s * levels.level(x[i], scale: s)
-            e += d * d
-        }
-        return e
+    func squaredError(scale s: Float, levels l: QuantLevels) -> Float {
+        let sv = SIMD8<Float>(repeating: s)
+        let d0 = v0 - sv * Group32.levels(v0, s, l), d1 = v1 - sv * Group32.levels(v1, s, l)
+        let d2 = v2 - sv * Group32.levels(v2, s, l), d3 = v3 - sv * Group32.levels(v3, s, l)
+        return (d0 * d0 + d1 * d1 + d2 * d2 + d3 * d3).sum()
+    }
+
+    /// (Σ x·q, Σ q²) for the levels at scale s.
+    @inline(__always)
+    func projection(scale s: Float, levels l: QuantLevels) -> (Float, Float) {
+        let q0 = Group32.levels(v0, s, l), q1 = Group32.levels(v1, s, l)
+        let q2 = Group32.levels(v2, s, l), q3 = Group32.levels(v3, s, l)
+        return ((v0 * q0 + v1 * q1 + v2 * q2 + v3 * q3).sum(), (q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3).sum())
     }
 }
