@@ -34,12 +34,13 @@ let package = Package(
         .target(name: "FipsCompress", dependencies: ["FipsHostCore", "COpenBLAS"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "FipsData", dependencies: ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
+        .target(name: "FipsQuantize", dependencies: ["COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsViT", "FipsData"]),
         .executableTarget(name: "fips", dependencies: [
             "FipsHostCore", "FipsImport", "FipsData", "FipsCompress",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress",
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
         ], exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,

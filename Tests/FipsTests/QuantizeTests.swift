@@ -1,0 +1,460 @@
+import Foundation
+import XCTest
+import FipsArtifact
+import FipsData
+import FipsHostCore
+import FipsQuantize
+
+final class QuantizeTests: XCTestCase {
+    // MARK: helpers
+
+    /// Standard normal samples (Box–Muller over SplitMix64).
+    static func gaussian(_ n: Int, seed: UInt64) -> [Float] {
+        var rng = SplitMix64(seed: seed)
+        var out = [Float]()
+        out.reserveCapacity(n)
+        while out.count < n {
+            let u1 = max(rng.nextUnit(), 1e-300), u2 = rng.nextUnit()
+            let r = (-2 * log(u1)).squareRoot()
+            out.append(Float(r * cos(2 * .pi * u2)))
+            if out.count < n { out.append(Float(r * sin(2 * .pi * u2))) }
+        }
+        return out
+    }
+
+    /// XᵀX in double, the slow obvious way.
+    static func naiveHessian(_ x: [Float], rows: Int, cols: Int) -> [Double] {
+        var h = [Double](repeating: 0, count: cols * cols)
+        for r in 0..<rows {
+            for i in 0..<cols {
+                let xi = Double(x[r * cols + i])
+                for j in 0..<cols { h[i * cols + j] += xi * Double(x[r * cols + j]) }
+            }
+        }
+        return h
+    }
+
+    /// Inputs X = Z·A + 0.05·noise with an 8-dimensional latent Z: every
+    /// input is strongly correlated with the others, where GPTQ's error
+    /// compensation has the most room.
+    static func correlatedInputs(rows: Int, cols: Int, seed: UInt64) -> [Float] {
+        let latent = 8
+        let z = gaussian(rows * latent, seed: seed), a = gaussian(latent * cols, seed: seed + 1)
+        let noise = gaussian(rows * cols, seed: seed + 2)
+        var x = [Float](repeating: 0, count: rows * cols)
+        for r in 0..<rows {
+            for k in 0..<cols {
+                var s: Float = 0
+                for l in 0..<latent { s += z[r * latent + l] * a[l * cols + k] }
+                x[r * cols + k] = s + 0.05 * noise[r * cols + k]
+            }
+        }
+        return x
+    }
+
+    static func statistics(_ x: [Float], rows: Int, cols: Int) -> InputStatistics {
+        let s = InputStatistics(cols: cols)
+        x.withUnsafeBufferPointer { s.observe($0.baseAddress!, rows: rows, cols: cols) }
+        return s
+    }
+
+    func assertValid(_ q: QuantizedWeight, bits: Int, rows: Int, cols: Int, _ what: String) {
+        let lo: Int8 = bits == 8 ? -127 : -Int8(1 << (bits - 1))
+        let hi: Int8 = bits == 8 ? 127 : Int8((1 << (bits - 1)) - 1)
+        XCTAssertEqual(q.bits, bits, what)
+        XCTAssertEqual(q.rows, rows, what)
+        XCTAssertEqual(q.cols, cols, what)
+        XCTAssertEqual(q.groupSize, bits == 8 ? 0 : 32, what)
+        XCTAssertEqual(q.scales.count, bits == 8 ? rows : rows * ((cols + 31) / 32), what)
+        XCTAssertEqual(q.values.count, rows * cols, what)
+        XCTAssertTrue(q.values.allSatisfy { $0 >= lo && $0 <= hi }, "\(what): value outside [\(lo), \(hi)]")
+        XCTAssertTrue(q.scales.allSatisfy { $0 > 0 && $0.isFinite }, "\(what): scale not positive and finite")
+    }
+
+    // MARK: weights
+
+    func testValuesInRangeAndScalesPositiveForEveryBitWidthAndOddShape() {
+        let rows = 5
+        for cols in [1, 31, 33, 100] {
+            var w = Self.gaussian(rows * cols, seed: UInt64(cols))
+            w[0] = 0; if rows * cols > 3 { w[3] = 40 }   // a zero and an outlier
+            // Last row all zero: its scales must still be positive.
+            for k in 0..<cols { w[(rows - 1) * cols + k] = 0 }
+            var x = Self.gaussian(64 * cols, seed: 99)
+            for r in 0..<64 { x[r * cols] = 0 }            // a dead input (H_00 = 0)
+            let h = Self.statistics(x, rows: 64, cols: cols).hessian
+            for bits in [8, 4, 3] {
+                for rounding in [WeightRounding.nearest, .gptq] {
+                    let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: rounding, hessian: h)
+                    assertValid(q, bits: bits, rows: rows, cols: cols, "\(bits) bits \(rounding) cols \(cols)")
+                    XCTAssertTrue(q.values[((rows - 1) * cols)...].allSatisfy { $0 == 0 })
+                    if rounding == .gptq { XCTAssertEqual(q.values[0], 0, "dead input keeps weight 0") }
+                    let d = q.dequantized()
+                    XCTAssertEqual(d.count, rows * cols)
+                    XCTAssertTrue(d.allSatisfy { $0.isFinite })
+                }
+            }
+        }
+    }
+
+    func testEightBitRoundToNearestErrorIsAtMostHalfAStep() {
+        let rows = 7, cols = 100
+        let w = Self.gaussian(rows * cols, seed: 3).enumerated().map { $0.element * Float(1 + $0.offset / cols) }
+        let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: 8)
+        let d = q.dequantized()
+        for r in 0..<rows {
+            let amax = w[(r * cols)..<((r + 1) * cols)].map(abs).max()!
+            XCTAssertEqual(q.scales[r], amax / 127, accuracy: amax * 1e-7)
+            XCTAssertTrue(q.values[(r * cols)..<((r + 1) * cols)].contains { abs($0) == 127 }, "row \(r) uses the full range")
+            for k in 0..<cols {
+                let s = q.scales[r]
+                XCTAssertLessThanOrEqual(abs(w[r * cols + k] - d[r * cols + k]), s / 2 * (1 + 1e-5), "row \(r) col \(k)")
+            }
+        }
+    }
+
+    func testGroupScaleSearchIsNoWorseThanAmaxScale() {
+        // The clip search includes amax / qmax, so per group its squared error
+        // can only be lower than plain absmax rounding.
+        let rows = 16, cols = 96
+        let w = Self.gaussian(rows * cols, seed: 5)
+        for bits in [4, 3] {
+            let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits)
+            let d = q.dequantized()
+            let qmax = Float((1 << (bits - 1)) - 1)
+            var searched = 0.0, plain = 0.0
+            for r in 0..<rows {
+                for g in 0..<3 {
+                    let idx = (0..<32).map { r * cols + g * 32 + $0 }
+                    let s = idx.map { abs(w[$0]) }.max()! / qmax
+                    var e1 = 0.0, e2 = 0.0
+                    for i in idx {
+                        e1 += Double((w[i] - d[i]) * (w[i] - d[i]))
+                        let p = s * min(qmax, max(-qmax - 1, (w[i] / s).rounded(.toNearestOrEven)))
+                        e2 += Double((w[i] - p) * (w[i] - p))
+                    }
+                    XCTAssertLessThanOrEqual(e1, e2 * (1 + 1e-5) + 1e-12, "\(bits) bits row \(r) group \(g)")
+                    searched += e1; plain += e2
+                }
+            }
+            XCTAssertLessThan(searched, plain * 0.97, "\(bits) bits: the search should find better clips")
+        }
+    }
+
+    func testGPTQBeatsRoundToNearestOnCorrelatedInputs() {
+        let rows = 48, cols = 160, tokens = 1024
+        let x = Self.correlatedInputs(rows: tokens, cols: cols, seed: 11)
+        let h = Self.statistics(x, rows: tokens, cols: cols).hessian
+        let w = Self.gaussian(rows * cols, seed: 12)
+        for bits in [8, 4, 3] {
+            let rtn = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: .nearest)
+            let gptq = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: .gptq, hessian: h)
+            let eR = WeightQuantizer.outputError(original: w, quantized: rtn, hessian: h)
+            let eG = WeightQuantizer.outputError(original: w, quantized: gptq, hessian: h)
+            XCTAssertGreaterThan(eR, 0)
+            if bits == 8 {
+                XCTAssertLessThanOrEqual(eG, eR, "8 bits: GPTQ \(eG) vs RTN \(eR)")
+            } else {
+                XCTAssertLessThan(eG, 0.5 * eR, "\(bits) bits: GPTQ \(eG) vs RTN \(eR)")
+            }
+        }
+    }
+
+    func testGPTQWithIdentityHessianEqualsRoundToNearest() {
+        // With H = I no input can compensate another: GPTQ rounds each weight
+        // on its own, with group scales from unchanged weights.
+        let rows = 9, cols = 100
+        let w = Self.gaussian(rows * cols, seed: 21)
+        var h = [Double](repeating: 0, count: cols * cols)
+        for i in 0..<cols { h[i * cols + i] = 1 }
+        for bits in [8, 4, 3] {
+            let rtn = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits)
+            let gptq = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: .gptq, hessian: h)
+            XCTAssertEqual(rtn, gptq, "\(bits) bits")
+        }
+    }
+
+    func testOutputErrorIsZeroForExactAndOneForZeroApproximation() {
+        let rows = 4, cols = 33
+        let x = Self.gaussian(50 * cols, seed: 31)
+        let h = Self.statistics(x, rows: 50, cols: cols).hessian
+        let w = Self.gaussian(rows * cols, seed: 32)
+        XCTAssertEqual(WeightQuantizer.outputError(original: w, approximation: w, rows: rows, cols: cols, hessian: h), 0)
+        let zero = [Float](repeating: 0, count: rows * cols)
+        XCTAssertEqual(WeightQuantizer.outputError(original: w, approximation: zero, rows: rows, cols: cols, hessian: h),
+                       1, accuracy: 1e-12)
+        // Against the definition: ‖X(W − Ŵ)ᵀ‖² / ‖XWᵀ‖².
+        let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: 3)
+        let d = q.dequantized()
+        var num = 0.0, den = 0.0
+        for t in 0..<50 {
+            for r in 0..<rows {
+                var y = 0.0, yq = 0.0
+                for k in 0..<cols { y += Double(x[t * cols + k] * w[r * cols + k]); yq += Double(x[t * cols + k] * d[r * cols + k]) }
+                num += (y - yq) * (y - yq); den += y * y
+            }
+        }
+        XCTAssertEqual(WeightQuantizer.outputError(original: w, quantized: q, hessian: h), num / den, accuracy: 1e-6 * num / den)
+    }
+
+    // MARK: statistics and activation scales
+
+    func testInputStatisticsHessianEqualsNaiveProduct() {
+        let cols = 37
+        let parts = [(200, 1), (1, 1), (131, 2)]  // rows, threads
+        let total = parts.reduce(0) { $0 + $1.0 }
+        let x = Self.gaussian(total * cols, seed: 41)
+        let s = InputStatistics(cols: cols, histogramBins: 1024)
+        var at = 0
+        x.withUnsafeBufferPointer { xb in
+            for (r, threads) in parts {
+                s.observe(xb.baseAddress! + at * cols, rows: r, cols: cols, threads: threads)
+                at += r
+            }
+        }
+        XCTAssertEqual(s.tokens, total)
+        let h = s.hessian, ref = Self.naiveHessian(x, rows: total, cols: cols)
+        for i in 0..<(cols * cols) { XCTAssertEqual(h[i], ref[i], accuracy: 1e-4 * max(1, abs(ref[i]))) }
+        for i in 0..<cols { for j in 0..<cols { XCTAssertEqual(h[i * cols + j], h[j * cols + i]) } }
+        XCTAssertEqual(s.min, x.min()!)
+        XCTAssertEqual(s.max, x.max()!)
+        XCTAssertEqual(s.histogram.total, UInt64(total * cols))
+        XCTAssertEqual(s.histogram.amax, x.map(abs).max()!)
+        let noH = InputStatistics(cols: cols, hessian: false)
+        x.withUnsafeBufferPointer { noH.observe($0.baseAddress!, rows: total, cols: cols) }
+        XCTAssertTrue(noH.hessian.isEmpty)
+        XCTAssertEqual(noH.histogram.amax, s.histogram.amax)
+    }
+
+    func testHistogramRebinningDoesNotDependOnObservationOrder() {
+        let small = Self.gaussian(5000, seed: 51).map { $0 * 0.01 }
+        let large = Self.gaussian(5000, seed: 52).map { $0 * 30 }
+        var a = AbsHistogram(binCount: 4096), b = AbsHistogram(binCount: 4096)
+        small.withUnsafeBufferPointer { a.add($0.baseAddress!, count: $0.count) }
+        large.withUnsafeBufferPointer { a.add($0.baseAddress!, count: $0.count) }
+        large.withUnsafeBufferPointer { b.add($0.baseAddress!, count: $0.count) }
+        small.withUnsafeBufferPointer { b.add($0.baseAddress!, count: $0.count) }
+        XCTAssertEqual(a, b)
+    }
+
+    func testActivationCalibratorsOnGaussianWithOutliers() {
+        // 200 000 N(0, 1) values and 10 outliers at ±60 (a ViT's massive
+        // activations in miniature): the max is useless as a clip.
+        let n = 200_000
+        var x = Self.gaussian(n, seed: 61)
+        for i in 0..<10 { x[i * 997] = i % 2 == 0 ? 60 : -60 }
+        let s = InputStatistics(cols: 1000, hessian: false)
+        x.withUnsafeBufferPointer { s.observe($0.baseAddress!, rows: n / 1000, cols: 1000) }
+        XCTAssertEqual(s.min, -60)
+        XCTAssertEqual(s.max, 60)
+
+        let maxRange = ActivationCalibrator.range(s, method: .absMax)
+        XCTAssertEqual(maxRange.clip, 60)
+        XCTAssertEqual(maxRange.amax, 60)
+
+        let p99 = ActivationCalibrator.range(s, method: .percentile(99))
+        XCTAssertEqual(p99.clip, 2.5758, accuracy: 0.03)           // |N(0,1)| 99th percentile
+        XCTAssertEqual(p99.scale, p99.clip / 127)
+        XCTAssertEqual(p99.clippedFraction, 0.01, accuracy: 0.001)
+        let p50 = ActivationCalibrator.range(s, method: .percentile(50))
+        XCTAssertEqual(p50.clip, 0.6745, accuracy: 0.01)
+        let p9999 = ActivationCalibrator.range(s, method: .percentile(99.99))
+        XCTAssertGreaterThan(p9999.clip, 3.5)
+        XCTAssertLessThan(p9999.clip, 5)
+
+        let mse = ActivationCalibrator.range(s, method: .mse)
+        XCTAssertLessThan(mse.clip, 60)
+        XCTAssertGreaterThan(mse.clip, 3)
+        XCTAssertLessThan(mse.meanSquaredError, maxRange.meanSquaredError)
+        XCTAssertLessThanOrEqual(mse.meanSquaredError, p9999.meanSquaredError)
+        XCTAssertEqual(mse.absMaxMeanSquaredError, maxRange.meanSquaredError)
+
+        // The histogram's error model against quantising the samples directly.
+        for clip in [mse.clip, Float(2), Float(60)] {
+            let sc = clip / 127
+            var direct = 0.0
+            for v in x {
+                let q = sc * min(127, max(-127, (v / sc).rounded(.toNearestOrEven)))
+                direct += Double((v - q) * (v - q))
+            }
+            direct /= Double(n)
+            XCTAssertEqual(s.histogram.meanSquaredError(clip: clip), direct, accuracy: 0.03 * direct, "clip \(clip)")
+        }
+    }
+
+    // MARK: calibration pass
+
+    /// makeTinyModel's block 1 MLP replaced by factors of rank 6 (fc1) and 5 (fc2).
+    func tinyFactorisedModel() -> ViTModel {
+        var m = makeTinyModel(seed: 3, classes: 3, pooling: .clsAndPatchMean)
+        let d = m.config.dim, h = m.config.mlpDim
+        let b = { TensorNames.block(1, $0) }
+        m.tensors[b("mlp.fc1.weight")] = nil
+        m.tensors[b("mlp.fc2.weight")] = nil
+        m.tensors[b("mlp.fc1.U")] = HostTensor(shape: [d, 6], data: randomFloats(d * 6, seed: 1, scale: 0.3))
+        m.tensors[b("mlp.fc1.V")] = HostTensor(shape: [6, h], data: randomFloats(6 * h, seed: 2, scale: 0.3))
+        m.tensors[b("mlp.fc2.U")] = HostTensor(shape: [d, 5], data: randomFloats(d * 5, seed: 3, scale: 0.3))
+        m.tensors[b("mlp.fc2.V")] = HostTensor(shape: [5, h], data: randomFloats(5 * h, seed: 4, scale: 0.3))
+        XCTAssertNil(m.validate())
+        return m
+    }
+
+    func testCalibrationPassReportsEveryLinearLayerOfATinyModel() throws {
+        let model = tinyFactorisedModel()
+        let c = model.config, per = c.channels * c.imageSize * c.imageSize
+        let images = TensorImageSet(tensors: (0..<3).map { randomFloats(per, seed: 70 + UInt64($0)) })
+        var o = CalibrationPass.Options()
+        o.batch = 2
+        o.histogramBins = 1024
+        let stats = try CalibrationPass.run(model, images: images, options: o)
+        let expected = CalibrationPass.expectedLayers(model)
+        XCTAssertEqual(expected.map { $0.name }, [
+            "blocks.0.attn.qkv", "blocks.0.attn.proj", "blocks.0.mlp.fc1", "blocks.0.mlp.fc2",
+            "blocks.1.attn.qkv", "blocks.1.attn.proj", "blocks.1.mlp.fc1.U", "blocks.1.mlp.fc1.V",
+            "blocks.1.mlp.fc2.V", "blocks.1.mlp.fc2.U", "head"])
+        XCTAssertEqual(expected.map { $0.cols }, [16, 16, 16, 40, 16, 16, 16, 6, 40, 5, 32])
+        XCTAssertEqual(Set(stats.keys), Set(expected.map { $0.name }))
+        for (name, cols) in expected {
+            let s = try XCTUnwrap(stats[name], name)
+            XCTAssertEqual(s.cols, cols, name)
+            XCTAssertEqual(s.tokens, name == "head" ? 3 : 3 * c.tokenCount, name)
+            XCTAssertEqual(s.hessian.count, cols * cols, name)
+            XCTAssertTrue(s.histogram.amax > 0, name)
+        }
+        // The head's input is the pooled [CLS ‖ patch mean] of the final features.
+        let f = try FeatureExtractor.extract(model, images: images, batch: 3, threads: 1, patchMean: true)
+        let hx = f.headInput(.clsAndPatchMean)
+        let ref = Self.naiveHessian(hx, rows: 3, cols: 32)
+        let h = stats["head"]!.hessian
+        for i in 0..<(32 * 32) { XCTAssertEqual(h[i], ref[i], accuracy: 1e-4 * max(1, abs(ref[i]))) }
+
+        // Only the selected layers, no Hessians.
+        o.hessians = false
+        o.layers = { $0.hasSuffix("attn.qkv") }
+        let some = try CalibrationPass.run(model, images: images, options: o)
+        XCTAssertEqual(Set(some.keys), ["blocks.0.attn.qkv", "blocks.1.attn.qkv"])
+        XCTAssertTrue(some["blocks.0.attn.qkv"]!.hessian.isEmpty)
+    }
+
+    func testCalibrationPassOnRealModel() throws {
+        let path = TestPaths.data.appendingPathComponent("dinov2_s.fips").path
+        try TestPaths.require(path)
+        try TestPaths.require(TestPaths.photos.path)
+        let model = try ArtifactReaderHost.load(path: path)
+        let folder = try ImageFolder.open(TestPaths.photos.path, config: model.config)
+        var o = CalibrationPass.Options()
+        o.batch = 2
+        let stats = try CalibrationPass.run(model, images: ImageSubset(folder, indices: [0, 1]), options: o)
+        let expected = CalibrationPass.expectedLayers(model)
+        XCTAssertEqual(expected.count, 4 * model.config.depth + (model.config.hasHead ? 1 : 0))
+        XCTAssertEqual(stats.count, expected.count)
+        for (name, cols) in expected {
+            let s = try XCTUnwrap(stats[name], "missing \(name)")
+            XCTAssertEqual(s.cols, cols, name)
+            XCTAssertEqual(s.tokens, name == "head" ? 2 : 2 * model.config.tokenCount, name)
+            XCTAssertTrue(s.histogram.amax.isFinite && s.histogram.amax > 0, name)
+        }
+        XCTAssertEqual(stats["blocks.0.mlp.fc2"]?.cols, model.config.mlpDim)
+        let h = stats["blocks.11.attn.proj"]!.hessian
+        let n = model.config.dim
+        XCTAssertTrue((0..<n).allSatisfy { h[$0 * n + $0] >= 0 && h[$0 * n + $0].isFinite })
+    }
+
+    // MARK: measurement (FIPS_QUANT_REPORT=1; minutes, not a regular test)
+
+    /// Inputs of several sets back to back.
+    struct JoinedImages: ImageSet {
+        var parts: [any ImageSet]
+        var count: Int { parts.reduce(0) { $0 + $1.count } }
+        var labels: [Int]? { nil }
+        var classNames: [String] { [] }
+        func write(_ index: Int, config: ViTConfig, into dst: UnsafeMutablePointer<Float>) throws {
+            var i = index
+            for p in parts {
+                if i < p.count { return try p.write(i, config: config, into: dst) }
+                i -= p.count
+            }
+        }
+    }
+
+    /// Relative output error per layer type, RTN vs GPTQ at 8/4/3 bits, on
+    /// the calibration inputs (in-sample) and on held-out Fashion-MNIST test
+    /// images; GPTQ's time for the whole model; the activation clips.
+    func testReportDINOv2Quantisation() throws {
+        guard ProcessInfo.processInfo.environment["FIPS_QUANT_REPORT"] == "1" else {
+            throw XCTSkip("measurement; run with FIPS_QUANT_REPORT=1")
+        }
+        let path = TestPaths.data.appendingPathComponent("dinov2_s.fips").path
+        try TestPaths.require(path)
+        let model = try ArtifactReaderHost.load(path: path)
+        let c = model.config
+        let fm = Int(ProcessInfo.processInfo.environment["FIPS_QUANT_FMNIST"] ?? "58") ?? 58
+        let photos = try ImageFolder.open(TestPaths.photos.path, config: c)
+        let train = try FashionMNIST.load(split: .train)
+        let test = try FashionMNIST.load(split: .test)
+        let calib = JoinedImages(parts: [photos, ImageSubset(train, indices: train.calibrationIndices(count: fm, skipPerClass: 200))])
+        let held = ImageSubset(test, indices: test.firstPerClass(3))
+        var t0 = Date()
+        let cal = try CalibrationPass.run(model, images: calib)
+        print(String(format: "calibration pass: %d images (%d photos + %d Fashion-MNIST train), %.1f s",
+                     calib.count, photos.count, fm, Date().timeIntervalSince(t0)))
+        t0 = Date()
+        var ho = CalibrationPass.Options()
+        ho.histogramBins = 2
+        let heldStats = try CalibrationPass.run(model, images: held, options: ho)
+        print(String(format: "held-out pass: %d Fashion-MNIST test images, %.1f s", held.count, Date().timeIntervalSince(t0)))
+
+        func kind(_ name: String) -> String { String(name.split(separator: ".").suffix(2).joined(separator: ".")) }
+        let layers = CalibrationPass.expectedLayers(model)
+        var kinds = [String]()
+        for l in layers where !kinds.contains(kind(l.name)) { kinds.append(kind(l.name)) }
+        // errors[bits][kind] = [(rtnIn, gptqIn, rtnOut, gptqOut)]
+        var errors = [Int: [String: [(Double, Double, Double, Double)]]]()
+        var gptqSeconds = [Int: Double](), rtnSeconds = [Int: Double]()
+        let hessians = Dictionary(uniqueKeysWithValues: layers.map { ($0.name, cal[$0.name]!.hessian) })
+        for bits in [8, 4, 3] {
+            for (name, cols) in layers {
+                let w = model[name + ".weight"]
+                XCTAssertEqual(w.shape[1], cols)
+                let h = hessians[name]!, hh = heldStats[name]!.hessian
+                var t = Date()
+                let rtn = WeightQuantizer.quantize(w.data, rows: w.shape[0], cols: cols, bits: bits)
+                rtnSeconds[bits, default: 0] += Date().timeIntervalSince(t)
+                t = Date()
+                let gptq = WeightQuantizer.quantize(w.data, rows: w.shape[0], cols: cols, bits: bits, rounding: .gptq, hessian: h)
+                gptqSeconds[bits, default: 0] += Date().timeIntervalSince(t)
+                let e = (WeightQuantizer.outputError(original: w.data, quantized: rtn, hessian: h),
+                         WeightQuantizer.outputError(original: w.data, quantized: gptq, hessian: h),
+                         WeightQuantizer.outputError(original: w.data, quantized: rtn, hessian: hh),
+                         WeightQuantizer.outputError(original: w.data, quantized: gptq, hessian: hh))
+                errors[bits, default: [:]][kind(name), default: []].append(e)
+            }
+        }
+        print("relative output error tr(ΔW H ΔWᵀ)/tr(W H Wᵀ), mean over blocks (calibration H | held-out H)")
+        print("bits  layer       RTN cal    GPTQ cal   RTN held   GPTQ held")
+        for bits in [8, 4, 3] {
+            for k in kinds {
+                let v = errors[bits]![k]!
+                func mean(_ f: ((Double, Double, Double, Double)) -> Double) -> Double { v.map(f).reduce(0, +) / Double(v.count) }
+                print(String(format: "%-4d  %-10@  %.3e  %.3e  %.3e  %.3e", bits, k as NSString,
+                             mean { $0.0 }, mean { $0.1 }, mean { $0.2 }, mean { $0.3 }))
+            }
+        }
+        for bits in [8, 4, 3] {
+            print(String(format: "%d bits: RTN %.2f s, GPTQ %.2f s for all %d layers", bits, rtnSeconds[bits]!,
+                         gptqSeconds[bits]!, layers.count))
+        }
+        print("activation clips, mean over blocks: absmax | p99.99 | mse (mse's error / absmax's error)")
+        for k in kinds {
+            var a = 0.0, p = 0.0, m = 0.0, ratio = 0.0, n = 0.0
+            for (name, _) in layers where kind(name) == k {
+                let mx = ActivationCalibrator.range(cal[name]!, method: .absMax)
+                let pc = ActivationCalibrator.range(cal[name]!, method: .percentile(99.99))
+                let ms = ActivationCalibrator.range(cal[name]!, method: .mse)
+                a += Double(mx.clip); p += Double(pc.clip); m += Double(ms.clip)
+                ratio += ms.meanSquaredError / mx.meanSquaredError; n += 1
+            }
+            print(String(format: "%-10@  %8.2f  %8.2f  %8.2f  (%.3f)", k as NSString, a / n, p / n, m / n, ratio / n))
+        }
+    }
+}
