@@ -11,10 +11,15 @@
 #include <arm_neon.h>
 #include <string.h>
 
+// A build for a dotprod CPU (-mcpu=cortex-a76) needs no attribute; otherwise
+// the SDOT functions get Armv8.2-A+dotprod, a superset of a v8.0/v8.1 build
+// (always_inline helpers must have a subset of their caller's features).
+#if defined(__ARM_FEATURE_DOTPROD)
+#define T_DOT
+#else
 #define T_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
 #define NOINLINE __attribute__((noinline))
-
-QG_INLINE int min_i(int a, int b) { return a < b ? a : b; }
 
 // ---------------------------------------------------------------------------
 // Unpacking to signed logical bytes.
@@ -114,19 +119,22 @@ QG_INLINE void store_blocks4(const qg_args *g, int m, int n0, float32x4_t f) {
 
 #define DOT_GROUP(ACC, R, W, grp, A, L)                                                         \
     do {                                                                                         \
-        UNROLL
-        for (int q = 0; q < 4; q++) {                                                            \
+        UNROLL for (int q = 0; q < 4; q++) {                                                     \
             int8x16_t wv = vld1q_s8((W) + (grp) * 64 + q * 16);                                  \
-            UNROLL
-            for (int r = 0; r < (R); r++) ACC[r][q] = vdotq_laneq_s32(ACC[r][q], wv, A[r], L);   \
+            UNROLL for (int r = 0; r < (R); r++) ACC[r][q] = vdotq_laneq_s32(ACC[r][q], wv, A[r], L); \
         }                                                                                        \
     } while (0)
-#define DOT_TILE(ACC, R, W, A0, A1)                                                              \
+// A tile for R rows: activation bytes 0..15 of the block (groups 0-3),
+// then 16..31 (groups 4-7), so only R activation registers are live.
+#define DOT_TILE(ACC, R, W, AR, b)                                                               \
     do {                                                                                         \
-        DOT_GROUP(ACC, R, W, 0, A0, 0); DOT_GROUP(ACC, R, W, 1, A0, 1);                          \
-        DOT_GROUP(ACC, R, W, 2, A0, 2); DOT_GROUP(ACC, R, W, 3, A0, 3);                          \
-        DOT_GROUP(ACC, R, W, 4, A1, 0); DOT_GROUP(ACC, R, W, 5, A1, 1);                          \
-        DOT_GROUP(ACC, R, W, 6, A1, 2); DOT_GROUP(ACC, R, W, 7, A1, 3);                          \
+        int8x16_t av_[4];                                                                        \
+        UNROLL for (int r = 0; r < (R); r++) av_[r] = vld1q_s8(AR[r] + 32 * (b));                \
+        DOT_GROUP(ACC, R, W, 0, av_, 0); DOT_GROUP(ACC, R, W, 1, av_, 1);                        \
+        DOT_GROUP(ACC, R, W, 2, av_, 2); DOT_GROUP(ACC, R, W, 3, av_, 3);                        \
+        UNROLL for (int r = 0; r < (R); r++) av_[r] = vld1q_s8(AR[r] + 32 * (b) + 16);           \
+        DOT_GROUP(ACC, R, W, 4, av_, 0); DOT_GROUP(ACC, R, W, 5, av_, 1);                        \
+        DOT_GROUP(ACC, R, W, 6, av_, 2); DOT_GROUP(ACC, R, W, 7, av_, 3);                        \
     } while (0)
 
 QG_INLINE T_DOT void kdot_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
@@ -140,11 +148,8 @@ QG_INLINE T_DOT void kdot_rows(const qg_args *g, int m, const int R, const int8_
         for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
     }
     for (int b = 0; b < B; b++) {
-        int8x16_t a0[4], a1[4];
-        UNROLL
-        for (int r = 0; r < R; r++) { a0[r] = vld1q_s8(ar[r] + 32 * b); a1[r] = vld1q_s8(ar[r] + 32 * b + 16); }
         const int8_t *wt = w + (size_t)b * QG_TILE;
-        DOT_TILE(acc, R, wt, a0, a1);
+        DOT_TILE(acc, R, wt, ar, b);
     }
     UNROLL
     for (int r = 0; r < R; r++)
@@ -163,16 +168,13 @@ QG_INLINE T_DOT void kdot_blocks(const qg_args *g, int m, const int R, const int
         for (int q = 0; q < 4; q++) f[r][q] = vdupq_n_f32(0.0f);
     }
     for (int b = 0; b < B; b++) {
-        int8x16_t a0[4], a1[4];
         int32x4_t acc[4][4];
         UNROLL
-        for (int r = 0; r < R; r++) {
-            a0[r] = vld1q_s8(ar[r] + 32 * b); a1[r] = vld1q_s8(ar[r] + 32 * b + 16);
+        for (int r = 0; r < R; r++)
             UNROLL
             for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
-        }
         const int8_t *wt = w + (size_t)b * QG_TILE;
-        DOT_TILE(acc, R, wt, a0, a1);
+        DOT_TILE(acc, R, wt, ar, b);
         UNROLL
         for (int q = 0; q < 4; q++) {
             float32x4_t sv = vld1q_f32(g->ws + ((size_t)p * B + b) * 16 + 4 * q);
