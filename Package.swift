@@ -22,7 +22,10 @@ let package = Package(
             .linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("z"),
         ]),
         .target(name: "FipsArtifact", dependencies: ["CFipsSys"]),
-        .target(name: "FipsKernels"),
+        // -ffp-contract=off: the integer GEMM contract (docs/KERNELS.md) needs
+        // every float multiply and add rounded on its own, never fused.
+        .target(name: "CFipsKernels", cSettings: [.unsafeFlags(["-ffp-contract=off"])]),
+        .target(name: "FipsKernels", dependencies: ["CFipsKernels"]),
         .target(name: "FipsImage", dependencies: ["CFipsSys", "CImageCodecs"]),
         .target(name: "FipsViT", dependencies: ["FipsArtifact", "FipsKernels"]),
         .target(name: "FipsRunner", dependencies: ["CFipsSys", "FipsArtifact", "FipsImage", "FipsViT"]),

@@ -1,0 +1,394 @@
+// aarch64 kernels: NEON with SDOT (Armv8.2 dotprod: Cortex-A55/A76/A78,
+// Raspberry Pi 5, Orin) and plain Armv8.0 NEON (Cortex-A53/A72, Raspberry
+// Pi 3/4). The dotprod code carries a function-level target attribute, so
+// the same binary runs on an A72 as long as getauxval said no to ASIMDDP.
+//
+// Both consume signed logical weights: q8 straight from the packed data,
+// q4g32/q3g32/q8sparse unpacked into the caller's scratch once per panel
+// (amortised over all rows). No offset, so no block-sum correction.
+#if defined(__aarch64__)
+#include "qgemm_internal.h"
+#include <arm_neon.h>
+#include <string.h>
+
+// A build for a dotprod CPU (-mcpu=cortex-a76) needs no attribute; otherwise
+// the SDOT functions get Armv8.2-A+dotprod, a superset of a v8.0/v8.1 build
+// (always_inline helpers must have a subset of their caller's features).
+#if defined(__ARM_FEATURE_DOTPROD)
+#define T_DOT
+#else
+#define T_DOT __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
+#define NOINLINE __attribute__((noinline))
+
+// ---------------------------------------------------------------------------
+// Unpacking to signed logical bytes.
+
+static void decode_q4_tile_neon(const uint8_t *s, int8_t *d) {
+    const uint8x16_t lo4 = vdupq_n_u8(0x0F);
+    const int8x16_t eight = vdupq_n_s8(8);
+    for (int j = 0; j < 4; j++)
+        UNROLL
+        for (int h = 0; h < 4; h++) {
+            uint8x16_t x = vld1q_u8(s + j * 64 + h * 16);
+            vst1q_s8(d + (2 * j) * 64 + h * 16, vsubq_s8(vreinterpretq_s8_u8(vandq_u8(x, lo4)), eight));
+            vst1q_s8(d + (2 * j + 1) * 64 + h * 16, vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(x, 4)), eight));
+        }
+}
+
+static void decode_q3_tile_neon(const uint8_t *s, int8_t *d) {
+    const uint8x16_t three = vdupq_n_u8(3), four = vdupq_n_u8(4);
+    UNROLL
+    for (int h = 0; h < 4; h++) {
+        uint8x16_t hi = vld1q_u8(s + 128 + h * 16);
+        for (int grp = 0; grp < 8; grp++) {
+            uint8x16_t lo = vld1q_u8(s + (grp / 4) * 64 + h * 16);
+            lo = vandq_u8(vshlq_u8(lo, vdupq_n_s8((int8_t)(-2 * (grp % 4)))), three);
+            uint8x16_t set = vtstq_u8(hi, vdupq_n_u8((uint8_t)(1 << grp)));
+            uint8x16_t u = vorrq_u8(lo, vandq_u8(set, four));
+            vst1q_s8(d + grp * 64 + h * 16, vsubq_s8(vreinterpretq_s8_u8(u), vreinterpretq_s8_u8(four)));
+        }
+    }
+}
+
+static void expand_sparse_tile(const qg_args *g, int t, int8_t *d) {
+    const int8_t *s = (const int8_t *)g->data + g->offsets[t];
+    const uint64_t *mk = g->masks + (size_t)t * 8;
+    memset(d, 0, QG_TILE);
+    for (int wd = 0; wd < 8; wd++)
+        for (uint64_t m = mk[wd]; m; m &= m - 1) d[wd * 64 + __builtin_ctzll(m)] = *s++;
+}
+
+// One panel into scratch; returns its B tiles.
+static const int8_t *panel_weights(const qg_args *g, int p) {
+    const int B = g->B;
+    if (g->format == FIPS_QFORMAT_Q8) return (const int8_t *)g->data + (size_t)p * B * QG_TILE;
+    int8_t *dst = (int8_t *)g->scratch;
+    for (int b = 0; b < B; b++) {
+        int t = p * B + b;
+        int8_t *d = dst + (size_t)b * QG_TILE;
+        switch (g->format) {
+        case FIPS_QFORMAT_Q4G32: decode_q4_tile_neon(g->data + (size_t)t * 256, d); break;
+        case FIPS_QFORMAT_Q3G32: decode_q3_tile_neon(g->data + (size_t)t * 192, d); break;
+        default: expand_sparse_tile(g, t, d);
+        }
+    }
+    return dst;
+}
+
+// ---------------------------------------------------------------------------
+// Shared epilogue pieces: 4 outputs n0 ..< n0+4, `left` of them real.
+
+QG_INLINE float32x4_t load4(const float *p, int left) {
+    if (left >= 4) return vld1q_f32(p);
+    float t[4] = {0, 0, 0, 0};
+    for (int i = 0; i < left; i++) t[i] = p[i];
+    return vld1q_f32(t);
+}
+QG_INLINE void store4(float *p, int left, float32x4_t v) {
+    if (left >= 4) { vst1q_f32(p, v); return; }
+    float t[4];
+    vst1q_f32(t, v);
+    for (int i = 0; i < left; i++) p[i] = t[i];
+}
+QG_INLINE float32x4_t bias4(const qg_args *g, int n0, int left) {
+    return g->bias ? load4(g->bias + n0, left) : vdupq_n_f32(0.0f);
+}
+// q8: y = Float(acc) * (s_w * s_a) + bias
+QG_INLINE void store_rows4(const qg_args *g, int m, int n0, int32x4_t acc) {
+    int left = g->N - n0;
+    if (left <= 0) return;
+    float32x4_t t = vmulq_f32(vld1q_f32(g->ws + n0), vdupq_n_f32(g->as[m]));
+    float32x4_t y = vmulq_f32(vcvtq_f32_s32(acc), t);
+    y = vaddq_f32(y, bias4(g, n0, left));
+    store4(g->out + (size_t)m * g->ldo + n0, left, y);
+}
+// q4/q3: y = f * s_a + bias
+QG_INLINE void store_blocks4(const qg_args *g, int m, int n0, float32x4_t f) {
+    int left = g->N - n0;
+    if (left <= 0) return;
+    float32x4_t y = vmulq_f32(f, vdupq_n_f32(g->as[m]));
+    y = vaddq_f32(y, bias4(g, n0, left));
+    store4(g->out + (size_t)m * g->ldo + n0, left, y);
+}
+
+// ---------------------------------------------------------------------------
+// SDOT: sdot v.4s, w.16b, a.4b[lane] adds 4 products into each of 4 outputs;
+// one k-group of a panel is 4 such registers, and one activation register
+// holds 4 groups (the lane picks the group).
+
+#define DOT_GROUP(ACC, R, W, grp, A, L)                                                         \
+    do {                                                                                         \
+        UNROLL for (int q = 0; q < 4; q++) {                                                     \
+            int8x16_t wv = vld1q_s8((W) + (grp) * 64 + q * 16);                                  \
+            UNROLL for (int r = 0; r < (R); r++) ACC[r][q] = vdotq_laneq_s32(ACC[r][q], wv, A[r], L); \
+        }                                                                                        \
+    } while (0)
+// A tile for R rows: activation bytes 0..15 of the block (groups 0-3),
+// then 16..31 (groups 4-7), so only R activation registers are live.
+#define DOT_TILE(ACC, R, W, AR, b)                                                               \
+    do {                                                                                         \
+        int8x16_t av_[4];                                                                        \
+        UNROLL for (int r = 0; r < (R); r++) av_[r] = vld1q_s8(AR[r] + 32 * (b));                \
+        DOT_GROUP(ACC, R, W, 0, av_, 0); DOT_GROUP(ACC, R, W, 1, av_, 1);                        \
+        DOT_GROUP(ACC, R, W, 2, av_, 2); DOT_GROUP(ACC, R, W, 3, av_, 3);                        \
+        UNROLL for (int r = 0; r < (R); r++) av_[r] = vld1q_s8(AR[r] + 32 * (b) + 16);           \
+        DOT_GROUP(ACC, R, W, 4, av_, 0); DOT_GROUP(ACC, R, W, 5, av_, 1);                        \
+        DOT_GROUP(ACC, R, W, 6, av_, 2); DOT_GROUP(ACC, R, W, 7, av_, 3);                        \
+    } while (0)
+
+QG_INLINE T_DOT void kdot_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
+    const int B = g->B, Kp = g->Kp;
+    int32x4_t acc[4][4];
+    const int8_t *ar[4];
+    UNROLL
+    for (int r = 0; r < R; r++) {
+        ar[r] = g->a + (size_t)(m + r) * Kp;
+        UNROLL
+        for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
+    }
+    for (int b = 0; b < B; b++) {
+        const int8_t *wt = w + (size_t)b * QG_TILE;
+        DOT_TILE(acc, R, wt, ar, b);
+    }
+    UNROLL
+    for (int r = 0; r < R; r++)
+        UNROLL
+        for (int q = 0; q < 4; q++) store_rows4(g, m + r, 16 * p + 4 * q, acc[r][q]);
+}
+
+QG_INLINE T_DOT void kdot_blocks(const qg_args *g, int m, const int R, const int8_t *w, int p) {
+    const int B = g->B, Kp = g->Kp;
+    float32x4_t f[4][4];
+    const int8_t *ar[4];
+    UNROLL
+    for (int r = 0; r < R; r++) {
+        ar[r] = g->a + (size_t)(m + r) * Kp;
+        UNROLL
+        for (int q = 0; q < 4; q++) f[r][q] = vdupq_n_f32(0.0f);
+    }
+    for (int b = 0; b < B; b++) {
+        int32x4_t acc[4][4];
+        UNROLL
+        for (int r = 0; r < R; r++)
+            UNROLL
+            for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
+        const int8_t *wt = w + (size_t)b * QG_TILE;
+        DOT_TILE(acc, R, wt, ar, b);
+        UNROLL
+        for (int q = 0; q < 4; q++) {
+            float32x4_t sv = vld1q_f32(g->ws + ((size_t)p * B + b) * 16 + 4 * q);
+            UNROLL
+            for (int r = 0; r < R; r++) f[r][q] = vaddq_f32(f[r][q], vmulq_f32(vcvtq_f32_s32(acc[r][q]), sv));
+        }
+    }
+    UNROLL
+    for (int r = 0; r < R; r++)
+        UNROLL
+        for (int q = 0; q < 4; q++) store_blocks4(g, m + r, 16 * p + 4 * q, f[r][q]);
+}
+
+// 32 q registers: rows 4x16 outputs = 16 accumulators + 8 activation + weights;
+// blockwise 2 rows = 8 int + 8 float accumulators.
+#define RDOT 4
+#define RDOTB 2
+NOINLINE T_DOT static void kdot_rows_R(const qg_args *g, int m, const int8_t *w, int p) { kdot_rows(g, m, RDOT, w, p); }
+NOINLINE T_DOT static void kdot_rows_1(const qg_args *g, int m, const int8_t *w, int p) { kdot_rows(g, m, 1, w, p); }
+NOINLINE T_DOT static void kdot_blocks_R(const qg_args *g, int m, const int8_t *w, int p) { kdot_blocks(g, m, RDOTB, w, p); }
+NOINLINE T_DOT static void kdot_blocks_1(const qg_args *g, int m, const int8_t *w, int p) { kdot_blocks(g, m, 1, w, p); }
+
+void qg_gemm_neondot(const qg_args *g, int p0, int p1) {
+    const int blockwise = qg_is_blockwise(g->format);
+    const int R = blockwise ? RDOTB : RDOT;
+    for (int p = p0; p < p1; p++) {
+        const int8_t *w = panel_weights(g, p);
+        int m = g->m0;
+        if (blockwise) {
+            for (; m + R <= g->m1; m += R) kdot_blocks_R(g, m, w, p);
+            for (; m < g->m1; m++) kdot_blocks_1(g, m, w, p);
+        } else {
+            for (; m + R <= g->m1; m += R) kdot_rows_R(g, m, w, p);
+            for (; m < g->m1; m++) kdot_rows_1(g, m, w, p);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Armv8.0: smull/smlal multiply 8 weight bytes by the activation group
+// repeated twice into int16 lanes (n, k); sadalp folds pairs into int32.
+// Two q8 products per int16 lane stay below 2^15 (2·128·127), so q8 folds
+// every second group; q4/q3 products are at most 8·127, so a whole tile (8
+// groups) stays in int16 and folds once.
+
+QG_INLINE int32x4_t fold_pairs(int32x4_t lo, int32x4_t hi) { return vpaddq_s32(lo, hi); }
+
+QG_INLINE void kneon_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
+    const int B = g->B, Kp = g->Kp;
+    int32x4_t acc[2][4][2];
+    const int8_t *ar[2];
+    UNROLL
+    for (int r = 0; r < R; r++) {
+        ar[r] = g->a + (size_t)(m + r) * Kp;
+        UNROLL
+        for (int q = 0; q < 4; q++) acc[r][q][0] = acc[r][q][1] = vdupq_n_s32(0);
+    }
+    for (int b = 0; b < B; b++) {
+        const int8_t *wt = w + (size_t)b * QG_TILE;
+        for (int gp = 0; gp < 4; gp++) {
+            int8x16_t ad0[2], ad1[2];
+            UNROLL
+            for (int r = 0; r < R; r++) {
+                int32_t v0, v1;
+                memcpy(&v0, ar[r] + 32 * b + 8 * gp, 4);
+                memcpy(&v1, ar[r] + 32 * b + 8 * gp + 4, 4);
+                ad0[r] = vreinterpretq_s8_s32(vdupq_n_s32(v0));
+                ad1[r] = vreinterpretq_s8_s32(vdupq_n_s32(v1));
+            }
+            UNROLL
+            for (int q = 0; q < 4; q++) {
+                int8x16_t w0 = vld1q_s8(wt + (2 * gp) * 64 + q * 16);
+                int8x16_t w1 = vld1q_s8(wt + (2 * gp + 1) * 64 + q * 16);
+                UNROLL
+                for (int r = 0; r < R; r++) {
+                    int16x8_t lo = vmull_s8(vget_low_s8(w0), vget_low_s8(ad0[r]));
+                    lo = vmlal_s8(lo, vget_low_s8(w1), vget_low_s8(ad1[r]));
+                    int16x8_t hi = vmull_high_s8(w0, ad0[r]);
+                    hi = vmlal_high_s8(hi, w1, ad1[r]);
+                    acc[r][q][0] = vpadalq_s16(acc[r][q][0], lo);
+                    acc[r][q][1] = vpadalq_s16(acc[r][q][1], hi);
+                }
+            }
+        }
+    }
+    UNROLL
+    for (int r = 0; r < R; r++)
+        UNROLL
+        for (int q = 0; q < 4; q++) store_rows4(g, m + r, 16 * p + 4 * q, fold_pairs(acc[r][q][0], acc[r][q][1]));
+}
+
+QG_INLINE void kneon_blocks(const qg_args *g, int m, const int R, const int8_t *w, int p) {
+    const int B = g->B, Kp = g->Kp;
+    float32x4_t f[2][4];
+    const int8_t *ar[2];
+    UNROLL
+    for (int r = 0; r < R; r++) {
+        ar[r] = g->a + (size_t)(m + r) * Kp;
+        UNROLL
+        for (int q = 0; q < 4; q++) f[r][q] = vdupq_n_f32(0.0f);
+    }
+    for (int b = 0; b < B; b++) {
+        const int8_t *wt = w + (size_t)b * QG_TILE;
+        int16x8_t lo[2][4], hi[2][4];
+        UNROLL
+        for (int r = 0; r < R; r++)
+            UNROLL
+            for (int q = 0; q < 4; q++) lo[r][q] = hi[r][q] = vdupq_n_s16(0);
+        for (int grp = 0; grp < 8; grp++) {
+            int8x16_t ad[2];
+            UNROLL
+            for (int r = 0; r < R; r++) {
+                int32_t v;
+                memcpy(&v, ar[r] + 32 * b + 4 * grp, 4);
+                ad[r] = vreinterpretq_s8_s32(vdupq_n_s32(v));
+            }
+            UNROLL
+            for (int q = 0; q < 4; q++) {
+                int8x16_t wv = vld1q_s8(wt + grp * 64 + q * 16);
+                UNROLL
+                for (int r = 0; r < R; r++) {
+                    lo[r][q] = vmlal_s8(lo[r][q], vget_low_s8(wv), vget_low_s8(ad[r]));
+                    hi[r][q] = vmlal_high_s8(hi[r][q], wv, ad[r]);
+                }
+            }
+        }
+        UNROLL
+        for (int q = 0; q < 4; q++) {
+            float32x4_t sv = vld1q_f32(g->ws + ((size_t)p * B + b) * 16 + 4 * q);
+            UNROLL
+            for (int r = 0; r < R; r++) {
+                int32x4_t acc = fold_pairs(vpaddlq_s16(lo[r][q]), vpaddlq_s16(hi[r][q]));
+                f[r][q] = vaddq_f32(f[r][q], vmulq_f32(vcvtq_f32_s32(acc), sv));
+            }
+        }
+    }
+    UNROLL
+    for (int r = 0; r < R; r++)
+        UNROLL
+        for (int q = 0; q < 4; q++) store_blocks4(g, m + r, 16 * p + 4 * q, f[r][q]);
+}
+
+// 2 rows: 16 int32 accumulators (q8) or 16 int16 + 8 float (q4/q3).
+#define RNEON 2
+NOINLINE static void kneon_rows_R(const qg_args *g, int m, const int8_t *w, int p) { kneon_rows(g, m, RNEON, w, p); }
+NOINLINE static void kneon_rows_1(const qg_args *g, int m, const int8_t *w, int p) { kneon_rows(g, m, 1, w, p); }
+NOINLINE static void kneon_blocks_R(const qg_args *g, int m, const int8_t *w, int p) { kneon_blocks(g, m, RNEON, w, p); }
+NOINLINE static void kneon_blocks_1(const qg_args *g, int m, const int8_t *w, int p) { kneon_blocks(g, m, 1, w, p); }
+
+void qg_gemm_neon(const qg_args *g, int p0, int p1) {
+    const int blockwise = qg_is_blockwise(g->format);
+    for (int p = p0; p < p1; p++) {
+        const int8_t *w = panel_weights(g, p);
+        int m = g->m0;
+        if (blockwise) {
+            for (; m + RNEON <= g->m1; m += RNEON) kneon_blocks_R(g, m, w, p);
+            for (; m < g->m1; m++) kneon_blocks_1(g, m, w, p);
+        } else {
+            for (; m + RNEON <= g->m1; m += RNEON) kneon_rows_R(g, m, w, p);
+            for (; m < g->m1; m++) kneon_rows_1(g, m, w, p);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Activations: fmaxnm/fminnm clamp (NaN -> -127 like the scalar code) and
+// fcvtns (round to nearest, ties to even, independent of FPCR).
+void qg_quantize_neon(const float *x, size_t ldx, int rows, int k, const float *static_scale,
+                      int8_t *q, float *scales, int32_t *gsum) {
+    const int B = (k + 31) / 32, Kp = B * 32;
+    const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+    for (int m = 0; m < rows; m++) {
+        const float *xr = x + (size_t)m * ldx;
+        float s;
+        if (static_scale) {
+            s = *static_scale;
+        } else {
+            float32x4_t av = vdupq_n_f32(0.0f);
+            int i = 0;
+            for (; i + 4 <= k; i += 4) av = vmaxnmq_f32(vabsq_f32(vld1q_f32(xr + i)), av);
+            float amax = vmaxnmvq_f32(av);
+            for (; i < k; i++) {
+                float v = xr[i] < 0.0f ? -xr[i] : xr[i];
+                amax = v > amax ? v : amax;
+            }
+            s = qg_row_scale(amax);
+        }
+        const float32x4_t inv = vdupq_n_f32(1.0f / s);
+        int8_t *qr = q + (size_t)m * Kp;
+        for (int b = 0; b < B; b++) {
+            const float *src = xr + 32 * b;
+            float tmp[32];
+            int valid = k - 32 * b;
+            if (valid < 32) {
+                for (int i = 0; i < 32; i++) tmp[i] = i < valid ? src[i] : 0.0f;
+                src = tmp;
+            }
+            int8x8_t o[4];
+            for (int j = 0; j < 4; j++) {
+                float32x4_t v0 = vmulq_f32(vld1q_f32(src + 8 * j), inv);
+                float32x4_t v1 = vmulq_f32(vld1q_f32(src + 8 * j + 4), inv);
+                v0 = vminnmq_f32(vmaxnmq_f32(v0, lo), hi);
+                v1 = vminnmq_f32(vmaxnmq_f32(v1, lo), hi);
+                int16x8_t s16 = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(v0)), vqmovn_s32(vcvtnq_s32_f32(v1)));
+                o[j] = vqmovn_s16(s16);
+            }
+            int8x16_t q0 = vcombine_s8(o[0], o[1]), q1 = vcombine_s8(o[2], o[3]);
+            vst1q_s8(qr + 32 * b, q0);
+            vst1q_s8(qr + 32 * b + 16, q1);
+            if (valid < 32)
+                for (int i = valid; i < 32; i++) qr[32 * b + i] = 0;   // padding is 0 even when 0·inv is not
+            gsum[(size_t)m * B + b] = (int32_t)vaddlvq_s8(vld1q_s8(qr + 32 * b)) + (int32_t)vaddlvq_s8(vld1q_s8(qr + 32 * b + 16));
+        }
+        scales[m] = s;
+    }
+}
+#endif
