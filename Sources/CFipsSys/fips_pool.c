@@ -29,6 +29,9 @@
 // one core: tens of microseconds), short enough that an idle pool goes
 // quiet at once.
 #define FIPS_POOL_SPIN_NS 50000
+// The first part of that spins without yielding: a job handed over within
+// this time is picked up with the least delay.
+#define FIPS_POOL_BUSY_NS 5000
 
 #define CACHE_LINE 64
 
@@ -98,19 +101,23 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-// Spins until *word != value or the spin budget runs out; returns the last value read.
+// Spins until *word != value or the spin budget runs out; returns the last
+// value read. The first few microseconds busy-wait; after that each check
+// gives the core away (sched_yield), so on a loaded machine the thread we
+// wait for gets to run instead of us burning its time slice.
 static unsigned spin_while_equal(const struct fips_pool *p, atomic_uint *word, unsigned value) {
     unsigned v = atomic_load_explicit(word, memory_order_acquire);
     if (v != value || !p->spin) return v;
-    int64_t deadline = fips_now_ns() + FIPS_POOL_SPIN_NS;
-    for (;;) {
+    int64_t start = fips_now_ns();
+    for (int64_t now = start; now - start < FIPS_POOL_SPIN_NS; now = fips_now_ns()) {
         for (int i = 0; i < 64; i++) {
             cpu_relax();
             v = atomic_load_explicit(word, memory_order_acquire);
             if (v != value) return v;
         }
-        if (fips_now_ns() > deadline) return v;
+        if (now - start > FIPS_POOL_BUSY_NS) sched_yield();
     }
+    return v;
 }
 
 // ---- running a job ----
