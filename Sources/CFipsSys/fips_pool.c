@@ -178,17 +178,17 @@ static void publish(struct fips_pool *p, int parts) {
 }
 
 static void wait_for_workers(struct fips_pool *p) {
-    unsigned v = spin_while_equal(p, &p->pending, 0);
-    if (v == 0) return;
-    for (;;) {
+    unsigned v = atomic_load_explicit(&p->pending, memory_order_acquire);
+    while (v != 0) {
         v = spin_while_equal(p, &p->pending, v);
         if (v == 0) return;
+        // Same handshake as the workers' sleep: announce, re-check, sleep;
+        // only the worker that brings `pending` to 0 wakes us.
         atomic_store(&p->caller_sleeping, 1);
         v = atomic_load(&p->pending);
         if (v != 0) word_wait(&p->pending, v);
         atomic_store(&p->caller_sleeping, 0);
         v = atomic_load(&p->pending);
-        if (v == 0) return;
     }
 }
 
