@@ -122,10 +122,10 @@ static unsigned spin_while_equal(const struct fips_pool *p, atomic_uint *word, u
 
 // ---- running a job ----
 
-// Runs this participant's share of the current job.
 #define PARTICIPANT_BITS 9
 #define PARTICIPANTS(word) ((int)((word) & ((1u << PARTICIPANT_BITS) - 1)))
 
+// Runs this participant's share of the current job.
 static void take_share(struct fips_pool *p, int participant, int parts) {
     const int64_t count = p->count;
     if (p->schedule == FIPS_POOL_STATIC) {
