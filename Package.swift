@@ -17,7 +17,8 @@ let package = Package(
     ],
     targets: [
         // ---- device ----
-        .target(name: "CFipsSys"),
+        // fips_pool.c: glibc before 2.34 keeps pthreads in libpthread.
+        .target(name: "CFipsSys", linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]),
         .target(name: "CImageCodecs", linkerSettings: [
             .linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("z"),
         ]),

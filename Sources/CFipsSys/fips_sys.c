@@ -2,6 +2,7 @@
 #include "fips_sys.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,8 +147,27 @@ double fips_parse_double(const char *s, int *ok) {
 }
 
 int fips_cpu_count(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = online > 0 ? (int)online : 1;
+#ifdef __linux__
+    // The affinity mask is what the scheduler will actually give us; the
+    // kernel rejects a set smaller than its own CPU count, so grow until it fits.
+    for (int cpus = 1024; cpus <= 65536; cpus *= 2) {
+        cpu_set_t *set = CPU_ALLOC(cpus);
+        if (!set) break;
+        size_t bytes = CPU_ALLOC_SIZE(cpus);
+        CPU_ZERO_S(bytes, set);
+        if (sched_getaffinity(0, bytes, set) == 0) {
+            int allowed = CPU_COUNT_S(bytes, set);
+            CPU_FREE(set);
+            if (allowed > 0 && allowed < n) n = allowed;
+            break;
+        }
+        CPU_FREE(set);
+        if (errno != EINVAL) break;
+    }
+#endif
+    return n;
 }
 
 int64_t fips_peak_rss_bytes(void) {

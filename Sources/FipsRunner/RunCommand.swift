@@ -13,11 +13,13 @@ public struct RunOptions {
     public var featuresOut: String? = nil
     public var maxPixels: Int = 40_000_000
     public var verbose = false
+    /// Threads for the fp32 kernels; nil: the CPUs this process may use.
+    public var threads: Int? = nil
     public var images: [String] = []
 }
 
 public let runUsage = """
-USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>] [--verbose] <image> ...
+USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>] [--threads <n>] [--verbose] <image> ...
 
 Runs a .fips model (fp32 or int8) on JPEG/PNG images with the portable device
 kernels and prints one JSON line per image:
@@ -32,13 +34,20 @@ OPTIONS:
   --features-out <dir>   also write the final LayerNorm output of each image to
                          <dir>/<image stem>.npy (float32, [tokens, dim])
   --max-pixels <n>       refuse images whose header declares more pixels (default 40000000)
-  --verbose              print model and memory figures on stderr
+  --threads <n>          worker threads, 1 to 256 (default: the CPUs this process may
+                         use: the affinity mask, so `taskset -c 0,1` means 2); the
+                         results are bit-identical for every thread count
+  --verbose              print model, thread and memory figures on stderr
   -h, --help             show this help
 
 EXAMPLES:
   fips-run --model dinov2_s.fips photos/chelsea.png photos/coffee.png
   fips-run --model classifier.fips --top-k 3 --features-out feats/ frame.jpg
+  fips-run --model dinov2_s.fips --threads 2 --verbose photos/chelsea.png
 """
+
+/// The pool's own limit (FIPS_POOL_MAX_THREADS).
+let maxThreads = 256
 
 enum ParseResult {
     case run(RunOptions)
@@ -69,6 +78,12 @@ func parseRunArguments(_ args: [String]) -> ParseResult {
         case "--max-pixels":
             guard let v = value(a), let k = parseInt(v), k >= 1 else { return .failure("--max-pixels needs a positive integer") }
             o.maxPixels = k
+        case "--threads":
+            guard let v = value(a) else { return .failure("--threads needs an integer from 1 to \(maxThreads)") }
+            guard let k = parseInt(v), k >= 1 && k <= maxThreads else {
+                return .failure("--threads needs an integer from 1 to \(maxThreads), not '\(v)'")
+            }
+            o.threads = k
         case "--verbose", "-v": o.verbose = true
         default:
             if a.utf8.first == 45 && a.utf8.count > 1 { return .failure("unknown option \(a)") }
@@ -104,10 +119,11 @@ public func runMain(_ args: [String]) -> Int32 {
     }
 
     let artifact: Artifact
-    let executor: ViTExecutor<PortableBackend>
+    let executor: ViTExecutor<PooledBackend>
+    let backend = PooledBackend(threads: opts.threads ?? WorkerPool.defaultThreads)
     do {
         artifact = try Artifact(path: opts.model)
-        executor = try ViTExecutor(artifact: artifact, backend: PortableBackend())
+        executor = try ViTExecutor(artifact: artifact, backend: backend)
     } catch {
         printLine("fips-run: \(error.message)", fd: 2)
         return 2
@@ -120,6 +136,7 @@ public func runMain(_ args: [String]) -> Int32 {
     if opts.verbose {
         var t = TextBuffer()
         t.append("model \(opts.model): version \(artifact.version), \(artifact.tensors.count) tensors, \(artifact.fileBytes) bytes mapped, activation arena \(executor.arenaBytes) bytes\n")
+        t.append("threads \(backend.parallelism) (\(fips_cpu_count()) CPUs available)\n")
         t.write(fd: 2)
     }
 

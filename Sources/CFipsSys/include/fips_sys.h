@@ -38,9 +38,39 @@ int fips_format_general(char *buf, size_t n, double v, int precision);
 // strtod on a NUL-terminated string; *ok = 1 when the whole string parsed.
 double fips_parse_double(const char *s, int *ok);
 
+// CPUs this process may run on: the scheduler affinity mask (which a cgroup
+// cpuset, taskset or a container runtime narrows), capped by the online count.
+// At least 1. A CPU-time quota (cgroup cpu.max) is not taken into account.
 int fips_cpu_count(void);
 // Peak resident set size of this process in bytes (getrusage).
 int64_t fips_peak_rss_bytes(void);
+
+// ---- worker pool (fips_pool.c) ----
+// Persistent threads that run fn(ctx, i) for i in 0..<count. A pool of N
+// threads is N-1 workers plus the thread that calls fips_pool_run, which
+// takes part in every job. Idle workers spin for ~50 µs, then sleep on a
+// futex: a process that holds an idle pool uses no CPU.
+typedef struct fips_pool fips_pool;
+typedef void (*fips_pool_fn)(void *ctx, int64_t index);
+
+#define FIPS_POOL_MAX_THREADS 256
+// Each participant claims the next unclaimed index (good for uneven work).
+#define FIPS_POOL_DYNAMIC 0
+// Participant p of P runs the contiguous block [count*p/P, count*(p+1)/P).
+#define FIPS_POOL_STATIC 1
+
+// threads is clamped to 1...FIPS_POOL_MAX_THREADS. Returns NULL only when
+// out of memory; if the OS refuses a thread the pool is smaller
+// (fips_pool_threads says how big it is).
+fips_pool *fips_pool_create(int threads);
+int fips_pool_threads(const fips_pool *pool);
+// Runs the job and returns when every index is done (the caller's writes
+// before the call are visible to fn, and fn's writes to the caller after).
+// Only one job runs at a time: a call from inside fn, or from another thread
+// while a job runs, executes its indices itself, in order.
+void fips_pool_run(fips_pool *pool, int64_t count, fips_pool_fn fn, void *ctx, int schedule);
+// Stops and joins the workers. Not while a job runs.
+void fips_pool_destroy(fips_pool *pool);
 
 #ifdef __cplusplus
 }
