@@ -12,6 +12,9 @@ public struct TensorView {
     /// Row starts and column indices for `.f32CSR`, else nil.
     public var csrRowStart: UnsafePointer<UInt32>? = nil
     public var csrColIndex: UnsafePointer<UInt16>? = nil
+    /// Tile offsets and masks for `.q8sparse`, else nil.
+    public var tileOffsets: UnsafePointer<UInt32>? = nil
+    public var tileMasks: UnsafePointer<UInt64>? = nil
 
     public init(name: String, dtype: TensorDType, shape: [Int], data: UnsafeRawPointer, byteCount: Int,
                 scales: UnsafePointer<Float>?) {
@@ -25,7 +28,13 @@ public struct TensorView {
 
     public var elementCount: Int { shape.reduce(1, *) }
     /// Stored values: every element, or the nonzeros of a sparse tensor.
-    public var storedValues: Int { dtype == .f32CSR ? byteCount / 4 : elementCount }
+    public var storedValues: Int {
+        switch dtype {
+        case .f32CSR: return byteCount / 4
+        case .q8sparse: return byteCount
+        default: return elementCount
+        }
+    }
 
     public var floats: UnsafePointer<Float> { data.assumingMemoryBound(to: Float.self) }
     public var int8s: UnsafePointer<Int8> { data.assumingMemoryBound(to: Int8.self) }
@@ -158,14 +167,31 @@ public final class Artifact {
             let off = Int(r.u64(e + 88)), bytes = Int(r.u64(e + 96))
             let auxOff = Int(r.u64(e + 104)), auxBytes = Int(r.u64(e + 112))
             let elements = shape.reduce(1, *)
-            let dataBytes = dtype == .i8RowScaled ? elements : 4 * elements
-            guard r.contains(off, bytes), off % ArtifactFormat.alignment == 0,
-                  dtype == .f32CSR ? (bytes % 4 == 0 && bytes <= 4 * elements) : bytes == dataBytes else {
+            if dtype.weightBits != nil {
+                guard version >= 2 else {
+                    throw .malformed(path: path, reason: "tensor \(name) is \(dtype.name), which version \(version) files cannot hold")
+                }
+                guard rank == 2, shape[0] > 0, shape[1] > 0 else {
+                    throw .malformed(path: path, reason: "tensor \(name): packed weights must be 2-D, are \(shapeText(shape))")
+                }
+            }
+            let packed = PackedShape(rows: shape[0], cols: rank == 2 ? shape[1] : 1)
+            let sizeOK: Bool
+            switch dtype {
+            case .f32: sizeOK = bytes == 4 * elements
+            case .i8RowScaled: sizeOK = bytes == elements
+            case .f32CSR: sizeOK = bytes % 4 == 0 && bytes <= 4 * elements
+            case .q8, .q4g32, .q3g32: sizeOK = bytes == packed.denseBytes(dtype)
+            case .q8sparse: sizeOK = bytes <= packed.denseBytes(dtype)
+            }
+            guard r.contains(off, bytes), off % ArtifactFormat.alignment == 0, sizeOK else {
                 throw .malformed(path: path, reason: "tensor \(name) data out of bounds or mis-sized")
             }
             var scales: UnsafePointer<Float>? = nil
             var rowStart: UnsafePointer<UInt32>? = nil
             var colIndex: UnsafePointer<UInt16>? = nil
+            var tileOffsets: UnsafePointer<UInt32>? = nil
+            var tileMasks: UnsafePointer<UInt64>? = nil
             switch dtype {
             case .f32:
                 break
@@ -194,11 +220,39 @@ public final class Artifact {
                 }
                 rowStart = starts
                 colIndex = cols
+            case .q8, .q4g32, .q3g32:
+                guard r.contains(auxOff, auxBytes), auxOff % 4 == 0, auxBytes == 4 * packed.scaleCount(dtype) else {
+                    throw .malformed(path: path, reason: "tensor \(name) scales out of bounds or mis-sized")
+                }
+                scales = (base + auxOff).assumingMemoryBound(to: Float.self)
+            case .q8sparse:
+                guard r.contains(auxOff, auxBytes), auxOff % 8 == 0, auxBytes == packed.sparseAuxBytes else {
+                    throw .malformed(path: path, reason: "tensor \(name) sparse index out of bounds or mis-sized")
+                }
+                let offsets = (base + auxOff + packed.sparseOffsetsAt).assumingMemoryBound(to: UInt32.self)
+                let masks = (base + auxOff + packed.sparseMasksAt).assumingMemoryBound(to: UInt64.self)
+                // Each tile's mask must account for exactly its stored bytes,
+                // so the kernels never read past a tile (checked once, here).
+                if offsets[0] != 0 || Int(offsets[packed.tiles]) != bytes {
+                    throw .malformed(path: path, reason: "tensor \(name) sparse tile offsets do not cover \(bytes) values")
+                }
+                for tile in 0..<packed.tiles {
+                    var bits = 0
+                    for w in 0..<8 { bits += masks[tile * 8 + w].nonzeroBitCount }
+                    if offsets[tile] > offsets[tile + 1] || Int(offsets[tile + 1] - offsets[tile]) != bits {
+                        throw .malformed(path: path, reason: "tensor \(name) sparse tile \(tile) mask and offsets disagree")
+                    }
+                }
+                scales = (base + auxOff).assumingMemoryBound(to: Float.self)
+                tileOffsets = offsets
+                tileMasks = masks
             }
             var view = TensorView(name: name, dtype: dtype, shape: shape, data: base + off,
                                   byteCount: bytes, scales: scales)
             view.csrRowStart = rowStart
             view.csrColIndex = colIndex
+            view.tileOffsets = tileOffsets
+            view.tileMasks = tileMasks
             tensors.append(view)
         }
         return Parsed(version: version, config: config, labels: labels, tensors: tensors)

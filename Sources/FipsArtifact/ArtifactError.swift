@@ -13,6 +13,9 @@ public enum ArtifactError: Error {
     case malformed(path: String, reason: String)
     case missingTensor(path: String, name: String)
     case wrongShape(path: String, name: String, reason: String)
+    /// The model is fine but this runtime cannot run it as asked (e.g. a
+    /// FIPS_KERNEL the CPU lacks).
+    case cannotRun(reason: String)
 
     public var message: String {
         switch self {
@@ -36,6 +39,8 @@ public enum ArtifactError: Error {
             return "\(p): model lacks tensor \(n)"
         case .wrongShape(let p, let n, let r):
             return "\(p): tensor \(n) has the wrong shape: \(r)"
+        case .cannotRun(let r):
+            return r
         }
     }
 }

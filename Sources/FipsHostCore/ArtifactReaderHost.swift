@@ -1,6 +1,8 @@
 import FipsArtifact
 
-/// Loads an f32/int8 artifact back into a host `ViTModel` (int8 dequantised).
+/// Loads an artifact back into a host `ViTModel`: integer weights are
+/// dequantised, the transposed factors of a quantised FiPS MLP (fc1.Ut,
+/// fc1.Vt) are turned back into fc1.U and fc1.V, activation scales dropped.
 public enum ArtifactReaderHost {
     public struct LoadError: Error, CustomStringConvertible { public var description: String }
 
@@ -27,6 +29,16 @@ public enum ArtifactReaderHost {
                         values[r * cols + Int(t.csrColIndex![p])] = t.floats[p]
                     }
                 }
+            case .q8, .q4g32, .q3g32, .q8sparse:
+                values = PackedWeights.unpack(t)!.dequantized()
+            }
+            if t.name.hasSuffix(".act_scale") { continue }
+            if t.name.hasSuffix(".Ut") || t.name.hasSuffix(".Vt") {
+                let rows = t.shape[0], cols = t.shape[1]
+                var tr = [Float](repeating: 0, count: n)
+                for r in 0..<rows { for c in 0..<cols { tr[c * rows + r] = values[r * cols + c] } }
+                tensors[String(t.name.dropLast())] = HostTensor(shape: [cols, rows], data: tr)
+                continue
             }
             tensors[t.name] = HostTensor(shape: t.shape, data: values)
         }

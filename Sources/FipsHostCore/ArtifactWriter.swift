@@ -8,13 +8,42 @@ public struct EncodedTensor {
     public var shape: [Int]
     public var data: [UInt8]
     public var aux: [UInt8]
+    public init(name: String, dtype: TensorDType, shape: [Int], data: [UInt8], aux: [UInt8]) {
+        self.name = name; self.dtype = dtype; self.shape = shape; self.data = data; self.aux = aux
+    }
+}
+
+/// A float tensor of the model replaced by packed integers in the artifact.
+public struct QuantizedTensor {
+    /// Name in the artifact: the float name, or for the first factor pair of
+    /// a FiPS MLP the transposed name (fc1.U → fc1.Ut, fc1.V → fc1.Vt) since
+    /// the runtime wants every linear map as [out, in].
+    public var storedName: String
+    /// Logical shape [out, in] of what is stored.
+    public var shape: [Int]
+    public var packed: PackedWeights.Packed
+    /// Calibrated per-tensor input scale; nil lets the runtime quantise each
+    /// token on the fly.
+    public var actScale: Float?
+
+    public init(storedName: String, shape: [Int], packed: PackedWeights.Packed, actScale: Float?) {
+        self.storedName = storedName
+        self.shape = shape
+        self.packed = packed
+        self.actScale = actScale
+    }
+
+    /// "blocks.0.attn.qkv.weight" → "blocks.0.attn.qkv.act_scale"; "….fc1.Ut" → "….fc1.Ut.act_scale".
+    public var actScaleName: String {
+        (storedName.hasSuffix(".weight") ? String(storedName.dropLast(".weight".count)) : storedName) + ".act_scale"
+    }
 }
 
 public struct ArtifactWriteError: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// Writes `.fips` version 1 (docs/ARTIFACT.md). Host code: the device only reads.
+/// Writes `.fips` version 1, or 2 when it holds packed integer weights (docs/ARTIFACT.md). Host code: the device only reads.
 public enum ArtifactWriter {
     public enum Precision: String, CaseIterable { case f32, int8 }
 
@@ -25,23 +54,36 @@ public enum ArtifactWriter {
         name.hasSuffix(".weight") && (name.contains(".attn.") || name.contains(".mlp.") || name == TensorNames.headWeight)
     }
 
-    public static func encode(_ model: ViTModel, precision: Precision) -> [EncodedTensor] {
+    public static func encode(_ model: ViTModel, precision: Precision,
+                              quantized: [String: QuantizedTensor] = [:]) -> [EncodedTensor] {
         var names = model.requiredShapes().map { $0.0 }
         // Keep any extra tensors after the known ones, sorted for determinism.
         let known = Set(names)
         names += model.tensors.keys.filter { !known.contains($0) }.sorted()
-        return names.map { name in
-            let t = model[name]
-            if precision == .int8 && isQuantizable(name) && t.shape.count == 2 {
-                let q = Int8Quantizer.quantizeRows(t)
-                return EncodedTensor(name: name, dtype: .i8RowScaled, shape: t.shape,
-                                     data: q.values.map { UInt8(bitPattern: $0) }, aux: bytes(of: q.scales))
+        return names.flatMap { name -> [EncodedTensor] in
+            if let q = quantized[name] {
+                var out = [EncodedTensor(name: q.storedName, dtype: q.packed.dtype, shape: q.shape,
+                                         data: q.packed.data, aux: q.packed.aux)]
+                if let s = q.actScale {
+                    out.append(EncodedTensor(name: q.actScaleName, dtype: .f32, shape: [1], data: bytes(of: [s]), aux: []))
+                }
+                return out
             }
-            if name.hasSuffix(".V"), t.shape.count == 2, t.shape[1] <= 65536, let sparse = csr(t, name: name) {
-                return sparse
-            }
-            return EncodedTensor(name: name, dtype: .f32, shape: t.shape, data: bytes(of: t.data), aux: [])
+            return [encodeFloat(model, name, precision: precision)]
         }
+    }
+
+    static func encodeFloat(_ model: ViTModel, _ name: String, precision: Precision) -> EncodedTensor {
+        let t = model[name]
+        if precision == .int8 && isQuantizable(name) && t.shape.count == 2 {
+            let q = Int8Quantizer.quantizeRows(t)
+            return EncodedTensor(name: name, dtype: .i8RowScaled, shape: t.shape,
+                                 data: q.values.map { UInt8(bitPattern: $0) }, aux: bytes(of: q.scales))
+        }
+        if name.hasSuffix(".V"), t.shape.count == 2, t.shape[1] <= 65536, let sparse = csr(t, name: name) {
+            return sparse
+        }
+        return EncodedTensor(name: name, dtype: .f32, shape: t.shape, data: bytes(of: t.data), aux: [])
     }
 
     /// CSR encoding of a pruned projection when it is smaller than dense
@@ -71,9 +113,14 @@ public enum ArtifactWriter {
 
     /// Serialises and writes atomically (temporary file + rename): a failed
     /// write never leaves a partial model behind.
-    public static func write(_ model: ViTModel, precision: Precision, to path: String) throws {
+    public static func write(_ model: ViTModel, precision: Precision, quantized: [String: QuantizedTensor] = [:],
+                             to path: String) throws {
         if let problem = model.validate() { throw ArtifactWriteError(description: "\(path): refusing to write: \(problem)") }
-        let data = serialize(config: model.config, labels: model.labels, tensors: encode(model, precision: precision))
+        // The lowest version that can hold the file: without packed tensors
+        // it is a version-1 artifact, which runtimes before version 2 still read.
+        let data = serialize(config: model.config, labels: model.labels,
+                             tensors: encode(model, precision: precision, quantized: quantized),
+                             version: quantized.isEmpty ? 1 : ArtifactFormat.currentVersion)
         try writeAtomically(data, to: path)
     }
 
