@@ -1,9 +1,9 @@
 // swift-tools-version:6.0
 // The line between device and host code is the module list below:
 //   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
-//     CFipsSys, CImageCodecs, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
+//     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
-//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, fips
+//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, fips
 import PackageDescription
 
 let package = Package(
@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "CFipsKernels", cSettings: [.unsafeFlags(["-ffp-contract=off"])]),
         .target(name: "FipsKernels", dependencies: ["CFipsKernels"]),
         .target(name: "FipsImage", dependencies: ["CFipsSys", "CImageCodecs"]),
-        .target(name: "FipsViT", dependencies: ["FipsArtifact", "FipsKernels"]),
+        .target(name: "FipsViT", dependencies: ["CFipsKernels", "FipsArtifact", "FipsKernels"]),
         .target(name: "FipsRunner", dependencies: ["CFipsSys", "FipsArtifact", "FipsImage", "FipsViT"]),
         .executableTarget(name: "fips-run", dependencies: ["FipsRunner"]),
         // ---- host ----
@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "FipsData", dependencies: ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
         .target(name: "FipsQuantize", dependencies: ["COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsViT", "FipsData"]),
         .executableTarget(name: "fips", dependencies: [
-            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress",
+            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "FipsTests", dependencies: [

@@ -1,3 +1,4 @@
+import CFipsKernels
 import FipsArtifact
 import FipsKernels
 
@@ -44,22 +45,40 @@ public struct LinearWeights {
     public enum Storage {
         case f32(UnsafePointer<Float>)
         case int8(UnsafePointer<Int8>, scales: UnsafePointer<Float>)
+        /// Packed integer tiles (artifact v2). `actScale` is the calibrated
+        /// per-tensor scale of the input; nil quantises each token on the fly.
+        case packed(fips_qmatrix, actScale: UnsafePointer<Float>?)
     }
     public let storage: Storage
     public let outFeatures: Int
     public let inFeatures: Int
     public let bias: UnsafePointer<Float>?
 
-    /// nil for encodings a dense linear layer cannot use (sparse).
-    public init?(_ t: TensorView, bias: TensorView?) {
+    /// nil for encodings a dense linear layer cannot use (f32 CSR).
+    /// `actScale` is a one-element f32 tensor (the calibrated input scale).
+    public init?(_ t: TensorView, bias: TensorView?, actScale: TensorView? = nil) {
         outFeatures = t.shape[0]
         inFeatures = t.elementCount / t.shape[0]
         switch t.dtype {
         case .f32: storage = .f32(t.floats)
         case .i8RowScaled: storage = .int8(t.int8s, scales: t.scales!)
+        case .q8, .q4g32, .q3g32, .q8sparse:
+            let m = fips_qmatrix(format: Int32(t.dtype.rawValue), rows: Int32(t.shape[0]), cols: Int32(t.shape[1]),
+                                 data: t.data, scales: t.scales, offsets: t.tileOffsets, masks: t.tileMasks)
+            var scale: UnsafePointer<Float>? = nil
+            if let a = actScale, a.dtype == .f32, a.elementCount == 1, a.floats[0] > 0, a.floats[0].isFinite { scale = a.floats }
+            storage = .packed(m, actScale: scale)
         case .f32CSR: return nil
         }
         self.bias = bias?.floats
+    }
+
+    /// Padded input width of the packed formats (multiples of 32).
+    public var paddedInFeatures: Int { (inFeatures + 31) / 32 * 32 }
+
+    public var isPacked: Bool {
+        if case .packed = storage { return true }
+        return false
     }
 
     public var isInt8: Bool {
@@ -88,7 +107,7 @@ public struct FactorWeights {
         case .f32CSR:
             storage = .csr(SparseMatrix(rows: rows, cols: cols, rowStart: t.csrRowStart!, colIndex: t.csrColIndex!,
                                         values: t.floats))
-        case .i8RowScaled: return nil
+        case .i8RowScaled, .q8, .q4g32, .q3g32, .q8sparse: return nil
         }
     }
 }
@@ -100,12 +119,26 @@ public enum MLPWeights {
     case dense(fc1: LinearWeights, fc2: LinearWeights)
     case factorised(fc1U: FactorWeights, fc1V: FactorWeights, fc1Bias: UnsafePointer<Float>,
                     fc2U: FactorWeights, fc2V: FactorWeights, fc2Bias: UnsafePointer<Float>)
+    /// The FiPS form with integer factors, each stored as a linear map
+    /// [out, in]: fc1 = Vt(Ut(x)) + b₁, fc2 = U(V(h)) + b₂ (Ut = U₁ᵀ, Vt = V₁ᵀ;
+    /// the biases ride on Vt and U).
+    case lowRank(fc1Ut: LinearWeights, fc1Vt: LinearWeights, fc2V: LinearWeights, fc2U: LinearWeights)
 
     /// Widest intermediate (rank) the factorised form needs scratch for.
     public var maxRank: Int {
         switch self {
         case .dense: return 0
         case .factorised(let u1, _, _, let u2, _, _): return max(u1.cols, u2.cols)
+        case .lowRank(let ut, _, let v, _): return max(ut.outFeatures, v.outFeatures)
+        }
+    }
+
+    /// The linear maps of this MLP (for sizing scratch).
+    public var linears: [LinearWeights] {
+        switch self {
+        case .dense(let a, let b): return [a, b]
+        case .factorised: return []
+        case .lowRank(let a, let b, let c, let d): return [a, b, c, d]
         }
     }
 }

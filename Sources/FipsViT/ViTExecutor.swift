@@ -1,3 +1,4 @@
+import CFipsKernels
 import CFipsSys
 import FipsArtifact
 import FipsKernels
@@ -23,6 +24,29 @@ public typealias MLPObserver = (_ block: Int, _ input: UnsafePointer<Float>, _ o
 /// to collect GPTQ Hessians and activation ranges.
 public typealias LinearInputObserver = (_ layer: String, _ input: UnsafePointer<Float>, _ rows: Int, _ cols: Int) -> Void
 
+/// How an executor runs what the artifact leaves open.
+public struct ExecutorOptions {
+    /// The integer GEMM kernel (a FIPS_QKERNEL_* id); nil: FIPS_KERNEL from
+    /// the environment, else the fastest this CPU has.
+    public var kernel: Int32?
+    /// Q·Kᵀ and P·V in int8 (per-token scales, computed on the fly); nil: on
+    /// when the model has packed integer weights.
+    public var integerAttention: Bool?
+    /// I-ViT integer versions of the non-linearities (FipsKernels'
+    /// Shiftmax, ShiftGELU, IntegerLayerNorm) instead of the float ones.
+    public var softmax: NonlinearityMode
+    public var gelu: NonlinearityMode
+    public var layerNorm: NonlinearityMode
+    public init(kernel: Int32? = nil, integerAttention: Bool? = nil, softmax: NonlinearityMode = .float,
+                gelu: NonlinearityMode = .float, layerNorm: NonlinearityMode = .float) {
+        self.kernel = kernel
+        self.integerAttention = integerAttention
+        self.softmax = softmax
+        self.gelu = gelu
+        self.layerNorm = layerNorm
+    }
+}
+
 /// Runs a ViT backbone (and its head, if any) on preprocessed images.
 /// All activation memory is one arena sized at init for `maxBatch` images;
 /// `forward` allocates nothing.
@@ -43,6 +67,19 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     let qAct: UnsafeMutablePointer<Int8>
     let qScales: UnsafeMutablePointer<Float>
     let lowRank: UnsafeMutablePointer<Float>
+    // Packed-integer path: activations quantised to [rows, Kp] with their
+    // scales and 32-column sums, one kernel scratch per task, and per-head
+    // buffers for integer attention.
+    public let kernel: Int32
+    public let integerAttention: Bool
+    /// Some linear map has packed integer weights (runs on `kernel`).
+    public let isInteger: Bool
+    public let options: ExecutorOptions
+    let qGsum: UnsafeMutablePointer<Int32>
+    let qScratch: UnsafeMutableRawPointer
+    let qScratchBytes: Int
+    let attnScratch: UnsafeMutableRawPointer
+    let attnScratchBytes: Int
     // Set for the duration of one `forward` call.
     var linearInputObserver: LinearInputObserver?
     var currentBlock = -1
@@ -50,6 +87,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     /// `tensors` looks a name up; the executor keeps `owner` alive because the
     /// views point into it (a mapped artifact or host buffers).
     public init(config c: ViTConfig, backend: Backend, maxBatch: Int, owner: AnyObjectBox?,
+                options: ExecutorOptions = ExecutorOptions(),
                 lookup: (String) -> TensorView?) throws(ArtifactError) {
         self.config = c
         self.backend = backend
@@ -71,7 +109,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         func linear(_ n: String, _ out: Int, _ inp: Int) throws(ArtifactError) -> LinearWeights {
             let w = try need(n + ".weight", [out, inp])
             let b = try need(n + ".bias", [out])
-            guard let l = LinearWeights(w, bias: b) else {
+            guard let l = LinearWeights(w, bias: b, actScale: lookup(n + ".act_scale")) else {
                 throw .wrongShape(path: path, name: n + ".weight", reason: "\(w.dtype.name) is not a linear-layer encoding")
             }
             return l
@@ -97,8 +135,25 @@ public final class ViTExecutor<Backend: ComputeBackend> {
                 }
                 return f
             }
+            // A factor of a quantised FiPS MLP, stored [out, in] with its
+            // calibrated input scale under "<name>.act_scale".
+            func packedFactor(_ name: String, _ out: Int?, _ inp: Int?, bias: String?) throws(ArtifactError) -> LinearWeights {
+                guard let t = lookup(name) else { throw .missingTensor(path: path, name: name) }
+                guard t.shape.count == 2, out == nil || t.shape[0] == out!, inp == nil || t.shape[1] == inp!,
+                      let l = LinearWeights(t, bias: bias == nil ? nil : try need(bias!, [t.shape[0]]),
+                                            actScale: lookup(name + ".act_scale")) else {
+                    throw .wrongShape(path: path, name: name, reason: "has \(shapeText(t.shape)) \(t.dtype.name)")
+                }
+                return l
+            }
             let mlp: MLPWeights
-            if lookup(n("mlp.fc1.U")) != nil {
+            if lookup(n("mlp.fc1.Ut")) != nil {
+                let ut = try packedFactor(n("mlp.fc1.Ut"), nil, d, bias: nil)
+                let vt = try packedFactor(n("mlp.fc1.Vt"), c.mlpDim, ut.outFeatures, bias: n("mlp.fc1.bias"))
+                let v2 = try packedFactor(n("mlp.fc2.V"), nil, c.mlpDim, bias: nil)
+                let u2 = try packedFactor(n("mlp.fc2.U"), d, v2.outFeatures, bias: n("mlp.fc2.bias"))
+                mlp = .lowRank(fc1Ut: ut, fc1Vt: vt, fc2V: v2, fc2U: u2)
+            } else if lookup(n("mlp.fc1.U")) != nil {
                 let u1 = try factor(n("mlp.fc1.U"), d, nil)
                 let v1 = try factor(n("mlp.fc1.V"), u1.cols, c.mlpDim)
                 let u2 = try factor(n("mlp.fc2.U"), d, nil)
@@ -134,10 +189,36 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         offsets.append(reserve(4 * c.heads * c.headDim * T)) // vT, one per head
         offsets.append(reserve(4 * B * c.patchCount * c.channels * c.patchSize * c.patchSize)) // patches
         offsets.append(reserve(4 * B * c.headInputDim)) // pooled
-        offsets.append(reserve(rows * widest))         // int8 activations
-        offsets.append(reserve(4 * rows))              // their scales
         let maxRank = bs.reduce(0) { max($0, $1.mlp.maxRank) }
+        let widestK = (max(widest, maxRank, c.headInputDim) + 31) / 32 * 32
+        offsets.append(reserve(rows * widestK))        // int8 activations [rows, Kp]
+        offsets.append(reserve(4 * rows))              // their scales
         offsets.append(reserve(4 * rows * maxRank))    // x·U or h·Vᵀ of a factorised MLP
+
+        // Integer path.
+        var linears = [patch]
+        if let hd = head { linears.append(hd) }
+        for b in bs { linears += [b.qkv, b.proj] + b.mlp.linears }
+        let anyPacked = linears.contains { $0.isPacked }
+        let k = options.kernel ?? fips_qgemm_env_kernel()
+        if k < 0 || fips_qgemm_kernel_supported(k) == 0 {
+            throw .cannotRun(reason: k == -1 ? "FIPS_KERNEL names no kernel (known: scalar, avx2, avx512vnni, neon, neon-dotprod)"
+                                             : "FIPS_KERNEL names a kernel this CPU cannot run")
+        }
+        kernel = k
+        isInteger = anyPacked
+        integerAttention = options.integerAttention ?? anyPacked
+        self.options = options
+        let tasks = max(1, backend.parallelism)
+        var scratch = 0
+        for l in linears {
+            if case .packed(var m, _) = l.storage { scratch = max(scratch, fips_qgemm_scratch_bytes(&m)) }
+        }
+        qScratchBytes = (scratch + 63) & ~63
+        attnScratchBytes = ViTExecutor.attentionScratchBytes(T: T, headDim: c.headDim)
+        offsets.append(reserve(4 * rows * widestK / 32))                   // 12: 32-column sums
+        offsets.append(reserve(qScratchBytes * tasks))                     // 13: kernel scratch per task
+        offsets.append(reserve(integerAttention ? attnScratchBytes * c.heads : 0))  // 14: per head
         arenaBytes = total
         guard let mem = fips_alloc(total) else { throw .io(path: "activation arena", errno: 12) }
         arena = mem
@@ -147,6 +228,9 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         qAct = (mem + offsets[9]).assumingMemoryBound(to: Int8.self)
         qScales = f(10)
         lowRank = f(11)
+        qGsum = (mem + offsets[12]).assumingMemoryBound(to: Int32.self)
+        qScratch = mem + offsets[13]
+        attnScratch = mem + offsets[14]
     }
 
     deinit { fips_free(arena) }
@@ -234,6 +318,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     func attention(batch: Int) {
         let c = config, d = c.dim, T = c.tokenCount, hd = c.headDim
         let scale = 1 / Float(hd).squareRoot()
+        if integerAttention { integerAttention(batch: batch, scale: scale); return }
         for b in 0..<batch {
             let base = qkv + b * T * 3 * d
             backend.parallelFor(c.heads) { head in
@@ -243,7 +328,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
                 let k = MatrixRef(UnsafePointer(base + d + head * hd), rows: T, cols: hd, stride: 3 * d)
                 let s = MutableMatrixRef(scores, rows: T, cols: T)
                 backend.multiplyTransposed(q, k, bias: nil, into: s, parallel: false)
-                Activations.softmaxRows(s, scale: scale)
+                self.softmaxRows(s, scale: scale)
                 let v = base + 2 * d + head * hd
                 for t in 0..<T {
                     let vr = v + t * 3 * d
@@ -254,6 +339,79 @@ public final class ViTExecutor<Backend: ComputeBackend> {
                                            into: MutableMatrixRef(attnOut + b * T * d + head * hd, rows: T, cols: hd, stride: d),
                                            parallel: false)
             }
+        }
+    }
+
+    /// Bytes of one head's buffers for integer attention (see `integerAttention`).
+    static func attentionScratchBytes(T: Int, headDim hd: Int) -> Int {
+        let l = AttentionLayout(T: T, headDim: hd)
+        return l.total
+    }
+
+    /// Attention with both products in int8: Q and P quantised per token, K
+    /// and V per key token / per channel (dynamic scales, so nothing to
+    /// calibrate), K and Vᵀ packed into q8 tiles on the fly. Softmax stays float.
+    func integerAttention(batch: Int, scale: Float) {
+        let c = config, d = c.dim, T = c.tokenCount, hd = c.headDim
+        let L = AttentionLayout(T: T, headDim: hd)
+        let kernel = self.kernel
+        for b in 0..<batch {
+            let base = qkv + b * T * 3 * d
+            backend.parallelFor(c.heads) { head in
+                let mem = self.attnScratch + head * self.attnScratchBytes
+                func i8(_ o: Int) -> UnsafeMutablePointer<Int8> { (mem + o).assumingMemoryBound(to: Int8.self) }
+                func f32(_ o: Int) -> UnsafeMutablePointer<Float> { (mem + o).assumingMemoryBound(to: Float.self) }
+                func i32(_ o: Int) -> UnsafeMutablePointer<Int32> { (mem + o).assumingMemoryBound(to: Int32.self) }
+                let q = base + head * hd, k = base + d + head * hd, v = base + 2 * d + head * hd
+                // scores = Q·Kᵀ
+                _ = fips_quantize_rows(kernel, q, 3 * d, Int32(T), Int32(hd), nil, i8(L.qA), f32(L.qScale), i32(L.qSum))
+                _ = fips_quantize_rows(kernel, k, 3 * d, Int32(T), Int32(hd), nil, i8(L.rows), f32(L.rowScale), i32(L.rowSum))
+                ViTExecutor.packQ8Tiles(UnsafePointer(i8(L.rows)), rows: T, paddedCols: L.hdP, scales: UnsafePointer(f32(L.rowScale)),
+                                        into: i8(L.packed), packedScales: f32(L.packedScale))
+                let scores = self.scores + head * T * T
+                var kw = fips_qmatrix(format: 3, rows: Int32(T), cols: Int32(hd), data: UnsafeRawPointer(i8(L.packed)),
+                                      scales: UnsafePointer(f32(L.packedScale)), offsets: nil, masks: nil)
+                _ = fips_qgemm(kernel, i8(L.qA), f32(L.qScale), i32(L.qSum), 0, Int32(T), &kw, 0, Int32((T + 15) / 16),
+                               nil, scores, T, mem + L.kernelScratch)
+                self.softmaxRows(MutableMatrixRef(scores, rows: T, cols: T), scale: scale)
+                // out = P·V, V as the weight Vᵀ [hd, T]
+                let vT = self.vT + head * hd * T
+                for t in 0..<T {
+                    let vr = v + t * 3 * d
+                    for j in 0..<hd { vT[j * T + t] = vr[j] }
+                }
+                _ = fips_quantize_rows(kernel, scores, T, Int32(T), Int32(T), nil, i8(L.pA), f32(L.pScale), i32(L.pSum))
+                _ = fips_quantize_rows(kernel, vT, T, Int32(hd), Int32(T), nil, i8(L.rows), f32(L.rowScale), i32(L.rowSum))
+                ViTExecutor.packQ8Tiles(UnsafePointer(i8(L.rows)), rows: hd, paddedCols: L.tP, scales: UnsafePointer(f32(L.rowScale)),
+                                        into: i8(L.packed), packedScales: f32(L.packedScale))
+                var vw = fips_qmatrix(format: 3, rows: Int32(hd), cols: Int32(T), data: UnsafeRawPointer(i8(L.packed)),
+                                      scales: UnsafePointer(f32(L.packedScale)), offsets: nil, masks: nil)
+                _ = fips_qgemm(kernel, i8(L.pA), f32(L.pScale), i32(L.pSum), 0, Int32(T), &vw, 0, Int32((hd + 15) / 16),
+                               nil, self.attnOut + b * T * d + head * hd, d, mem + L.kernelScratch)
+            }
+        }
+    }
+
+    /// Rearranges quantised rows [rows, paddedCols] (a multiple of 32) into
+    /// q8 tiles: tile (p, b) byte g·64 + c·4 + t = row 16p+c, column 32b+4g+t.
+    /// Rows past `rows` are zero with scale 0.
+    static func packQ8Tiles(_ src: UnsafePointer<Int8>, rows: Int, paddedCols: Int, scales: UnsafePointer<Float>,
+                            into dst: UnsafeMutablePointer<Int8>, packedScales: UnsafeMutablePointer<Float>) {
+        let panels = (rows + 15) / 16, blocks = paddedCols / 32
+        let out = UnsafeMutableRawPointer(dst)
+        let inp = UnsafeRawPointer(src)
+        for p in 0..<panels {
+            for b in 0..<blocks {
+                let tile = out + (p * blocks + b) * 512
+                for c in 0..<16 {
+                    let r = 16 * p + c
+                    for g in 0..<8 {
+                        let word: UInt32 = r < rows ? inp.loadUnaligned(fromByteOffset: r * paddedCols + 32 * b + 4 * g, as: UInt32.self) : 0
+                        tile.storeBytes(of: word, toByteOffset: g * 64 + c * 4, as: UInt32.self)
+                    }
+                }
+            }
+            for c in 0..<16 { packedScales[16 * p + c] = 16 * p + c < rows ? scales[16 * p + c] : 0 }
         }
     }
 
@@ -268,10 +426,22 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         }
     }
 
+    func softmaxRows(_ m: MutableMatrixRef<Float>, scale: Float) {
+        if options.softmax == .integer { IntegerActivations.softmaxRows(m, scale: scale) }
+        else { Activations.softmaxRows(m, scale: scale) }
+    }
+
     func layerNorm(_ input: UnsafeMutablePointer<Float>, rows: Int, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                    into out: UnsafeMutablePointer<Float>) {
         let d = config.dim, eps = config.layerNormEps
+        let integer = options.layerNorm == .integer
         forRowChunks(rows) { r in
+            if integer {
+                IntegerActivations.layerNorm(MatrixRef(UnsafePointer(input + r.lowerBound * d), rows: r.count, cols: d),
+                                             weight: weight, bias: bias, eps: eps,
+                                             into: MutableMatrixRef(out + r.lowerBound * d, rows: r.count, cols: d))
+                return
+            }
             Activations.layerNorm(MatrixRef(UnsafePointer(input + r.lowerBound * d), rows: r.count, cols: d),
                                   weight: weight, bias: bias, eps: eps,
                                   into: MutableMatrixRef(out + r.lowerBound * d, rows: r.count, cols: d))
@@ -280,8 +450,10 @@ public final class ViTExecutor<Backend: ComputeBackend> {
 
     func gelu(_ x: UnsafeMutablePointer<Float>, rows: Int) {
         let m = config.mlpDim, tanh = config.geluTanh
+        let integer = options.gelu == .integer
         forRowChunks(rows) { r in
-            if tanh { Activations.geluTanh(x + r.lowerBound * m, count: r.count * m) }
+            if integer { IntegerActivations.gelu(x + r.lowerBound * m, count: r.count * m) }
+            else if tanh { Activations.geluTanh(x + r.lowerBound * m, count: r.count * m) }
             else { Activations.geluErf(x + r.lowerBound * m, count: r.count * m) }
         }
     }
@@ -294,6 +466,12 @@ public final class ViTExecutor<Backend: ComputeBackend> {
             apply(fc1, input: h, rows: rows, output: mlp, layer: "mlp.fc1")
             gelu(mlp, rows: rows)
             apply(fc2, input: mlp, rows: rows, output: attnOut, layer: "mlp.fc2")
+        case .lowRank(let ut, let vt, let v2, let u2):
+            apply(ut, input: h, rows: rows, output: lowRank, layer: "mlp.fc1.U")
+            apply(vt, input: lowRank, rows: rows, output: mlp, layer: "mlp.fc1.V")
+            gelu(mlp, rows: rows)
+            apply(v2, input: mlp, rows: rows, output: lowRank, layer: "mlp.fc2.V")
+            apply(u2, input: lowRank, rows: rows, output: attnOut, layer: "mlp.fc2.U")
         case .factorised(let u1, let v1, let b1, let u2, let v2, let b2):
             // fc1: z = x·U₁ [rows, r₁], a = z·V₁ + b₁ [rows, m]
             let r1 = u1.cols, r2 = u2.cols
@@ -362,6 +540,35 @@ public final class ViTExecutor<Backend: ComputeBackend> {
             Int8Gemm.quantizeRows(a, into: qAct, scales: qScales)
             Int8Gemm.multiplyTransposed(qAct, aScales: qScales, w, wScales: scales,
                                         M: rows, N: l.outFeatures, K: l.inFeatures, bias: l.bias, into: out)
+        case .packed(let m, let actScale):
+            applyPacked(m, actScale: actScale, l, input: input, rows: rows, output: output)
+        }
+    }
+
+    /// Quantises the input (row chunks in parallel), then splits the output
+    /// panels (or, when there are too few, the rows) over the tasks. Every
+    /// output element is computed the same way whatever the split.
+    func applyPacked(_ m: fips_qmatrix, actScale: UnsafePointer<Float>?, _ l: LinearWeights,
+                     input: UnsafeMutablePointer<Float>, rows: Int, output: UnsafeMutablePointer<Float>) {
+        let K = l.inFeatures, Kp = l.paddedInFeatures, N = l.outFeatures
+        let kernel = self.kernel
+        forRowChunks(rows) { r in
+            _ = fips_quantize_rows(kernel, input + r.lowerBound * K, K, Int32(r.count), Int32(K), actScale,
+                                   self.qAct + r.lowerBound * Kp, self.qScales + r.lowerBound,
+                                   self.qGsum + r.lowerBound * (Kp / 32))
+        }
+        let panels = (N + 15) / 16
+        let tasks = max(1, min(backend.parallelism, max(panels, rows)))
+        let byPanels = panels >= tasks
+        backend.parallelFor(tasks) { t in
+            let total = byPanels ? panels : rows
+            let lo = total * t / tasks, hi = total * (t + 1) / tasks
+            if lo >= hi { return }
+            var w = m
+            _ = fips_qgemm(kernel, self.qAct, self.qScales, self.qGsum,
+                           Int32(byPanels ? 0 : lo), Int32(byPanels ? rows : hi), &w,
+                           Int32(byPanels ? lo : 0), Int32(byPanels ? hi : panels),
+                           l.bias, output, N, self.qScratch + t * self.qScratchBytes)
         }
     }
 
@@ -378,6 +585,31 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     }
 }
 
+/// Byte offsets of one head's integer-attention buffers.
+struct AttentionLayout {
+    let hdP, tP: Int
+    var qA = 0, qScale = 0, qSum = 0, pA = 0, pScale = 0, pSum = 0
+    var rows = 0, rowScale = 0, rowSum = 0, packed = 0, packedScale = 0, kernelScratch = 0, total = 0
+
+    init(T: Int, headDim hd: Int) {
+        hdP = (hd + 31) / 32 * 32
+        tP = (T + 31) / 32 * 32
+        var at = 0
+        func take(_ bytes: Int) -> Int { let o = at; at += (bytes + 63) & ~63; return o }
+        let big = max(T, hd)                  // rows quantised as a weight: K (T rows) or Vᵀ (hd rows)
+        let widest = max(hdP, tP)
+        qA = take(T * hdP); qScale = take(4 * T); qSum = take(4 * T * hdP / 32)
+        pA = take(T * tP); pScale = take(4 * T); pSum = take(4 * T * tP / 32)
+        rows = take(big * widest); rowScale = take(4 * big); rowSum = take(4 * big * widest / 32)
+        let bigP = (big + 15) / 16 * 16
+        packed = take(bigP * widest); packedScale = take(4 * bigP)
+        // What fips_qgemm may use for a q8 weight of this width (any kernel).
+        var probe = fips_qmatrix(format: 3, rows: Int32(bigP), cols: Int32(widest), data: nil, scales: nil, offsets: nil, masks: nil)
+        kernelScratch = take(fips_qgemm_scratch_bytes(&probe))
+        total = at
+    }
+}
+
 /// Keeps the owner of the weight memory alive (an `Artifact`, or host buffers).
 public final class AnyObjectBox {
     public let artifact: Artifact?
@@ -389,8 +621,9 @@ public final class AnyObjectBox {
 
 extension ViTExecutor {
     /// An executor over a mapped artifact.
-    public convenience init(artifact: Artifact, backend: Backend, maxBatch: Int = 1) throws(ArtifactError) {
+    public convenience init(artifact: Artifact, backend: Backend, maxBatch: Int = 1,
+                            options: ExecutorOptions = ExecutorOptions()) throws(ArtifactError) {
         try self.init(config: artifact.config, backend: backend, maxBatch: maxBatch,
-                      owner: AnyObjectBox(artifact: artifact), lookup: { artifact.tensor($0) })
+                      owner: AnyObjectBox(artifact: artifact), options: options, lookup: { artifact.tensor($0) })
     }
 }
