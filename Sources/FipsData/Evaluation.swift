@@ -47,7 +47,9 @@ public enum Evaluation {
     /// the original only once.
     public static func run(model: ViTModel, images: any ImageSet, reference: ViTModel? = nil,
                            referenceOutputs cached: ReferenceOutputs? = nil,
-                           batch: Int = 8, threads: Int = 2, extraHeads: [ViTModel] = []) throws -> EvaluationReport {
+                           batch: Int = 8, threads: Int = 2, extraHeads: [ViTModel] = [],
+                           runtimeArtifact: String? = nil,
+                           runtimeOptions: ExecutorOptions = ExecutorOptions()) throws -> EvaluationReport {
         let c = model.config, d = c.dim, T = c.tokenCount
         precondition(reference == nil || cached == nil, "give a reference model or cached reference outputs, not both")
         if let r = cached {
@@ -66,7 +68,17 @@ public enum Evaluation {
         let n = images.count
         guard n > 0 else { throw DataError("no images to evaluate") }
         let B = max(1, min(batch, n))
-        let ex = try ViTExecutor<BLASBackend>.host(model, maxBatch: B, threads: threads)
+        // Packed integer weights run as the device runs them (the artifact
+        // mapped, integer kernels); float models on the host's OpenBLAS.
+        let ex: ViTExecutor<BLASBackend>
+        if let path = runtimeArtifact {
+            let a: Artifact
+            do { a = try Artifact(path: path) } catch { throw DataError(error.message) }
+            do { ex = try ViTExecutor(artifact: a, backend: BLASBackend(threads: threads), maxBatch: B,
+                                                     options: runtimeOptions) } catch { throw DataError(error.message) }
+        } else {
+            ex = try ViTExecutor<BLASBackend>.host(model, maxBatch: B, threads: threads)
+        }
         let refEx = try reference.map { try ViTExecutor<BLASBackend>.host($0, maxBatch: B, threads: threads) }
         let per = c.channels * c.imageSize * c.imageSize
         var input = [Float](repeating: 0, count: B * per)

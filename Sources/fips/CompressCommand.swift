@@ -24,6 +24,7 @@ struct Compress: ParsableCommand {
           fips compress --model dinov2_s.fips --calib photos/ --augment 256 --mlp-budget 0.5 --sparsity 0.5 -o m.fips
           fips compress --model vit.onnx --calib photos/ --method svd --mlp-budget 0.5 -o svd33.fips
           fips compress --model head.fips --calib fashion-mnist --mlp-budget 0.5 --refit-head fashion-mnist -o m.fips
+          fips compress --model dinov2_s.fips --calib fashion-mnist --mlp-budget 0.5 --bits 8 -o fips33.q8.fips
         """)
 
     @Option(help: "The model: .fips, .onnx or .safetensors.") var model: String
@@ -50,6 +51,8 @@ struct Compress: ParsableCommand {
     @Option(help: "Threads.") var threads = 2
     @Option(help: "After compressing, retrain the linear head on the compressed features of this labelled set: 'fashion-mnist' (200 per class) or a folder with a subfolder per class.")
     var refitHead: String?
+    @OptionGroup(title: "Quantisation for the integer runtime (after compression, on the same calibration images)")
+    var quant: QuantizeOptions
     @Option(name: .shortAndLong, help: "Output artifact path.") var output: String
 
     func validate() throws {
@@ -141,8 +144,16 @@ struct Compress: ParsableCommand {
             lap("head refit", t0)
         }
 
+        var quantized = [String: QuantizedTensor]()
+        if quant.enabled {
+            t0 = Date()
+            let model = compressed
+            quantized = try quant.quantize(model, calibration: { calibration }, threads: threads)
+            lap("quantisation", t0)
+        }
+
         t0 = Date()
-        do { try ArtifactWriter.write(compressed, precision: .f32, to: output) } catch { throw CommandFailure(description: "\(error)") }
+        do { try ArtifactWriter.write(compressed, precision: .f32, quantized: quantized, to: output) } catch { throw CommandFailure(description: "\(error)") }
         lap("write", t0)
 
         let before = ParameterCount(original), after = ParameterCount(compressed)

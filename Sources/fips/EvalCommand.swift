@@ -3,6 +3,8 @@ import Foundation
 import FipsArtifact
 import FipsData
 import FipsHostCore
+import FipsKernels
+import FipsViT
 
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,6 +18,7 @@ struct Eval: ParsableCommand {
 
         EXAMPLES:
           fips eval --model dinov2_s_fmnist.fips --fashion-mnist
+          fips eval --model fmnist.q8.fips --fashion-mnist --reference fmnist.fips --integer-nonlinear all
           fips eval --model compressed.fips --fashion-mnist --reference dinov2_s_fmnist.fips --json
           fips eval --model compressed.fips --images data/photos --reference dinov2_s.fips
         """)
@@ -33,6 +36,18 @@ struct Eval: ParsableCommand {
     var alsoHead: [String] = []
     @Option(help: "Images per forward pass.") var batch = 8
     @Option(help: "Threads.") var threads = 2
+    @Option(help: "Run the model on the device runtime with I-ViT integer non-linearities: softmax, gelu, layernorm (comma-separated) or all.")
+    var integerNonlinear: String?
+
+    var runtimeOptions: ExecutorOptions {
+        var o = ExecutorOptions()
+        for part in (integerNonlinear ?? "").split(separator: ",") {
+            if part == "all" || part == "softmax" { o.softmax = .integer }
+            if part == "all" || part == "gelu" { o.gelu = .integer }
+            if part == "all" || part == "layernorm" { o.layerNorm = .integer }
+        }
+        return o
+    }
 
     func validate() throws {
         try source.validateChoice(allowNone: true)
@@ -40,6 +55,9 @@ struct Eval: ParsableCommand {
         if images == nil && !source.chosen { throw ValidationError("give an image set: --fashion-mnist, --folder DIR or --images DIR") }
         if images != nil && reference == nil { throw ValidationError("--images (unlabelled) only gives cosines: add --reference") }
         if referenceCache != nil && reference == nil { throw ValidationError("--reference-cache needs --reference") }
+        for part in (integerNonlinear ?? "").split(separator: ",") where !["all", "softmax", "gelu", "layernorm"].contains(part) {
+            throw ValidationError("--integer-nonlinear: '\(part)' is not softmax, gelu, layernorm or all")
+        }
     }
 
     func run() throws {
@@ -84,7 +102,10 @@ struct Eval: ParsableCommand {
         }
         let rep = try withValidation {
             try Evaluation.run(model: vit, images: set, reference: cached == nil ? ref : nil, referenceOutputs: cached,
-                               batch: batch, threads: threads, extraHeads: extras)
+                               batch: batch, threads: threads, extraHeads: extras,
+                               runtimeArtifact: try isPacked(model) || runtimeOptions.softmax == .integer
+                                   || runtimeOptions.gelu == .integer || runtimeOptions.layerNorm == .integer ? model : nil,
+                               runtimeOptions: runtimeOptions)
         }
         var lines = ["model      \(model)", "images     \(what)"]
         func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", 100 * $0) } ?? "-" }
@@ -104,6 +125,14 @@ struct Eval: ParsableCommand {
             lines.forEach { print($0) }
         }
     }
+}
+
+/// True when the artifact holds packed integer weights (version 2): those
+/// are evaluated through the device runtime, not dequantised.
+func isPacked(_ path: String) throws -> Bool {
+    guard path.hasSuffix(".fips") else { return false }
+    do { return try Artifact(path: path).tensors.contains { $0.dtype.weightBits != nil } }
+    catch { throw CommandFailure(description: error.message) }
 }
 
 func jsonEscape(_ s: String) -> String {

@@ -15,6 +15,9 @@ struct Fips: ParsableCommand {
         EXAMPLES:
           fips import data/vit_s_focus.onnx -o dinov2_s.fips
           fips import data/vit_s_focus.onnx -o dinov2_s.int8.fips --int8
+          fips import data/vit_s_focus.onnx --bits 8 --calib fashion-mnist -o dinov2_s.q8.fips
+          fips import data/vit_s_focus.onnx --bits 4 --calib photos/ --act-calibration percentile:99.99 -o d.q4.fips
+          fips import data/vit_s_focus.onnx --block-bits 0-5:8,6-11:4 --calib photos/ -o d.mixed.fips
           fips import vit-base/model.safetensors -o vit_b.fips
           fips head --model dinov2_s.fips --fashion-mnist -o dinov2_s_fmnist.fips
           fips compress --model dinov2_s_fmnist.fips --calib fashion-mnist --mlp-budget 0.5 -o fips33.fips
@@ -22,7 +25,7 @@ struct Fips: ParsableCommand {
           fips info dinov2_s.fips
           fips bench --model dinov2_s.fips --threads 2
         """,
-        subcommands: [Import.self, Compress.self, Head.self, Eval.self, Info.self, Bench.self])
+        subcommands: [Import.self, Compress.self, Quantize.self, Head.self, Eval.self, Info.self, Bench.self])
 }
 
 struct Import: ParsableCommand {
@@ -37,6 +40,9 @@ struct Import: ParsableCommand {
         EXAMPLES:
           fips import data/vit_s_focus.onnx -o dinov2_s.fips
           fips import data/vit_s_focus.onnx -o dinov2_s.int8.fips --int8
+          fips import data/vit_s_focus.onnx --bits 8 --calib fashion-mnist -o dinov2_s.q8.fips
+          fips import data/vit_s_focus.onnx --bits 4 --calib photos/ --act-calibration percentile:99.99 -o d.q4.fips
+          fips import data/vit_s_focus.onnx --block-bits 0-5:8,6-11:4 --calib photos/ -o d.mixed.fips
           fips import deit-small/model.safetensors --image-size 224 -o deit_s.fips
         """)
 
@@ -46,8 +52,17 @@ struct Import: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output artifact path.")
     var output: String
 
-    @Flag(help: "Store the linear layers as int8 (symmetric, per output channel).")
+    @Flag(help: "Store the linear layers as int8 for the float runtime (version 1; dequantised at load). --bits 8 is the integer runtime's format.")
     var int8 = false
+
+    @OptionGroup(title: "Quantisation for the integer runtime") var quant: QuantizeOptions
+
+    @Option(help: "Calibration images for --bits: a folder of JPEG/PNG, or 'fashion-mnist'.")
+    var calib: String?
+
+    @Option(help: "Calibration images to use.") var calibImages = 128
+
+    @Option(help: "Threads for calibration.") var threads = 2
 
     @Option(help: "Input resolution when the checkpoint does not say (default: from config.json, else 224).")
     var imageSize: Int?
@@ -64,12 +79,18 @@ struct Import: ParsableCommand {
         do { vit = try ModelImporter.load(path: model, options: options) } catch {
             throw ValidationError("\(error)")
         }
-        do { try ArtifactWriter.write(vit, precision: int8 ? .int8 : .f32, to: output) } catch {
+        if int8 && quant.enabled { throw ValidationError("--int8 and --bits/--block-bits are two different formats; pick one") }
+        var quantized = [String: QuantizedTensor]()
+        if quant.enabled {
+            quantized = try quant.quantize(vit, calibration: calib.map { c in
+                { try calibrationImages(c, count: calibImages, config: vit.config) } }, threads: threads)
+        }
+        do { try ArtifactWriter.write(vit, precision: int8 ? .int8 : .f32, quantized: quantized, to: output) } catch {
             throw ValidationError("\(error)")
         }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         let c = vit.config
-        print("wrote \(output): \(int8 ? "int8" : "fp32"), \(c.depth) blocks, width \(c.dim), \(c.heads) heads, MLP \(c.mlpDim), "
+        print("wrote \(output): \(quant.enabled ? "packed integer weights" : int8 ? "int8" : "fp32"), \(c.depth) blocks, width \(c.dim), \(c.heads) heads, MLP \(c.mlpDim), "
               + "\(c.tokenCount) tokens, \(c.numClasses) classes, \(bytes) bytes in "
               + String(format: "%.1f s", Date().timeIntervalSince(start)))
     }
