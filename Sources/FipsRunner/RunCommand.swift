@@ -1,3 +1,4 @@
+import CFipsKernels
 import CFipsSys
 import FipsArtifact
 import FipsImage
@@ -15,14 +16,25 @@ public struct RunOptions {
     public var verbose = false
     /// Threads for the fp32 kernels; nil: the CPUs this process may use.
     public var threads: Int? = nil
+    /// Integer GEMM kernel by name; nil: FIPS_KERNEL, else the CPU's best.
+    public var kernel: String? = nil
+    public var integerSoftmax = false
+    public var integerGELU = false
+    public var integerLayerNorm = false
+    /// Forward passes per image when benchmarking (nil: one, timed as usual).
+    public var benchRuns: Int? = nil
     public var images: [String] = []
 }
 
 public let runUsage = """
-USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>] [--threads <n>] [--verbose] <image> ...
+USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>]
+                [--threads <n>] [--kernel <name>] [--integer-nonlinear <list>] [--bench <runs>]
+                [--verbose] <image> ...
 
-Runs a .fips model (fp32 or int8) on JPEG/PNG images with the portable device
-kernels and prints one JSON line per image:
+Runs a .fips model on JPEG/PNG images with the device kernels: fp32 weights
+(version 1 or 2), or packed 8/4/3-bit weights (version 2, from `fips quantize`
+or `--bits`) on the integer GEMM kernels with int8 activations and int32
+accumulation. Prints one JSON line per image:
   {"image": ..., "ms": <forward time>, "top": [{"label": ..., "score": ...}, ...]}
 or, for a backbone without a classification head, "cls_norm": <L2 norm of the CLS feature>.
 A bad image prints one error line on stderr naming the file; the others are
@@ -37,13 +49,24 @@ OPTIONS:
   --threads <n>          worker threads, 1 to 256 (default: the CPUs this process may
                          use: the affinity mask, so `taskset -c 0,1` means 2); the
                          results are bit-identical for every thread count
-  --verbose              print model, thread and memory figures on stderr
+  --kernel <name>        integer GEMM kernel: scalar, avx2, avx512vnni, neon, neon-dotprod
+                         (default: FIPS_KERNEL, else the fastest this CPU runs); every
+                         kernel gives bit-identical results
+  --integer-nonlinear <list>
+                         I-ViT integer versions of softmax, gelu, layernorm (comma-
+                         separated, or all) instead of the float ones
+  --bench <runs>         run each image <runs> times and report the median, min and max
+                         forward time ("ms" is then the median)
+  --verbose              print model, kernel, thread and memory figures on stderr:
+                         artifact bytes + activation arena bytes = the runtime's peak
   -h, --help             show this help
 
 EXAMPLES:
   fips-run --model dinov2_s.fips photos/chelsea.png photos/coffee.png
   fips-run --model classifier.fips --top-k 3 --features-out feats/ frame.jpg
   fips-run --model dinov2_s.fips --threads 2 --verbose photos/chelsea.png
+  fips-run --model dinov2_s.q8.fips --threads 2 --bench 20 photos/chelsea.png
+  FIPS_KERNEL=scalar fips-run --model fips33.q4.fips --integer-nonlinear all frame.jpg
 """
 
 /// The pool's own limit (FIPS_POOL_MAX_THREADS).
@@ -84,6 +107,25 @@ func parseRunArguments(_ args: [String]) -> ParseResult {
                 return .failure("--threads needs an integer from 1 to \(maxThreads), not '\(v)'")
             }
             o.threads = k
+        case "--kernel":
+            guard let v = value(a) else { return .failure("--kernel needs a name (scalar, avx2, avx512vnni, neon, neon-dotprod)") }
+            o.kernel = v
+        case "--integer-nonlinear":
+            guard let v = value(a) else { return .failure("--integer-nonlinear needs softmax, gelu, layernorm (comma-separated) or all") }
+            for part in v.split(separator: ",") {
+                switch part {
+                case "all": o.integerSoftmax = true; o.integerGELU = true; o.integerLayerNorm = true
+                case "softmax": o.integerSoftmax = true
+                case "gelu": o.integerGELU = true
+                case "layernorm": o.integerLayerNorm = true
+                default: return .failure("--integer-nonlinear: '\(part)' is not softmax, gelu, layernorm or all")
+                }
+            }
+        case "--bench":
+            guard let v = value(a), let k = parseInt(v), k >= 1 && k <= 100_000 else {
+                return .failure("--bench needs a run count from 1 to 100000")
+            }
+            o.benchRuns = k
         case "--verbose", "-v": o.verbose = true
         default:
             if a.utf8.first == 45 && a.utf8.count > 1 { return .failure("unknown option \(a)") }
@@ -121,9 +163,22 @@ public func runMain(_ args: [String]) -> Int32 {
     let artifact: Artifact
     let executor: ViTExecutor<PooledBackend>
     let backend = PooledBackend(threads: opts.threads ?? WorkerPool.defaultThreads)
+    var exOptions = ExecutorOptions()
+    if let name = opts.kernel {
+        let k = name.withCString { fips_qgemm_kernel_by_name($0) }
+        if k == -1 {
+            printLine("fips-run: --kernel: no kernel named '\(name)' (known: scalar, avx2, avx512vnni, neon, neon-dotprod)", fd: 2)
+            return 2
+        }
+        if k < 0 { printLine("fips-run: --kernel: this CPU cannot run the \(name) kernel", fd: 2); return 2 }
+        exOptions.kernel = k
+    }
+    if opts.integerSoftmax { exOptions.softmax = .integer }
+    if opts.integerGELU { exOptions.gelu = .integer }
+    if opts.integerLayerNorm { exOptions.layerNorm = .integer }
     do {
         artifact = try Artifact(path: opts.model)
-        executor = try ViTExecutor(artifact: artifact, backend: backend)
+        executor = try ViTExecutor(artifact: artifact, backend: backend, options: exOptions)
     } catch {
         printLine("fips-run: \(error.message)", fd: 2)
         return 2
@@ -136,6 +191,9 @@ public func runMain(_ args: [String]) -> Int32 {
     if opts.verbose {
         var t = TextBuffer()
         t.append("model \(opts.model): version \(artifact.version), \(artifact.tensors.count) tensors, \(artifact.fileBytes) bytes mapped, activation arena \(executor.arenaBytes) bytes\n")
+        t.append("memory bound: artifact \(artifact.fileBytes) + arena \(executor.arenaBytes) = \(artifact.fileBytes + executor.arenaBytes) bytes (plus the program and one decoded image)\n")
+        t.append("weights: \(weightSummary(artifact))\n")
+        t.append("integer kernel \(kernelName(executor.kernel))\(executor.isInteger ? "" : " (unused: no packed weights)"), attention \(executor.integerAttention ? "int8" : "fp32"), softmax \(opts.integerSoftmax ? "integer" : "float"), GELU \(opts.integerGELU ? "integer" : "float"), LayerNorm \(opts.integerLayerNorm ? "integer" : "float")\n")
         t.append("threads \(backend.parallelism) (\(fips_cpu_count()) CPUs available)\n")
         t.write(fd: 2)
     }
@@ -159,15 +217,26 @@ public func runMain(_ args: [String]) -> Int32 {
             continue
         }
         pre.tensor(img, into: input)
-        let t0 = fips_now_ns()
-        executor.forward(batch: 1, images: input, features: features, logits: c.hasHead ? logits : nil)
-        let ms = Double(fips_now_ns() - t0) / 1e6
+        var times = [Double]()
+        for _ in 0..<(opts.benchRuns ?? 1) {
+            let t0 = fips_now_ns()
+            executor.forward(batch: 1, images: input, features: features, logits: c.hasHead ? logits : nil)
+            times.append(Double(fips_now_ns() - t0) / 1e6)
+        }
+        times.sort()
+        let ms = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
 
         var line = TextBuffer()
         line.append("{\"image\": ")
         line.appendJSONString(path)
         line.append(", \"ms\": ")
         line.appendFixed(ms, decimals: 3)
+        if let runs = opts.benchRuns {
+            line.append(", \"runs\": \(runs), \"min_ms\": ")
+            line.appendFixed(times[0], decimals: 3)
+            line.append(", \"max_ms\": ")
+            line.appendFixed(times[times.count - 1], decimals: 3)
+        }
         if c.hasHead {
             line.append(", \"top\": [")
             let probs = softmax(logits, c.numClasses)
@@ -204,6 +273,32 @@ public func runMain(_ args: [String]) -> Int32 {
         printLine("peak RSS \(fips_peak_rss_bytes()) bytes", fd: 2)
     }
     return failures == 0 ? 0 : 1
+}
+
+func kernelName(_ k: Int32) -> String {
+    guard let p = fips_qgemm_kernel_name(k) else { return "?" }
+    return String(cString: p)
+}
+
+/// Bytes per tensor format, e.g. "q8 21233664 B, f32 1234 B".
+func weightSummary(_ a: Artifact) -> String {
+    var names = [String]()
+    var bytes = [Int]()
+    var seen = [UnsafeRawPointer]()
+    for t in a.tensors {
+        // Shared bases are stored once; count them once.
+        var dup = false
+        for p in seen where p == t.data { dup = true }
+        if dup { continue }
+        seen.append(t.data)
+        let n = t.dtype.name
+        var found = false
+        for i in 0..<names.count where names[i] == n { bytes[i] += t.byteCount; found = true }
+        if !found { names.append(n); bytes.append(t.byteCount) }
+    }
+    var s = ""
+    for i in 0..<names.count { s += (i == 0 ? "" : ", ") + "\(names[i]) \(bytes[i]) B" }
+    return s
 }
 
 func softmax(_ x: UnsafePointer<Float>, _ n: Int) -> [Float] {
