@@ -20,6 +20,9 @@
 #   CHECK_QEMU=qemu-aarch64-static  the emulator (empty: run the binary directly)
 #   CHECK_KEEP=1                keep the work directory and print its path
 #   CHECK_PHOTOS="a.png b.jpg"  the images to compare on (default: chelsea, coffee, astronaut)
+#   CHECK_QEMU_CPU=cortex-a72   the CPU qemu emulates (default: qemu's, which has dotprod)
+#   CHECK_EXACT=1               require bit-identical features and outputs (the
+#                               integer runtime's contract) instead of 1e-3 / 1e-4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -28,6 +31,9 @@ MODEL="${1:-data/dinov2_s.fips}"
 BOARD="${CHECK_BOARD:-rpi5}"
 BUILD_FLAGS="${CHECK_BUILD_FLAGS---release}"
 QEMU="${CHECK_QEMU-qemu-aarch64-static}"
+QEMU_ARGS=()
+if [ -n "${CHECK_QEMU_CPU:-}" ]; then QEMU_ARGS=(-cpu "$CHECK_QEMU_CPU"); fi
+EXACT="${CHECK_EXACT:-0}"
 # shellcheck disable=SC2206
 PHOTOS=(${CHECK_PHOTOS:-data/photos/chelsea.png data/photos/coffee.png data/photos/astronaut.png})
 
@@ -72,7 +78,7 @@ run_prog() {
   local side="$1" rc=0 t0 t1
   local -a cmd
   if [ "$side" = arm ]; then
-    if [ -n "$QEMU" ]; then cmd=("$QEMU" "$ARM_BIN"); else cmd=("$ARM_BIN"); fi
+    if [ -n "$QEMU" ]; then cmd=("$QEMU" ${QEMU_ARGS[@]+"${QEMU_ARGS[@]}"} "$ARM_BIN"); else cmd=("$ARM_BIN"); fi
   else
     cmd=("$HOST_BIN")
   fi
@@ -88,17 +94,18 @@ run_prog() {
   say "$side: $(wc -l <"$WORK/$side/out.jsonl") result line(s) in $((t1 - t0))s"
 }
 
-say "running $ARM_BIN${QEMU:+ under $QEMU} on ${#PHOTOS[@]} photos"
+say "running $ARM_BIN${QEMU:+ under $QEMU ${QEMU_ARGS[*]+"${QEMU_ARGS[*]}"}} on ${#PHOTOS[@]} photos"
 run_prog arm
 say "running $HOST_BIN on ${#PHOTOS[@]} photos"
 run_prog host
 
 say "comparing"
-python3 - "$WORK" "${PHOTOS[@]}" <<'PY' || fail "aarch64 and x86-64 results differ (see above)"
+python3 - "$WORK" "$EXACT" "${PHOTOS[@]}" <<'PY' || fail "aarch64 and x86-64 results differ (see above)"
 import json, os, sys
 import numpy as np
 
-work, photos = sys.argv[1], sys.argv[2:]
+work, exact, photos = sys.argv[1], sys.argv[2] == "1", sys.argv[3:]
+score_tol, norm_tol, feat_tol = (0.0, 0.0, 0.0) if exact else (1e-3, 1e-4, 1e-3)
 problems = []
 
 def load(side):
@@ -140,15 +147,15 @@ for p in photos:
             problems.append(f"{p}: top labels differ\n    aarch64: {la}\n    x86-64:  {lh}")
         for ta, th in zip(a["top"], h["top"]):
             sa, sh = float(ta.get("score", 0)), float(th.get("score", 0))
-            if abs(sa - sh) > 1e-3 * max(1.0, abs(sh)):
+            if abs(sa - sh) > score_tol * max(1.0, abs(sh)):
                 problems.append(f"{p}: score of {ta.get('label')!r} differs: {sa} vs {sh}")
     if ("cls_norm" in a) != ("cls_norm" in h):
         problems.append(f"{p}: one side has \"cls_norm\", the other not")
     if "cls_norm" in a and "cls_norm" in h:
         ca, ch = float(a["cls_norm"]), float(h["cls_norm"])
         rel = abs(ca - ch) / max(abs(ch), 1e-12)
-        if rel > 1e-4:
-            problems.append(f"{p}: cls_norm differs: aarch64 {ca} vs x86-64 {ch} (relative {rel:.2e} > 1e-4)")
+        if rel > norm_tol:
+            problems.append(f"{p}: cls_norm differs: aarch64 {ca} vs x86-64 {ch} (relative {rel:.2e} > {norm_tol})")
     if "top" not in a and "cls_norm" not in a:
         problems.append(f"{p}: neither \"top\" nor \"cls_norm\" in the aarch64 line")
     fa = os.path.join(work, "arm", "features", stem(p) + ".npy")
@@ -172,8 +179,8 @@ for p in photos:
             continue
         d = float(np.max(np.abs(xa.astype(np.float64) - xh.astype(np.float64))))
         worst_feat = max(worst_feat, d)
-        if d > 1e-3:
-            problems.append(f"{p}: features differ by up to {d:.3g} (> 1e-3)")
+        if d > feat_tol:
+            problems.append(f"{p}: features differ by up to {d:.3g} (> {feat_tol})")
     what = f"top {[t.get('label') for t in a['top']][:3]}..." if "top" in a else f"cls_norm {a.get('cls_norm')}"
     print(f"  {os.path.basename(p)}: {what}, ms aarch64(qemu) {a.get('ms')} / x86-64 {h.get('ms')}")
 
@@ -188,7 +195,7 @@ say "bad input: a 0-byte image next to a good one"
 : >"$WORK/empty.png"
 GOOD="${PHOTOS[0]}"
 rc=0
-${QEMU:+"$QEMU"} "$ARM_BIN" --model "$MODEL" --top-k 5 "$WORK/empty.png" "$GOOD" \
+${QEMU:+"$QEMU"} ${QEMU_ARGS[@]+"${QEMU_ARGS[@]}"} "$ARM_BIN" --model "$MODEL" --top-k 5 "$WORK/empty.png" "$GOOD" \
   >"$WORK/bad.out" 2>"$WORK/bad.err" || rc=$?
 [ "$rc" != 0 ] || fail "fips-run exited 0 although $WORK/empty.png is a 0-byte image"
 grep -q "empty.png" "$WORK/bad.err" || { cat "$WORK/bad.err" >&2; fail "stderr does not name the bad file (empty.png)"; }
@@ -210,4 +217,4 @@ if "cls_norm" in first and abs(first["cls_norm"] - mine[0].get("cls_norm", 1e30)
 PY
 say "bad input: exit status $rc, stderr: $(head -1 "$WORK/bad.err")"
 
-say "OK: $BOARD build under qemu matches the x86-64 host build on ${#PHOTOS[@]} photos, and handles a bad image"
+say "OK: $BOARD build under qemu${QEMU_ARGS[*]+ ${QEMU_ARGS[*]}} matches the x86-64 host build$([ "$EXACT" = 1 ] && echo ' bit for bit') on ${#PHOTOS[@]} photos, and handles a bad image"

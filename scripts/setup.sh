@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time machine set-up: system libraries, the aarch64 cross toolchain and
-# sysroot, qemu, and the Python reference stack used only for fixtures and
+# sysroot, qemu (static for tests; the plugin-capable dynamic build for
+# the instruction-count benchmark), and the Python reference stack used only for fixtures and
 # benchmarks. Idempotent; safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 need_apt=0
 for p in libopenblas-dev liblapacke-dev libjpeg-dev libpng-dev zlib1g-dev \
-         gcc-aarch64-linux-gnu qemu-user-static libjpeg62-turbo-dev:arm64 \
+         gcc-aarch64-linux-gnu qemu-user-static qemu-user libjpeg62-turbo-dev:arm64 \
          libpng-dev:arm64 zlib1g-dev:arm64 dataset-fashion-mnist; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt=1
 done
@@ -19,7 +20,7 @@ if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
     libopenblas-dev liblapacke-dev libjpeg-dev libpng-dev zlib1g-dev \
-    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static \
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static qemu-user \
     libjpeg62-turbo-dev:arm64 libpng-dev:arm64 zlib1g-dev:arm64 \
     dataset-fashion-mnist >/dev/null
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: unit, golden and runner tests on x86-64 (release
 # build: the golden tests run the real 22M-parameter model), then the aarch64
-# cross-build checked under qemu against the x86 build.
+# cross-builds checked under qemu against the x86 build (fp32 within 1e-3,
+# the integer runtime bit for bit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release
@@ -17,4 +18,20 @@ scripts/check_aarch64.sh data/dinov2_s.fips
 .build/release/fips compress --model data/dinov2_s.fips --calib fashion-mnist --calib-images 16 --steps 20 \
   --mlp-budget 0.5 --sparsity 0.5 -o data/fips_smoke.fips > /dev/null
 CHECK_SKIP_BUILD=1 CHECK_PHOTOS=data/photos/chelsea.png scripts/check_aarch64.sh data/fips_smoke.fips
+# The integer runtime: every GEMM kernel bit-exact against the scalar one on
+# x86-64 and aarch64 (qemu, with and without dotprod) ...
+scripts/check_kernels_aarch64.sh
+# ... and whole models bit-identical between x86-64 and aarch64: int8 (GPTQ,
+# static activation scales from 16 calibration images) on the Pi 5 build (SDOT)
+# and the Pi 4 build as a Cortex-A72 (NEON, no dotprod); the FiPS smoke model at
+# 4 bits (shared basis, sparse projections) on the Pi 5 build.
+.build/release/fips quantize --model data/dinov2_s.fips --calib fashion-mnist --calib-images 16 --bits 8 \
+  -o data/q8_smoke.fips 2> /dev/null
+.build/release/fips quantize --model data/fips_smoke.fips --calib fashion-mnist --calib-images 16 --bits 4 \
+  -o data/fips_smoke.q4.fips 2> /dev/null
+CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS="data/photos/chelsea.png data/photos/rocket.jpg" \
+  scripts/check_aarch64.sh data/q8_smoke.fips
+CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/coffee.png scripts/check_aarch64.sh data/fips_smoke.q4.fips
+CHECK_BOARD=rpi4 CHECK_QEMU_CPU=cortex-a72 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/chelsea.png \
+  scripts/check_aarch64.sh data/q8_smoke.fips
 echo "test.sh: all passed"
