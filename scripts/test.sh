@@ -26,7 +26,7 @@ scripts/check_kernels_aarch64.sh
 # and the Pi 4 build as a Cortex-A72 (NEON, no dotprod); the FiPS smoke model at
 # 4 bits (shared basis, sparse projections) on the Pi 5 build.
 .build/release/fips quantize --model data/dinov2_s.fips --calib fashion-mnist --calib-images 16 --bits 8 \
-  -o data/q8_smoke.fips 2> /dev/null
+  --act-calibration mse -o data/q8_smoke.fips 2> /dev/null
 .build/release/fips quantize --model data/fips_smoke.fips --calib fashion-mnist --calib-images 16 --bits 4 \
   -o data/fips_smoke.q4.fips 2> /dev/null
 CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS="data/photos/chelsea.png data/photos/rocket.jpg" \

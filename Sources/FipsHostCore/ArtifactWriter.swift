@@ -129,8 +129,16 @@ public enum ArtifactWriter {
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
         do {
             try Data(data).write(to: tmp)
-            if FileManager.default.fileExists(atPath: path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) }
-            else { try FileManager.default.moveItem(at: tmp, to: url) }
+            // rename(2) replaces an existing file atomically. Foundation's
+            // replaceItemAt on Linux failed ("file doesn't exist") after
+            // removing the old file, losing it.
+            if rename(tmp.path, path) != 0 {
+                let e = errno
+                throw ArtifactWriteError(description: "\(path): cannot write model: \(String(cString: strerror(e)))")
+            }
+        } catch let e as ArtifactWriteError {
+            try? FileManager.default.removeItem(at: tmp)
+            throw e
         } catch {
             try? FileManager.default.removeItem(at: tmp)
             throw ArtifactWriteError(description: "\(path): cannot write model: \(error.localizedDescription)")

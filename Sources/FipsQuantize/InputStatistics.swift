@@ -16,6 +16,8 @@ public final class InputStatistics {
     public private(set) var histogram: AbsHistogram
     public private(set) var min: Float = .infinity
     public private(set) var max: Float = -.infinity
+    /// max |x| per input channel: where the outliers are (`ActivationSmoothing`).
+    public private(set) var channelAbsMax: [Float]
     /// Upper triangle of XᵀX, row-major [cols, cols] (the lower is filled on read).
     private var upper: [Double]
 
@@ -25,6 +27,7 @@ public final class InputStatistics {
         collectsHessian = hessian
         histogram = AbsHistogram(binCount: histogramBins)
         upper = hessian ? [Double](repeating: 0, count: cols * cols) : []
+        channelAbsMax = [Float](repeating: 0, count: cols)
     }
 
     /// H = XᵀX, symmetric, row-major [cols, cols] (empty without `hessian`).
@@ -51,6 +54,12 @@ public final class InputStatistics {
         }
         min = lo
         max = hi
+        channelAbsMax.withUnsafeMutableBufferPointer { m in
+            for r in 0..<rows {
+                let xr = x + r * cols
+                for j in 0..<cols where xr[j].isFinite { m[j] = Swift.max(m[j], abs(xr[j])) }
+            }
+        }
         guard collectsHessian else { return }
         let n = cols
         let tasks = Swift.max(1, Swift.min(threads, rows / 64))

@@ -12,8 +12,12 @@ public struct ModelQuantizationOptions {
     public var headBits = 8
     public var rounding: WeightRounding = .gptq
     /// Static per-tensor input scales from the calibration statistics; nil
-    /// leaves the runtime to quantise each token on the fly.
+    /// leaves the runtime to quantise each token on the fly (what `fips`
+    /// asks for by default: more accurate, README).
     public var activations: ActivationCalibration? = .mse
+    /// Layers (by name suffix, e.g. "mlp.fc2") whose inputs stay dynamic
+    /// (per token) even when `activations` sets static scales.
+    public var dynamicInputs: [String] = []
     public init() {}
 }
 
@@ -69,7 +73,9 @@ public enum ModelQuantizer {
                 let s = PackedWeights.pack(logical, as: .q8sparse)
                 if s.data.count + s.aux.count < packed.data.count + packed.aux.count { packed = s; dtype = .q8sparse }
             }
-            let act = o.activations.flatMap { m in inputStats.map { ActivationCalibrator.range($0, method: m).scale } }
+            let layer = String(floatName.split(separator: ".").dropLast().joined(separator: "."))
+            let dynamic = o.dynamicInputs.contains { layer.hasSuffix($0) || floatName.hasSuffix($0) }
+            let act = dynamic ? nil : o.activations.flatMap { m in inputStats.map { ActivationCalibrator.range($0, method: m).scale } }
             out[floatName] = QuantizedTensor(storedName: storedName, shape: [rows, cols], packed: packed, actScale: act)
             let err = hessian.map { WeightQuantizer.outputError(original: w, quantized: q, hessian: $0) }
             report.append(QuantizedLayerReport(name: storedName, bits: bits, format: dtype.name,

@@ -147,8 +147,7 @@ struct Compress: ParsableCommand {
         var quantized = [String: QuantizedTensor]()
         if quant.enabled {
             t0 = Date()
-            let model = compressed
-            quantized = try quant.quantize(model, calibration: { calibration }, threads: threads)
+            quantized = try quant.quantize(&compressed, calibration: { calibration }, threads: threads)
             lap("quantisation", t0)
         }
 

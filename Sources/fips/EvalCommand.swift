@@ -39,8 +39,11 @@ struct Eval: ParsableCommand {
     @Option(help: "Run the model on the device runtime with I-ViT integer non-linearities: softmax, gelu, layernorm (comma-separated) or all.")
     var integerNonlinear: String?
 
+    @Flag(help: "With packed weights, run Q·Kᵀ and P·V in float instead of int8.") var floatAttention = false
+
     var runtimeOptions: ExecutorOptions {
         var o = ExecutorOptions()
+        if floatAttention { o.integerAttention = false }
         for part in (integerNonlinear ?? "").split(separator: ",") {
             if part == "all" || part == "softmax" { o.softmax = .integer }
             if part == "all" || part == "gelu" { o.gelu = .integer }

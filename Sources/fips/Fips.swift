@@ -75,15 +75,16 @@ struct Import: ParsableCommand {
         if let s = imageSize { options.imageSize = s }
         if let h = heads { options.heads = h }
         let start = Date()
-        let vit: ViTModel
+        var vit: ViTModel
         do { vit = try ModelImporter.load(path: model, options: options) } catch {
             throw ValidationError("\(error)")
         }
         if int8 && quant.enabled { throw ValidationError("--int8 and --bits/--block-bits are two different formats; pick one") }
         var quantized = [String: QuantizedTensor]()
         if quant.enabled {
-            quantized = try quant.quantize(vit, calibration: calib.map { c in
-                { try calibrationImages(c, count: calibImages, config: vit.config) } }, threads: threads)
+            let config = vit.config
+            quantized = try quant.quantize(&vit, calibration: calib.map { c in
+                { try calibrationImages(c, count: calibImages, config: config) } }, threads: threads)
         }
         do { try ArtifactWriter.write(vit, precision: int8 ? .int8 : .f32, quantized: quantized, to: output) } catch {
             throw ValidationError("\(error)")

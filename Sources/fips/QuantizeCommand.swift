@@ -38,12 +38,13 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         let start = Date()
-        let vit: ViTModel
+        var vit: ViTModel
         do {
             vit = model.hasSuffix(".fips") ? try ArtifactReaderHost.load(path: model) : try ModelImporter.load(path: model)
         } catch { throw CommandFailure(description: "\(error)") }
-        let quantized = try quant.quantize(vit, calibration: calib.map { c in
-            { try calibrationImages(c, count: calibImages, config: vit.config) } }, threads: threads)
+        let config = vit.config
+        let quantized = try quant.quantize(&vit, calibration: calib.map { c in
+            { try calibrationImages(c, count: calibImages, config: config) } }, threads: threads)
         do { try ArtifactWriter.write(vit, precision: .f32, quantized: quantized, to: output) } catch {
             throw CommandFailure(description: "\(error)")
         }

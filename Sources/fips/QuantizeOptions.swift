@@ -16,8 +16,15 @@ struct QuantizeOptions: ParsableArguments {
     @Option(help: "Bits of the classification head.") var headBits = 8
     @Option(help: "Weight rounding: gptq (error feedback through the calibration inputs' covariance) or nearest (baseline).")
     var rounding = "gptq"
-    @Option(help: "Static int8 activation scales: mse (clip minimising the expected error), percentile:P (e.g. percentile:99.99), absmax, or dynamic (per token at run time).")
-    var actCalibration = "mse"
+    // Dynamic by default: on DINOv2-S, per-tensor static scales cost 1.5
+    // Fashion-MNIST points (GELU's output, fc2's input, is the worst: its
+    // heavy tail defeats one scale), per-token scales 0 (README, Benchmarks/quant_accuracy.py).
+    @Option(help: "int8 activation scales: dynamic (per token at run time, the default), or static per tensor from the calibration set: mse (clip minimising the expected error), percentile:P (e.g. percentile:99.99), absmax.")
+    var actCalibration = "dynamic"
+    @Option(help: "Layers whose inputs stay dynamic (per-token scales) under static calibration, comma-separated name suffixes (e.g. mlp.fc2,head).")
+    var dynamicInputs: String?
+    @Option(help: "SmoothQuant strength α for static activation scales: moves activation outliers into the weights (folded into the LayerNorms and value rows, exact in float); 0 turns it off.")
+    var smooth: Float = 0.5
 
     var enabled: Bool { bits != nil || blockBits != nil }
 
@@ -31,6 +38,7 @@ struct QuantizeOptions: ParsableArguments {
             guard [8, 4, 3].contains(b) else { throw ValidationError("--bits must be 8, 4 or 3, not \(b)") }
             o.bits = b
         }
+        guard (0...1).contains(smooth) else { throw ValidationError("--smooth must be in [0, 1], not \(smooth)") }
         guard [8, 4, 3].contains(headBits) else { throw ValidationError("--head-bits must be 8, 4 or 3, not \(headBits)") }
         o.headBits = headBits
         switch rounding {
@@ -39,6 +47,7 @@ struct QuantizeOptions: ParsableArguments {
         default: throw ValidationError("--rounding must be gptq or nearest, not '\(rounding)'")
         }
         o.activations = try parseActivationCalibration(actCalibration)
+        o.dynamicInputs = (dynamicInputs ?? "").split(separator: ",").map { String($0) }
         if let spec = blockBits { o.blockBits = try parseBlockBits(spec, depth: depth) }
         if let d = depth, let bb = o.blockBits, bb.count != d {
             throw ValidationError("--block-bits gives \(bb.count) blocks; the model has \(d)")
@@ -85,9 +94,10 @@ struct QuantizeOptions: ParsableArguments {
         }
     }
 
-    /// Calibrates (when the options need data), quantises and prints the
-    /// per-layer report to standard error.
-    func quantize(_ model: ViTModel, calibration: (() throws -> any ImageSet)?, threads: Int) throws -> [String: QuantizedTensor] {
+    /// Calibrates (when the options need data), smooths `model` in place
+    /// (static activation scales), quantises, and prints the per-layer
+    /// report to standard error. Write `model` with the returned tensors.
+    func quantize(_ model: inout ViTModel, calibration: (() throws -> any ImageSet)?, threads: Int) throws -> [String: QuantizedTensor] {
         let o = try options(depth: model.config.depth)
         var stats = [String: InputStatistics]()
         if o.rounding == .gptq || o.activations != nil {
@@ -98,6 +108,17 @@ struct QuantizeOptions: ParsableArguments {
             var p = CalibrationPass.Options()
             p.threads = threads
             p.hessians = o.rounding == .gptq
+            if smooth > 0 && o.activations != nil {
+                var first = p
+                first.hessians = false
+                let t0 = Date()
+                let maxima = try withValidation {
+                    try CalibrationPass.run(model, images: set, options: first, progressLabel: "channel maxima")
+                }
+                let layers = ActivationSmoothing.apply(&model, statistics: maxima, alpha: smooth)
+                printError(String(format: "quantisation: smoothed %d linear inputs (alpha %.2f) in %.1f s",
+                                  layers.count, smooth, Date().timeIntervalSince(t0)))
+            }
             let t0 = Date()
             stats = try withValidation { try CalibrationPass.run(model, images: set, options: p) }
             printError(String(format: "quantisation: statistics of %d linear inputs over %d images in %.1f s",

@@ -214,4 +214,47 @@ final class IntegerRuntimeTests: XCTestCase {
         XCTAssertEqual(sb, 2)
         XCTAssertTrue(eb.contains("no kernel named 'no-such-kernel'"), eb)
     }
+
+    /// SmoothQuant's rescaling is folded into LayerNorms and value rows: the
+    /// float model computes the same function afterwards, and the smoothed
+    /// inputs have smaller outliers.
+    func testSmoothingLeavesTheFloatModelUnchanged() throws {
+        var m = makeTinyModel(classes: 3)
+        let c = m.config
+        // Outlier channels, as in real ViTs: statistics with channel 3 large.
+        var stats = [String: InputStatistics]()
+        for i in 0..<c.depth {
+            for (layer, cols) in [("attn.qkv", c.dim), ("attn.proj", c.dim), ("mlp.fc1", c.dim)] {
+                var x = randomFloats(20 * cols, seed: UInt64(i * 10 + cols))
+                for r in 0..<20 { x[r * cols + 3] *= 40 }
+                let s = InputStatistics(cols: cols, hessian: false, histogramBins: 256)
+                s.observe(x, rows: 20, cols: cols)
+                stats[TensorNames.block(i, layer)] = s
+            }
+        }
+        let before = forward(try ViTExecutor<BLASBackend>.host(m), c)
+        let layers = ActivationSmoothing.apply(&m, statistics: stats, alpha: 0.5)
+        XCTAssertEqual(layers.count, 3 * c.depth)
+        XCTAssertNotEqual(m[TensorNames.block(0, "norm1.weight")].data, makeTinyModel(classes: 3)[TensorNames.block(0, "norm1.weight")].data)
+        let after = forward(try ViTExecutor<BLASBackend>.host(m), c)
+        for (a, b) in zip(before.0 + before.1, after.0 + after.1) {
+            XCTAssertEqual(a, b, accuracy: 1e-4 * max(1, abs(a)))
+        }
+    }
+
+    /// Writing over an existing artifact replaces it (atomically), and a
+    /// failed write leaves the old one in place.
+    func testOverwritingAnArtifactReplacesIt() throws {
+        let path = TestPaths.temporaryDirectory().appendingPathComponent("same.fips").path
+        try ArtifactWriter.write(makeTinyModel(), precision: .f32, to: path)
+        let m = makeTinyModel(classes: 4)
+        try ArtifactWriter.write(m, precision: .f32, quantized: try quantized(m, bits: 4), to: path)
+        let a = try Artifact(path: path)
+        XCTAssertEqual(a.version, 2)
+        XCTAssertEqual(a.config.numClasses, 4)
+        var broken = m
+        broken.tensors[TensorNames.headWeight] = nil
+        XCTAssertThrowsError(try ArtifactWriter.write(broken, precision: .f32, to: path))
+        XCTAssertEqual(try Artifact(path: path).config.numClasses, 4)
+    }
 }
