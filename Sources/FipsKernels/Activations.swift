@@ -60,10 +60,20 @@ public enum Activations {
         let N = x.cols
         for r in 0..<x.rows {
             let row = x.row(r)
-            var mx = -Float.greatestFiniteMagnitude
-            for k in 0..<N { mx = max(mx, row[k]) }
-            var sumv = SIMD8<Float>()
+            // Eight running maxima: the scalar `max` loop does not vectorise
+            // (NaN rules) and was a tenth of an int8 forward pass. A maximum
+            // does not depend on order, so the result is the same.
+            var mv = SIMD8<Float>(repeating: -Float.greatestFiniteMagnitude)
             var k = 0
+            while k + 8 <= N {
+                let v = FastMath.load8(row + k)
+                mv.replace(with: v, where: v .> mv)   // a select; pointwiseMax is a generic call
+                k += 8
+            }
+            var mx = mv.max()
+            while k < N { mx = max(mx, row[k]); k += 1 }
+            var sumv = SIMD8<Float>()
+            k = 0
             while k + 8 <= N {
                 let e = FastMath.exp((FastMath.load8(row + k) - mx) * scale)
                 FastMath.store8(e, row + k)
