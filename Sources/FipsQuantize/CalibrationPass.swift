@@ -69,7 +69,6 @@ public enum CalibrationPass {
     public static func expectedLayers(_ model: ViTModel) -> [(name: String, cols: Int)] {
         let c = model.config
         var out = [(name: String, cols: Int)]()
-        out.append(("patch_embed", c.channels * c.patchSize * c.patchSize))
         for i in 0..<c.depth {
             out.append((TensorNames.block(i, "attn.qkv"), c.dim))
             out.append((TensorNames.block(i, "attn.proj"), c.dim))

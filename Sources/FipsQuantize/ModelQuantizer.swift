@@ -10,8 +10,6 @@ public struct ModelQuantizationOptions {
     public var blockBits: [Int]? = nil
     /// The head is tiny and feeds the logits directly: 8 bits unless set.
     public var headBits = 8
-    /// The patch embedding at 8 bits (per-token int8 pixels), or nil: f32.
-    public var patchBits: Int? = 8
     public var rounding: WeightRounding = .gptq
     /// Static per-tensor input scales from the calibration statistics; nil
     /// leaves the runtime to quantise each token on the fly (what `fips`
@@ -110,12 +108,6 @@ public enum ModelQuantizer {
             sharedWith[owner, default: []].append(i)
         }
 
-        if o.patchBits != nil {
-            let t = model[TensorNames.patchWeight]
-            let s = try stats("patch_embed")
-            add(floatName: TensorNames.patchWeight, storedName: TensorNames.patchWeight, w: t.data, rows: t.shape[0],
-                cols: t.shape[1], bits: 8, hessian: o.rounding == .gptq ? s?.hessian : nil, inputStats: s)
-        }
         for i in 0..<c.depth {
             let bits = o.blockBits?[i] ?? o.bits
             func n(_ leaf: String) -> String { TensorNames.block(i, leaf) }

@@ -116,9 +116,8 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         }
         let d = c.dim
         let pw = try need(TensorNames.patchWeight, [d, c.channels * c.patchSize * c.patchSize])
-        guard pw.dtype == .f32 || pw.dtype == .q8,
-              let patch = LinearWeights(pw, bias: try need(TensorNames.patchBias, [d]), actScale: lookup("patch_embed.act_scale")) else {
-            throw .wrongShape(path: path, name: TensorNames.patchWeight, reason: "must be f32 or q8, is \(pw.dtype.name)")
+        guard pw.dtype == .f32, let patch = LinearWeights(pw, bias: try need(TensorNames.patchBias, [d])) else {
+            throw .wrongShape(path: path, name: TensorNames.patchWeight, reason: "must be f32")
         }
         patchW = patch
         clsToken = try f32(TensorNames.clsToken, [d])
@@ -302,7 +301,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
             }
         }
         let patchOut = h  // [batch * patches, d] scratch
-        apply(patchW, input: patches, rows: batch * c.patchCount, output: patchOut, layer: "patch_embed")
+        apply(patchW, input: patches, rows: batch * c.patchCount, output: patchOut)
         let T = c.tokenCount
         for b in 0..<batch {
             let xb = x + b * T * d
