@@ -171,6 +171,19 @@ int fips_cpu_count(void) {
 }
 
 int64_t fips_peak_rss_bytes(void) {
+    // VmHWM belongs to this program's address space. getrusage's ru_maxrss
+    // survives execve: a program started by a big parent (a Python
+    // benchmark) would report the parent's peak as its own.
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long long kb = -1;
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "VmHWM:", 6) == 0) { kb = atoll(line + 6); break; }
+        }
+        fclose(f);
+        if (kb >= 0) return (int64_t)kb * 1024;
+    }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
     return (int64_t)ru.ru_maxrss * 1024;
