@@ -120,10 +120,10 @@ def time_ort(path, threads, runs, warmup):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def time_fips(model, threads, runs):
+def time_fips(model, threads, runs, exe=FIPS_RUN):
     # --bench: the median of `runs` forward passes on one decoded image (the
     # first pass faults the mapped weights in; the median ignores it).
-    p = sh([FIPS_RUN, "--model", model, "--threads", str(threads), "--bench", str(runs), "--verbose", PHOTO])
+    p = sh([exe, "--model", model, "--threads", str(threads), "--bench", str(runs), "--verbose", PHOTO])
     line = json.loads(p.stdout.strip().splitlines()[-1])
     rss = int(re.search(r"peak RSS (\d+)", p.stderr).group(1))
     arena = int(re.search(r"activation arena (\d+)", p.stderr).group(1))
@@ -177,23 +177,30 @@ def main():
     a = ap.parse_args()
 
     _, dense, fips33, fips33s = make_models()
+    # fips-run as built for this host board (boards/x86-64.board: -target-cpu
+    # haswell, so the Swift float code gets AVX2; the integer kernels pick
+    # AVX-512 VNNI at run time either way). The generic SwiftPM build
+    # (x86-64 baseline SSE2 for the Swift code) is timed too, on the dense model.
+    host = board_build("x86-64")
     ort_fp32, ort_int8 = ort_models(a.onnx)
     import onnxruntime as ort
 
     # Alternate the engines twice so drift on a shared machine hits all.
-    rows = {k: [] for k in ["ort_fp32", "ort_int8", "dense", "fips33", "fips33s"]}
+    rows = {k: [] for k in ["ort_fp32", "ort_int8", "dense", "fips33", "fips33s", "dense_generic"]}
     for _ in range(2):
         rows["ort_fp32"].append(time_ort(ort_fp32, a.threads, a.runs, a.warmup))
         rows["ort_int8"].append(time_ort(ort_int8, a.threads, a.runs, a.warmup))
-        rows["dense"].append(time_fips(dense, a.threads, a.runs + a.warmup))
-        rows["fips33"].append(time_fips(fips33, a.threads, a.runs + a.warmup))
-        rows["fips33s"].append(time_fips(fips33s, a.threads, a.runs + a.warmup))
+        rows["dense"].append(time_fips(dense, a.threads, a.runs + a.warmup, host))
+        rows["fips33"].append(time_fips(fips33, a.threads, a.runs + a.warmup, host))
+        rows["fips33s"].append(time_fips(fips33s, a.threads, a.runs + a.warmup, host))
+        rows["dense_generic"].append(time_fips(dense, a.threads, a.runs + a.warmup))
     med = {k: statistics.median(r["median_ms"] for r in v) for k, v in rows.items()}
     rss = {k: max(r["peak_rss"] for r in v) for k, v in rows.items()}
     o8 = med["ort_int8"]
     result = {"threads": a.threads, "runs": a.runs, "median_ms": med, "peak_rss": rss,
               "ratio_dense_vs_ort_int8": med["dense"] / o8, "ratio_fips33_vs_ort_int8": med["fips33"] / o8,
               "ratio_fips33_sparse_vs_ort_int8": med["fips33s"] / o8,
+              "ratio_dense_generic_vs_ort_int8": med["dense_generic"] / o8,
               "ort_python_baseline_rss": rows["ort_int8"][0]["baseline_rss"],
               "artifact_bytes": {"dense": os.path.getsize(dense), "fips33": os.path.getsize(fips33),
                                  "fips33s": os.path.getsize(fips33s),
@@ -205,14 +212,16 @@ def main():
              f"onnxruntime {ort.__version__}, integer kernel {result['x86_kernel']}",
              "| engine | model bytes | median ms | vs ORT int8 | peak RSS |", "|---|---|---|---|---|"]
     names = [("ort_fp32", "onnxruntime fp32", "ort_fp32"), ("ort_int8", "onnxruntime quantize_dynamic QInt8", "ort_int8"),
-             ("dense", "fips-run dense int8 (q8, static act. scales)", "dense"),
+             ("dense", "fips-run dense int8 (q8, per-token act. scales)", "dense"),
              ("fips33", "fips-run FiPS 33% (s=0, rank 184) int8", "fips33"),
-             ("fips33s", "fips-run FiPS 33% (s=0.5, rank 358) int8", "fips33s")]
+             ("fips33s", "fips-run FiPS 33% (s=0.5, rank 358) int8", "fips33s"),
+             ("dense_generic", "fips-run dense int8, generic SwiftPM build", "dense")]
     for k, label, size_key in names:
         lines.append(f"| {label} | {mb(result['artifact_bytes'][size_key]):.1f} MB | {med[k]:.2f} | {med[k] / o8:.2f}x | "
                      f"{mb(rss[k]):.1f} MB |")
     lines.append(f"(ORT peak RSS includes the Python interpreter with numpy and onnxruntime imported: "
-                 f"{mb(result['ort_python_baseline_rss']):.1f} MB before the session.)")
+                 f"{mb(result['ort_python_baseline_rss']):.1f} MB before the session. fips-run: build/x86-64/fips-run "
+                 f"from ./boards/build x86-64 --release unless the row says generic; its peak RSS is VmHWM.)")
 
     if not a.no_qemu:
         rpi4, rpi5 = board_build("rpi4"), board_build("rpi5")
