@@ -15,6 +15,6 @@ echo "--- fp32, x86-64"
 .build/release/fips-run --model data/dinov2_s.fips data/photos/*.png data/photos/*.jpg
 echo "--- int8 integer runtime, x86-64"
 .build/release/fips-run --model data/dinov2_s.q8.fips --verbose data/photos/*.png data/photos/*.jpg
-./boards/build rpi5
+./boards/build rpi5 --release
 echo "--- int8, aarch64 (Cortex-A76 build under qemu)"
 qemu-aarch64-static build/rpi5/fips-run --model data/dinov2_s.q8.fips --verbose data/photos/chelsea.png
