@@ -1,8 +1,11 @@
 import FipsArtifact
+import FipsKernels
 
-/// Reads the packed integer formats of artifact version 2 back into logical
-/// values, written from docs/ARTIFACT.md independently of the C packer so that
-/// each checks the other. Host code: the device never unpacks a whole tensor.
+/// The packed integer formats of artifact version 2 to and from logical
+/// values, through the kernels' own packer (`fips_qpack` / `fips_qunpack`),
+/// so the tile layout is written down once; QuantKernelTests checks that
+/// packer against an independent decoder of docs/ARTIFACT.md. Host code: the
+/// device never packs or unpacks a whole tensor.
 public enum PackedWeights {
     /// Logical integers [rows, cols] and logical scales: [rows] for q8, else
     /// [rows, ceil(cols / 32)].
@@ -30,61 +33,14 @@ public enum PackedWeights {
         }
     }
 
-    /// The byte position of weight (row, col) inside its tile, and the tile.
-    @inline(__always)
-    static func position(_ shape: PackedShape, row: Int, col: Int) -> (tile: Int, group: Int, index: Int) {
-        let p = row / 16, c = row % 16, b = col / 32, g = (col % 32) / 4, t = col % 4
-        return (p * shape.kBlocks + b, g, c * 4 + t)
-    }
-
     public static func unpack(_ v: TensorView) -> Logical? {
-        guard let bits = v.dtype.weightBits, v.shape.count == 2, let scales = v.scales else { return nil }
-        let rows = v.shape[0], cols = v.shape[1]
-        let shape = PackedShape(rows: rows, cols: cols)
-        let data = v.data.assumingMemoryBound(to: UInt8.self)
-        var values = [Int8](repeating: 0, count: rows * cols)
-        // q8sparse: expand every tile first.
-        var dense: [UInt8] = []
-        if v.dtype == .q8sparse, let offsets = v.tileOffsets, let masks = v.tileMasks {
-            dense = [UInt8](repeating: 0, count: shape.tiles * 512)
-            for tile in 0..<shape.tiles {
-                var at = Int(offsets[tile])
-                for i in 0..<512 where masks[tile * 8 + i / 64] >> UInt64(i % 64) & 1 == 1 {
-                    dense[tile * 512 + i] = data[at]; at += 1
-                }
-            }
-        }
-        for r in 0..<rows {
-            for c in 0..<cols {
-                let (tile, g, i) = position(shape, row: r, col: c)
-                let q: Int
-                switch v.dtype {
-                case .q8: q = Int(Int8(bitPattern: data[tile * 512 + g * 64 + i]))
-                case .q8sparse: q = Int(Int8(bitPattern: dense[tile * 512 + g * 64 + i]))
-                case .q4g32:
-                    let byte = data[tile * 256 + (g / 2) * 64 + i]
-                    q = Int(g % 2 == 0 ? byte & 15 : byte >> 4) - 8
-                default:  // q3g32
-                    let low = (data[tile * 192 + (g / 4) * 64 + i] >> UInt8(2 * (g % 4))) & 3
-                    let high = (data[tile * 192 + 128 + i] >> UInt8(g)) & 1
-                    q = Int(low | high << 2) - 4
-                }
-                values[r * cols + c] = Int8(q)
-            }
-        }
-        var logicalScales: [Float]
-        if bits == 8 {
-            logicalScales = (0..<rows).map { scales[$0] }
-        } else {
-            let groups = (cols + 31) / 32
-            logicalScales = [Float](repeating: 0, count: rows * groups)
-            for r in 0..<rows {
-                for b in 0..<groups {
-                    logicalScales[r * groups + b] = scales[((r / 16) * shape.kBlocks + b) * 16 + r % 16]
-                }
-            }
-        }
-        return Logical(bits: bits, rows: rows, cols: cols, values: values, scales: logicalScales)
+        guard let bits = v.dtype.weightBits, v.shape.count == 2, let scales = v.scales,
+              let format = QuantFormat(rawValue: Int32(v.dtype.rawValue)) else { return nil }
+        if format == .q8sparse && (v.tileOffsets == nil || v.tileMasks == nil) { return nil }
+        let m = QuantizedMatrix(format: format, rows: v.shape[0], cols: v.shape[1], data: v.data, scales: scales,
+                                offsets: v.tileOffsets, masks: v.tileMasks)
+        let (values, logicalScales) = QuantizedGemm.unpack(m)
+        return Logical(bits: bits, rows: m.rows, cols: m.cols, values: values, scales: logicalScales)
     }
 }
 
@@ -100,72 +56,18 @@ extension PackedWeights {
     /// `l.bits` must be 8 for q8/q8sparse, 4 or 3 for the grouped formats.
     public static func pack(_ l: Logical, as dtype: TensorDType) -> Packed {
         precondition(dtype.weightBits == l.bits, "\(dtype.name) holds \(dtype.weightBits ?? 0)-bit values, got \(l.bits)")
-        let shape = PackedShape(rows: l.rows, cols: l.cols)
-        // Every format starts from the logical q8 tile image (512 bytes per tile).
-        var tiles = [Int8](repeating: 0, count: shape.tiles * 512)
-        for r in 0..<l.rows {
-            for c in 0..<l.cols {
-                let (tile, g, i) = position(shape, row: r, col: c)
-                tiles[tile * 512 + g * 64 + i] = l.values[r * l.cols + c]
-            }
+        guard let format = QuantFormat(rawValue: Int32(dtype.rawValue)),
+              let m = QuantizedGemm.pack(l.values, scales: l.scales, rows: l.rows, cols: l.cols, format: format) else {
+            preconditionFailure("\(dtype.name) \(l.rows)x\(l.cols): a value outside the format's range or a wrong scale count")
         }
-        var data = [UInt8]()
-        var scales = [Float]()
-        if l.bits == 8 {
-            scales = [Float](repeating: 0, count: shape.paddedRows)
-            for r in 0..<l.rows { scales[r] = l.scales[r] }
-        } else {
-            let groups = l.groups
-            scales = [Float](repeating: 0, count: shape.tiles * 16)
-            for r in 0..<l.rows {
-                for b in 0..<groups { scales[((r / 16) * shape.kBlocks + b) * 16 + r % 16] = l.scales[r * groups + b] }
-            }
+        // aux: the packed scales; for q8sparse then the tile offsets and,
+        // 8-byte aligned, the masks.
+        var aux = m.scales.withUnsafeBytes { Array($0) }
+        if dtype == .q8sparse {
+            aux += m.offsets.withUnsafeBytes { Array($0) }
+            while aux.count < PackedShape(rows: l.rows, cols: l.cols).sparseMasksAt { aux.append(0) }
+            aux += m.masks.withUnsafeBytes { Array($0) }
         }
-        switch dtype {
-        case .q8:
-            data = tiles.map { UInt8(bitPattern: $0) }
-        case .q4g32:
-            data = [UInt8](repeating: 0, count: shape.tiles * 256)
-            for t in 0..<shape.tiles {
-                for j in 0..<4 {
-                    for i in 0..<64 {
-                        let lo = UInt8(Int(tiles[t * 512 + (2 * j) * 64 + i]) + 8)
-                        let hi = UInt8(Int(tiles[t * 512 + (2 * j + 1) * 64 + i]) + 8)
-                        data[t * 256 + j * 64 + i] = lo | hi << 4
-                    }
-                }
-            }
-        case .q3g32:
-            data = [UInt8](repeating: 0, count: shape.tiles * 192)
-            for t in 0..<shape.tiles {
-                for i in 0..<64 {
-                    var high: UInt8 = 0
-                    for g in 0..<8 {
-                        let u = UInt8(Int(tiles[t * 512 + g * 64 + i]) + 4)
-                        data[t * 192 + (g / 4) * 64 + i] |= (u & 3) << UInt8(2 * (g % 4))
-                        high |= ((u >> 2) & 1) << UInt8(g)
-                    }
-                    data[t * 192 + 128 + i] = high
-                }
-            }
-        case .q8sparse:
-            var offsets = [UInt32](repeating: 0, count: shape.tiles + 1)
-            var masks = [UInt64](repeating: 0, count: shape.tiles * 8)
-            for t in 0..<shape.tiles {
-                for i in 0..<512 where tiles[t * 512 + i] != 0 {
-                    masks[t * 8 + i / 64] |= 1 << UInt64(i % 64)
-                    data.append(UInt8(bitPattern: tiles[t * 512 + i]))
-                }
-                offsets[t + 1] = UInt32(data.count)
-            }
-            var aux = scales.withUnsafeBytes { Array($0) }
-            aux += offsets.withUnsafeBytes { Array($0) }
-            while aux.count < shape.sparseMasksAt { aux.append(0) }
-            aux += masks.withUnsafeBytes { Array($0) }
-            return Packed(dtype: dtype, data: data, aux: aux)
-        default:
-            preconditionFailure("\(dtype.name) is not a packed integer format")
-        }
-        return Packed(dtype: dtype, data: data, aux: scales.withUnsafeBytes { Array($0) })
+        return Packed(dtype: dtype, data: m.data, aux: aux)
     }
 }

@@ -45,6 +45,26 @@ public struct ExecutorOptions {
         self.gelu = gelu
         self.layerNorm = layerNorm
     }
+
+    /// Any of the three non-linearities in its integer form.
+    public var usesIntegerNonlinearities: Bool { softmax == .integer || gelu == .integer || layerNorm == .integer }
+
+    /// Switches the non-linearities named in a comma-separated list
+    /// (softmax, gelu, layernorm, all) to their integer forms, as the
+    /// `--integer-nonlinear` flags spell them; returns the first name it does
+    /// not know, nil when all are known.
+    public mutating func selectIntegerNonlinearities(_ list: String) -> String? {
+        for part in list.split(separator: ",") {
+            switch part {
+            case "all": softmax = .integer; gelu = .integer; layerNorm = .integer
+            case "softmax": softmax = .integer
+            case "gelu": gelu = .integer
+            case "layernorm": layerNorm = .integer
+            default: return String(part)
+            }
+        }
+        return nil
+    }
 }
 
 /// Runs a ViT backbone (and its head, if any) on preprocessed images.
@@ -394,7 +414,9 @@ public final class ViTExecutor<Backend: ComputeBackend> {
 
     /// Rearranges quantised rows [rows, paddedCols] (a multiple of 32) into
     /// q8 tiles: tile (p, b) byte g·64 + c·4 + t = row 16p+c, column 32b+4g+t.
-    /// Rows past `rows` are zero with scale 0.
+    /// Rows past `rows` are zero with scale 0. The same layout as
+    /// fips_qpack's q8, which is not used here: it goes byte by byte with a
+    /// range check, and this runs twice per head per block on the hot path.
     static func packQ8Tiles(_ src: UnsafePointer<Int8>, rows: Int, paddedCols: Int, scales: UnsafePointer<Float>,
                             into dst: UnsafeMutablePointer<Int8>, packedScales: UnsafeMutablePointer<Float>) {
         let panels = (rows + 15) / 16, blocks = paddedCols / 32

@@ -38,10 +38,11 @@ final class IntegerRuntimeTests: XCTestCase {
         return ab / (aa * bb).squareRoot()
     }
 
-    /// Swift's packer writes the bytes the C kernels' packer writes, and the
-    /// artifact reader gets the logical values back, for every format on odd
-    /// shapes (rows and columns off the 16×32 tile).
-    func testSwiftPackingMatchesTheKernelsAndRoundTrips() throws {
+    /// The artifact writer's packed bytes are the kernels' packing, decode by
+    /// the spec alone (QuantKernelTests.specDecode, independent of the C
+    /// unpacker) to the logical values, and the artifact reader gets them
+    /// back, for every format on odd shapes (off the 16×32 tile).
+    func testWrittenPackingFollowsTheSpecAndRoundTrips() throws {
         for (bits, rows, cols) in [(8, 1, 1), (8, 17, 45), (4, 33, 70), (4, 16, 32), (3, 5, 97), (3, 40, 64)] {
             let w = randomFloats(rows * cols, seed: UInt64(rows * 131 + cols), scale: 0.3)
             let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits)
@@ -51,6 +52,12 @@ final class IntegerRuntimeTests: XCTestCase {
             let format: QuantFormat = bits == 8 ? .q8 : bits == 4 ? .q4g32 : .q3g32
             let c = try XCTUnwrap(QuantizedGemm.pack(q.values, scales: q.scales, rows: rows, cols: cols, format: format))
             XCTAssertEqual(swift.data, c.data, "\(dtype.name) \(rows)x\(cols): packed bytes differ from fips_qpack")
+            var written = c
+            written.data = swift.data
+            written.scales = swift.aux.withUnsafeBytes { Array($0.bindMemory(to: Float.self).prefix(c.scales.count)) }
+            let spec = QuantKernelTests.specDecode(written)
+            XCTAssertEqual(spec.values, q.values, "\(dtype.name) \(rows)x\(cols): written bytes, decoded by the spec")
+            XCTAssertEqual(spec.scales, q.scales, "\(dtype.name) \(rows)x\(cols): written scales, decoded by the spec")
 
             var m = makeTinyModel()
             m.tensors["extra.w"] = HostTensor(shape: [rows, cols], data: w)
@@ -73,6 +80,9 @@ final class IntegerRuntimeTests: XCTestCase {
         XCTAssertLessThan(sparse.data.count + sparse.aux.count, dense.data.count + dense.aux.count)
         let c = try XCTUnwrap(QuantizedGemm.pack(q.values, scales: q.scales, rows: 24, cols: 70, format: .q8sparse))
         XCTAssertEqual(sparse.data, c.data)
+        var written = c
+        written.data = sparse.data
+        XCTAssertEqual(QuantKernelTests.specDecode(written).values, q.values)
     }
 
     /// The integer forward pass of a packed tiny model (dense MLPs and a FiPS
