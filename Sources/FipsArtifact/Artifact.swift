@@ -83,6 +83,25 @@ public final class Artifact {
         return nil
     }
 
+    /// Bytes stored per tensor format, in table order of first appearance,
+    /// each stored tensor counted once (a FiPS group's shared basis is named
+    /// by every block of the group but stored once); and how many distinct
+    /// stored tensors there are.
+    public func storedBytesByFormat() -> (formats: [(name: String, bytes: Int)], stored: Int) {
+        var formats = [(name: String, bytes: Int)]()
+        var seen = [UnsafeRawPointer]()
+        for t in tensors {
+            var shared = false
+            for p in seen where p == t.data { shared = true }
+            if shared { continue }
+            seen.append(t.data)
+            let n = t.dtype.name
+            if let i = formats.firstIndex(where: { $0.name == n }) { formats[i].bytes += t.byteCount }
+            else { formats.append((name: n, bytes: t.byteCount)) }
+        }
+        return (formats, seen.count)
+    }
+
     struct Parsed {
         var version: UInt32
         var config: ViTConfig

@@ -48,7 +48,7 @@ public enum Evaluation {
     public static func run(model: ViTModel, images: any ImageSet, reference: ViTModel? = nil,
                            referenceOutputs cached: ReferenceOutputs? = nil,
                            batch: Int = 8, threads: Int = 2, extraHeads: [ViTModel] = [],
-                           runtimeArtifact: String? = nil,
+                           runtimeArtifact: Artifact? = nil,
                            runtimeOptions: ExecutorOptions = ExecutorOptions()) throws -> EvaluationReport {
         let c = model.config, d = c.dim, T = c.tokenCount
         precondition(reference == nil || cached == nil, "give a reference model or cached reference outputs, not both")
@@ -71,9 +71,7 @@ public enum Evaluation {
         // Packed integer weights run as the device runs them (the artifact
         // mapped, integer kernels); float models on the host's OpenBLAS.
         let ex: ViTExecutor<BLASBackend>
-        if let path = runtimeArtifact {
-            let a: Artifact
-            do { a = try Artifact(path: path) } catch { throw DataError(error.message) }
+        if let a = runtimeArtifact {
             do { ex = try ViTExecutor(artifact: a, backend: BLASBackend(threads: threads), maxBatch: B,
                                                      options: runtimeOptions) } catch { throw DataError(error.message) }
         } else {

@@ -9,6 +9,11 @@ public enum ArtifactReaderHost {
     public static func load(path: String) throws -> ViTModel {
         let a: Artifact
         do { a = try Artifact(path: path) } catch { throw LoadError(description: error.message) }
+        return load(a)
+    }
+
+    /// The host model of an artifact already opened (and checksummed).
+    public static func load(_ a: Artifact) -> ViTModel {
         var tensors = [String: HostTensor]()
         for t in a.tensors {
             let n = t.elementCount

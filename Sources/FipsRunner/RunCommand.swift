@@ -18,9 +18,8 @@ public struct RunOptions {
     public var threads: Int? = nil
     /// Integer GEMM kernel by name; nil: FIPS_KERNEL, else the CPU's best.
     public var kernel: String? = nil
-    public var integerSoftmax = false
-    public var integerGELU = false
-    public var integerLayerNorm = false
+    /// The non-linearities' forms (`--integer-nonlinear`).
+    public var nonlinear = ExecutorOptions()
     /// Forward passes per image when benchmarking (nil: one, timed as usual).
     public var benchRuns: Int? = nil
     public var images: [String] = []
@@ -112,14 +111,8 @@ func parseRunArguments(_ args: [String]) -> ParseResult {
             o.kernel = v
         case "--integer-nonlinear":
             guard let v = value(a) else { return .failure("--integer-nonlinear needs softmax, gelu, layernorm (comma-separated) or all") }
-            for part in v.split(separator: ",") {
-                switch part {
-                case "all": o.integerSoftmax = true; o.integerGELU = true; o.integerLayerNorm = true
-                case "softmax": o.integerSoftmax = true
-                case "gelu": o.integerGELU = true
-                case "layernorm": o.integerLayerNorm = true
-                default: return .failure("--integer-nonlinear: '\(part)' is not softmax, gelu, layernorm or all")
-                }
+            if let bad = o.nonlinear.selectIntegerNonlinearities(v) {
+                return .failure("--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all")
             }
         case "--bench":
             guard let v = value(a), let k = parseInt(v), k >= 1 && k <= 100_000 else {
@@ -163,7 +156,7 @@ public func runMain(_ args: [String]) -> Int32 {
     let artifact: Artifact
     let executor: ViTExecutor<PooledBackend>
     let backend = PooledBackend(threads: opts.threads ?? WorkerPool.defaultThreads)
-    var exOptions = ExecutorOptions()
+    var exOptions = opts.nonlinear
     if let name = opts.kernel {
         let k = name.withCString { fips_qgemm_kernel_by_name($0) }
         if k == -1 {
@@ -173,9 +166,6 @@ public func runMain(_ args: [String]) -> Int32 {
         if k < 0 { printLine("fips-run: --kernel: this CPU cannot run the \(name) kernel", fd: 2); return 2 }
         exOptions.kernel = k
     }
-    if opts.integerSoftmax { exOptions.softmax = .integer }
-    if opts.integerGELU { exOptions.gelu = .integer }
-    if opts.integerLayerNorm { exOptions.layerNorm = .integer }
     do {
         artifact = try Artifact(path: opts.model)
         executor = try ViTExecutor(artifact: artifact, backend: backend, options: exOptions)
@@ -193,7 +183,7 @@ public func runMain(_ args: [String]) -> Int32 {
         t.append("model \(opts.model): version \(artifact.version), \(artifact.tensors.count) tensors, \(artifact.fileBytes) bytes mapped, activation arena \(executor.arenaBytes) bytes\n")
         t.append("memory bound: artifact \(artifact.fileBytes) + arena \(executor.arenaBytes) = \(artifact.fileBytes + executor.arenaBytes) bytes (plus the program and one decoded image)\n")
         t.append("weights: \(weightSummary(artifact))\n")
-        t.append("integer kernel \(kernelName(executor.kernel))\(executor.isInteger ? "" : " (unused: no packed weights)"), attention \(executor.integerAttention ? "int8" : "fp32"), softmax \(opts.integerSoftmax ? "integer" : "float"), GELU \(opts.integerGELU ? "integer" : "float"), LayerNorm \(opts.integerLayerNorm ? "integer" : "float")\n")
+        t.append("integer kernel \(kernelName(executor.kernel))\(executor.isInteger ? "" : " (unused: no packed weights)"), attention \(executor.integerAttention ? "int8" : "fp32"), softmax \(form(exOptions.softmax)), GELU \(form(exOptions.gelu)), LayerNorm \(form(exOptions.layerNorm))\n")
         t.append("threads \(backend.parallelism) (\(fips_cpu_count()) CPUs available)\n")
         t.write(fd: 2)
     }
@@ -275,29 +265,17 @@ public func runMain(_ args: [String]) -> Int32 {
     return failures == 0 ? 0 : 1
 }
 
+func form(_ m: NonlinearityMode) -> String { m == .integer ? "integer" : "float" }
+
 func kernelName(_ k: Int32) -> String {
     guard let p = fips_qgemm_kernel_name(k) else { return "?" }
     return String(cString: p)
 }
 
-/// Bytes per tensor format, e.g. "q8 21233664 B, f32 1234 B".
+/// Bytes per tensor format, e.g. "f32 1580736 B, q8 21233664 B".
 func weightSummary(_ a: Artifact) -> String {
-    var names = [String]()
-    var bytes = [Int]()
-    var seen = [UnsafeRawPointer]()
-    for t in a.tensors {
-        // Shared bases are stored once; count them once.
-        var dup = false
-        for p in seen where p == t.data { dup = true }
-        if dup { continue }
-        seen.append(t.data)
-        let n = t.dtype.name
-        var found = false
-        for i in 0..<names.count where names[i] == n { bytes[i] += t.byteCount; found = true }
-        if !found { names.append(n); bytes.append(t.byteCount) }
-    }
     var s = ""
-    for i in 0..<names.count { s += (i == 0 ? "" : ", ") + "\(names[i]) \(bytes[i]) B" }
+    for (i, f) in a.storedBytesByFormat().formats.enumerated() { s += (i == 0 ? "" : ", ") + "\(f.name) \(f.bytes) B" }
     return s
 }
 

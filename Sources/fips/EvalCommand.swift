@@ -44,11 +44,7 @@ struct Eval: ParsableCommand {
     var runtimeOptions: ExecutorOptions {
         var o = ExecutorOptions()
         if floatAttention { o.integerAttention = false }
-        for part in (integerNonlinear ?? "").split(separator: ",") {
-            if part == "all" || part == "softmax" { o.softmax = .integer }
-            if part == "all" || part == "gelu" { o.gelu = .integer }
-            if part == "all" || part == "layernorm" { o.layerNorm = .integer }
-        }
+        _ = o.selectIntegerNonlinearities(integerNonlinear ?? "")   // checked in validate()
         return o
     }
 
@@ -58,13 +54,19 @@ struct Eval: ParsableCommand {
         if images == nil && !source.chosen { throw ValidationError("give an image set: --fashion-mnist, --folder DIR or --images DIR") }
         if images != nil && reference == nil { throw ValidationError("--images (unlabelled) only gives cosines: add --reference") }
         if referenceCache != nil && reference == nil { throw ValidationError("--reference-cache needs --reference") }
-        for part in (integerNonlinear ?? "").split(separator: ",") where !["all", "softmax", "gelu", "layernorm"].contains(part) {
-            throw ValidationError("--integer-nonlinear: '\(part)' is not softmax, gelu, layernorm or all")
+        var probe = ExecutorOptions()
+        if let bad = probe.selectIntegerNonlinearities(integerNonlinear ?? "") {
+            throw ValidationError("--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all")
         }
     }
 
     func run() throws {
-        let vit = try loadModel(model)
+        let artifact: Artifact
+        do { artifact = try Artifact(path: model) } catch { throw CommandFailure(description: error.message) }
+        let vit = ArtifactReaderHost.load(artifact)
+        // Packed integer weights are evaluated as the device runs them, not
+        // dequantised; so are float models asked to use integer non-linearities.
+        let packed = artifact.tensors.contains { $0.dtype.weightBits != nil }
         let extras = try alsoHead.map(loadModel)
         let ref = try reference.map(loadModel)
         let set: any ImageSet
@@ -106,8 +108,7 @@ struct Eval: ParsableCommand {
         let rep = try withValidation {
             try Evaluation.run(model: vit, images: set, reference: cached == nil ? ref : nil, referenceOutputs: cached,
                                batch: batch, threads: threads, extraHeads: extras,
-                               runtimeArtifact: try isPacked(model) || runtimeOptions.softmax == .integer
-                                   || runtimeOptions.gelu == .integer || runtimeOptions.layerNorm == .integer ? model : nil,
+                               runtimeArtifact: packed || runtimeOptions.usesIntegerNonlinearities ? artifact : nil,
                                runtimeOptions: runtimeOptions)
         }
         var lines = ["model      \(model)", "images     \(what)"]
@@ -128,14 +129,6 @@ struct Eval: ParsableCommand {
             lines.forEach { print($0) }
         }
     }
-}
-
-/// True when the artifact holds packed integer weights (version 2): those
-/// are evaluated through the device runtime, not dequantised.
-func isPacked(_ path: String) throws -> Bool {
-    guard path.hasSuffix(".fips") else { return false }
-    do { return try Artifact(path: path).tensors.contains { $0.dtype.weightBits != nil } }
-    catch { throw CommandFailure(description: error.message) }
 }
 
 func jsonEscape(_ s: String) -> String {

@@ -114,12 +114,9 @@ struct Info: ParsableCommand {
         print("  preprocessing: resize shorter side \(c.resizeShorter), crop \(c.cropSize), mean \(c.mean), std \(c.std)")
         print("  head: \(c.hasHead ? "\(c.numClasses) classes (\(c.headPooling))" : "none (backbone)")")
         if !a.labels.isEmpty { print("  labels: \(a.labels.prefix(10).joined(separator: ", "))\(a.labels.count > 10 ? ", ..." : "")") }
-        var byType = [String: Int]()
-        var seen = Set<UnsafeRawPointer>()
-        for t in a.tensors where seen.insert(t.data).inserted { byType[t.dtype.name, default: 0] += t.byteCount }
-        let shared = a.tensors.count - seen.count
-        print("  \(a.tensors.count) tensors (\(shared) sharing another's data): "
-              + byType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value) bytes" }.joined(separator: ", "))
+        let (formats, stored) = a.storedBytesByFormat()
+        print("  \(a.tensors.count) tensors (\(a.tensors.count - stored) sharing another's data): "
+              + formats.sorted { $0.name < $1.name }.map { "\($0.name) \($0.bytes) bytes" }.joined(separator: ", "))
     }
 }
 
