@@ -167,17 +167,7 @@ struct Compress: ParsableCommand {
     }
 
     func calibrationSet(_ c: ViTConfig) throws -> any ImageSet {
-        if calib == "fashion-mnist" {
-            let ds = try FashionMNIST.load(split: .train)
-            return ImageSubset(ds, indices: ds.calibrationIndices(count: calibImages, skipPerClass: 200))
-        }
-        let augmentation = augment.map { _ in Augmentation(seed: seed) }
-        let folder = try ImageFolder.open(calib, config: c, augmentation: augmentation, augmentedCount: augment)
-        if !folder.skipped.isEmpty {
-            printError("calibration: skipped \(folder.skipped.count) undecodable file(s)")
-        }
-        let n = min(folder.count, augment ?? calibImages)
-        return ImageSubset(folder, indices: Array(0..<n))
+        try calibrationImages(calib, count: calibImages, config: c, augmentTo: augment, seed: seed)
     }
 
     /// Trains a new linear head on the compressed model's own features.

@@ -141,13 +141,16 @@ struct QuantizeOptions: ParsableArguments {
 
 /// Calibration images named by `--calib`: 'fashion-mnist' (training images
 /// after the first 200 per class, which the head-training protocol uses) or
-/// a folder of JPEG/PNG.
-func calibrationImages(_ calib: String, count: Int, config: ViTConfig) throws -> any ImageSet {
+/// a folder of JPEG/PNG, optionally stretched to `augmentTo` images by random
+/// resized crops and flips.
+func calibrationImages(_ calib: String, count: Int, config: ViTConfig, augmentTo: Int? = nil,
+                       seed: UInt64 = 0) throws -> any ImageSet {
     if calib == "fashion-mnist" {
         let ds = try FashionMNIST.load(split: .train)
         return ImageSubset(ds, indices: ds.calibrationIndices(count: count, skipPerClass: 200))
     }
-    let folder = try ImageFolder.open(calib, config: config, augmentation: nil, augmentedCount: nil)
+    let augmentation = augmentTo.map { _ in Augmentation(seed: seed) }
+    let folder = try ImageFolder.open(calib, config: config, augmentation: augmentation, augmentedCount: augmentTo)
     if !folder.skipped.isEmpty { printError("calibration: skipped \(folder.skipped.count) undecodable file(s)") }
-    return ImageSubset(folder, indices: Array(0..<min(folder.count, count)))
+    return ImageSubset(folder, indices: Array(0..<min(folder.count, augmentTo ?? count)))
 }
