@@ -3,7 +3,7 @@
 //   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
 //     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
-//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, fips
+//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, FipsLatency, fips
 import PackageDescription
 
 let package = Package(
@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "FipsImport", dependencies: ["FipsHostCore"]),
         .target(name: "FipsCompress", dependencies: ["FipsHostCore", "COpenBLAS"]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Prices a ModelExecution from a device profile or a board's roofline figures.
+        .target(name: "FipsLatency", dependencies: ["FipsArtifact"]),
         .target(name: "FipsData", dependencies: ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
         .target(name: "FipsQuantize", dependencies: ["COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsViT", "FipsData"]),
         .executableTarget(name: "fips", dependencies: [
