@@ -42,11 +42,11 @@ let package = Package(
         .target(name: "FipsData", dependencies: ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
         .target(name: "FipsQuantize", dependencies: ["COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsViT", "FipsData"]),
         .executableTarget(name: "fips", dependencies: [
-            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
+            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
         ], exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,
