@@ -17,6 +17,9 @@ public struct DeviceProfile: Codable, Equatable {
     public var functionalOnly: Bool
     /// Made with --quick (a smaller grid, fewer repetitions).
     public var quick: Bool
+    /// The time budget ran out and the remaining (least important) timings
+    /// were skipped.
+    public var truncated: Bool
     public var system: System
     public var kernels: Kernels
     public var memoryBandwidth: MemoryBandwidth
@@ -66,6 +69,8 @@ public struct DeviceProfile: Codable, Equatable {
     public struct Kernels: Codable, Equatable {
         /// The integer GEMM kernel the runtime picks (fips_qgemm_best_kernel).
         public var best: String
+        /// The kernel the timings were taken with (FIPS_KERNEL, else `best`).
+        public var used: String
         public var supported: [String]
     }
 
@@ -122,7 +127,7 @@ public struct DeviceProfile: Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case schema, schemaVersion = "schema_version", name, generator, functionalOnly = "functional_only", quick
+        case schema, schemaVersion = "schema_version", name, generator, functionalOnly = "functional_only", quick, truncated
         case system, kernels, memoryBandwidth = "memory_bandwidth", threads, gemm, vit, ops
         case elapsedSeconds = "elapsed_seconds"
     }
