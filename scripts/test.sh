@@ -34,4 +34,8 @@ CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS="data/photos/chelsea.png data/phot
 CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/coffee.png scripts/check_aarch64.sh data/fips_smoke.q4.fips
 CHECK_BOARD=rpi4 CHECK_QEMU_CPU=cortex-a72 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/chelsea.png \
   scripts/check_aarch64.sh data/q8_smoke.fips
+# fips-profile: the aarch64 build under qemu and the x86-64 build, --quick
+# --functional-only, their JSON and the committed profiles validated against
+# profiles/schema.json.
+CHECK_SKIP_BUILD=1 scripts/check_profile.sh
 echo "test.sh: all passed"

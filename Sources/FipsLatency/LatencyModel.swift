@@ -59,7 +59,7 @@ public struct LatencyModel {
             for l in LatencyModel.linears(b, config: c) { ms += linearMs(l, threads: t) }
             blockMs.append(ms)
         }
-        var fixed = fixedMs(c, threads: t)
+        var fixed = fixedMs(c, int8Attention: int8Attention, threads: t)
         if c.hasHead { fixed += linearMs(Linear(dtype: .f32, sparsity: 0, m: 1, n: c.numClasses, k: c.headInputDim), threads: t) }
         return LatencyPrediction(fixedMs: fixed, blockMs: blockMs, source: sourceName)
     }
@@ -83,10 +83,10 @@ public struct LatencyModel {
         }
     }
 
-    func fixedMs(_ c: ViTConfig, threads: Int) -> Double {
+    func fixedMs(_ c: ViTConfig, int8Attention: Bool, threads: Int) -> Double {
         switch source {
         case .profile(let p):
-            return ProfileTable(p).vitMs(c, int8Attention: true, integerNonlinear: false, threads: threads).fixed
+            return ProfileTable(p).vitMs(c, int8Attention: int8Attention, integerNonlinear: false, threads: threads).fixed
         case .board(let b): return Roofline(b).fixedMs(c, threads: threads)
         }
     }

@@ -165,7 +165,8 @@ final class LinearBench {
         let quantize: (Int) -> Void = { t in
             let lo = t * per, hi = min(rows, lo + per)
             if lo >= hi { return }
-            _ = fips_quantize_rows(kernel, self.input + lo * K, K, Int32(hi - lo), Int32(K), UnsafePointer(self.actScale),
+            // Dynamic per-token scales: what `fips quantize` writes by default.
+            _ = fips_quantize_rows(kernel, self.input + lo * K, K, Int32(hi - lo), Int32(K), nil,
                                    self.qAct + lo * Kp, self.qScales + lo, self.qGsum + lo * (Kp / 32))
         }
         if chunkTasks <= 1 { quantize(0) } else { backend.parallelFor(chunkTasks, quantize) }

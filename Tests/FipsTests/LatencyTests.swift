@@ -113,4 +113,86 @@ final class LatencyTests: XCTestCase {
         XCTAssertEqual(u4, .q4g32); XCTAssertEqual(v4, .q4g32)
         XCTAssertEqual(s4, 0)
     }
+
+    // MARK: - device profiles
+
+    /// The committed profiles decode, and the model prices a real plan with them.
+    func testCommittedProfilesDecode() throws {
+        for name in ["x86-64", "qemu-aarch64"] {
+            let path = profilesDir.appendingPathComponent("\(name).json").path
+            let p = try DeviceProfile.load(path: path)
+            XCTAssertEqual(p.name, name)
+            XCTAssertEqual(p.schemaVersion, DeviceProfile.currentSchemaVersion)
+            XCTAssertFalse(p.gemm.isEmpty); XCTAssertFalse(p.vit.isEmpty)
+            XCTAssertEqual(p.memoryBandwidth.readGBs.count, p.threads.count)
+            for f in ["q8", "q8-sparse", "q4g32", "q3g32", "f32"] { XCTAssertTrue(p.gemm.contains { $0.format == f }, "\(name): no \(f) timing") }
+        }
+        let q = try DeviceProfile.load(path: profilesDir.appendingPathComponent("qemu-aarch64.json").path)
+        XCTAssertTrue(q.functionalOnly)
+        XCTAssertEqual(q.system.arch, "aarch64")
+        XCTAssertTrue(q.system.features.contains("asimddp"))
+        let x = try DeviceProfile.load(path: profilesDir.appendingPathComponent("x86-64.json").path)
+        XCTAssertFalse(x.functionalOnly)
+        XCTAssertEqual(x.system.arch, "x86_64")
+    }
+
+    /// A malformed profile is an error that names the file and the field.
+    func testMalformedProfileErrors() throws {
+        let good = try Data(contentsOf: profilesDir.appendingPathComponent("x86-64.json"))
+        var obj = try XCTUnwrap(JSONSerialization.jsonObject(with: good) as? [String: Any])
+        func message(_ o: Any) -> String {
+            let d = try! JSONSerialization.data(withJSONObject: o)
+            do { _ = try DeviceProfile.decode(d, path: "bad.json"); return "" } catch { return "\(error)" }
+        }
+        var noGemm = obj; noGemm.removeValue(forKey: "gemm")
+        XCTAssertTrue(message(noGemm).contains("bad.json") && message(noGemm).contains("$.gemm"), message(noGemm))
+        var future = obj; future["schema_version"] = 99
+        XCTAssertTrue(message(future).contains("schema_version 99 is not supported"), message(future))
+        var wrongType = obj
+        var g = try XCTUnwrap(obj["gemm"] as? [[String: Any]]); g[0]["ms"] = "fast"
+        wrongType["gemm"] = g
+        XCTAssertTrue(message(wrongType).contains("$.gemm[0].ms"), message(wrongType))
+        var badFormat = obj
+        g = try XCTUnwrap(obj["gemm"] as? [[String: Any]]); g[1]["format"] = "q5"
+        badFormat["gemm"] = g
+        XCTAssertTrue(message(badFormat).contains("gemm[1].format \"q5\" is unknown"), message(badFormat))
+        obj["schema"] = "something-else"
+        XCTAssertTrue(message(obj).contains("expected \"fips-profile\""), message(obj))
+        do { _ = try DeviceProfile.decode(Data("{not json".utf8), path: "x.json"); XCTFail("decoded garbage") } catch {
+            XCTAssertTrue("\(error)".contains("not valid JSON"), "\(error)")
+        }
+        XCTAssertThrowsError(try DeviceProfile.load(path: "/nonexistent/p.json")) { e in
+            XCTAssertTrue("\(e)".contains("cannot read the file"), "\(e)")
+        }
+    }
+
+    /// The profile-based model reproduces what it was measured on and
+    /// interpolates sensibly between measured ranks and sparsities.
+    func testProfileModelInterpolates() throws {
+        let p = try DeviceProfile.load(path: profilesDir.appendingPathComponent("x86-64.json").path)
+        let lm = LatencyModel(profile: p)
+        let t = p.threads.max()!
+        // A measured shape comes back as measured.
+        let g = try XCTUnwrap(p.gemm.first { $0.format == "q8" && $0.threads == t && $0.m == 257 && $0.n == 1536 && $0.k == 384 })
+        XCTAssertEqual(lm.linearMs(LatencyModel.Linear(dtype: .q8, sparsity: 0, m: 257, n: 1536, k: 384), threads: t), g.ms, accuracy: 1e-9)
+        // Between two measured ranks: between their times.
+        let ranks = Set(p.gemm.filter { $0.format == "q8" && $0.n == 1536 && $0.m == 257 && $0.k < 384 }.map { $0.k }).sorted()
+        if ranks.count >= 2 {
+            let a = lm.linearMs(.init(dtype: .q8, sparsity: 0, m: 257, n: 1536, k: ranks[0]), threads: t)
+            let b = lm.linearMs(.init(dtype: .q8, sparsity: 0, m: 257, n: 1536, k: ranks[1]), threads: t)
+            let mid = lm.linearMs(.init(dtype: .q8, sparsity: 0, m: 257, n: 1536, k: (ranks[0] + ranks[1]) / 2), threads: t)
+            XCTAssertGreaterThanOrEqual(mid, min(a, b)); XCTAssertLessThanOrEqual(mid, max(a, b))
+        }
+        // Sparser projections are not slower (q8-sparse measured at 0.5 and 0.9).
+        let s5 = lm.linearMs(.init(dtype: .q8sparse, sparsity: 0.5, m: 257, n: 1536, k: 256), threads: t)
+        let s9 = lm.linearMs(.init(dtype: .q8sparse, sparsity: 0.9, m: 257, n: 1536, k: 256), threads: t)
+        XCTAssertLessThan(s9, s5 * 1.1)
+        // A whole model: additive, and a FiPS plan at a lower rank is cheaper.
+        let c = ViTConfig()
+        let q8 = lm.predict(uniform(c, attention: .q8, mlp: .dense(.q8)), threads: t)
+        let f = lm.predict(uniform(c, attention: .q8, mlp: .fips(rank: 192, basis: .q8, projections: .q8sparse, projectionSparsity: 0.75)), threads: t)
+        XCTAssertEqual(q8.totalMs, q8.fixedMs + q8.blockMs.reduce(0, +), accuracy: 1e-9)
+        XCTAssertLessThan(f.totalMs, q8.totalMs)
+        XCTAssertEqual(q8.source, "profile x86-64")
+    }
 }
