@@ -52,12 +52,14 @@ int fips_probe_arch(void) {
 #endif
 }
 
+#if defined(__x86_64__)
 static void append(char *buf, size_t cap, size_t *len, const char *s) {
     size_t n = strlen(s);
     if (*len > 0 && *len + 1 < cap) buf[(*len)++] = ',';
     if (*len + n < cap) { memcpy(buf + *len, s, n); *len += n; }
     buf[*len < cap ? *len : cap - 1] = 0;
 }
+#endif
 
 int fips_probe_x86_features(char *buf, size_t cap) {
     if (!buf || cap == 0) return 0;
@@ -173,14 +175,13 @@ double fips_probe_bandwidth(int kind, size_t bytes, int threads, double seconds)
     double best = 0, start = now_s();
     for (int rep = 0; rep < 1000; rep++) {
         double t0 = now_s();
-        int started = 0;
         for (int t = 0; t < threads; t++) {
             jobs[t].kind = kind;
             jobs[t].src = src + per * (size_t)t;
             jobs[t].dst = dst ? dst + per * (size_t)t : NULL;
             jobs[t].words = per;
             if (t == 0) continue;
-            if (pthread_create(&tids[t], NULL, bw_run, &jobs[t]) == 0) started |= 0; else jobs[t].words = 0;
+            if (pthread_create(&tids[t], NULL, bw_run, &jobs[t]) != 0) jobs[t].words = 0;   // ran by nobody: not counted
         }
         bw_run(&jobs[0]);
         for (int t = 1; t < threads; t++) if (jobs[t].words) pthread_join(tids[t], NULL);
@@ -189,7 +190,6 @@ double fips_probe_bandwidth(int kind, size_t bytes, int threads, double seconds)
         for (int t = 0; t < threads; t++) { moved += jobs[t].words * 8 * (kind == 0 ? 1 : 2); fips_probe_sink += jobs[t].sum; }
         double gbs = (double)moved / dt / 1e9;
         if (gbs > best) best = gbs;
-        (void)started;
         if (rep >= 1 && now_s() - start >= seconds) break;
     }
     free(src);
