@@ -3,7 +3,7 @@
 //   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
 //     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
-//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, FipsLatency, fips
+//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, FipsLatency, FipsPlan, fips, fips-plan
 import PackageDescription
 
 let package = Package(
@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "fips", targets: ["fips"]),
         .executable(name: "fips-run", targets: ["fips-run"]),
+        .executable(name: "fips-plan", targets: ["fips-plan"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,8 +46,18 @@ let package = Package(
             "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
+        .target(name: "FipsPlan", dependencies: [
+            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsKernels", "FipsViT", "FipsRunner", "FipsData", "FipsCompress",
+            "FipsQuantize", "FipsLatency",
+        ]),
+        .executableTarget(name: "fips-plan", dependencies: [
+            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "FipsTests", dependencies: [
             "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
+            "FipsLatency", "FipsPlan",
         ], exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,
