@@ -129,8 +129,15 @@ public enum Planner {
             let overhead = fixedArtifact + memory.arenaBytes(maxRank: cap) + memory.ioBytes + memory.frameBytes
             let capacity = o.budgetBytes - overhead
             if capacity < 0 { continue }
-            let items = allowed.map { $0.map { KnapsackItem(bytes: $0.bytes, ms: $0.ms, error: $0.error) } }
-            guard let pick = MultipleChoiceKnapsack.solve(items, capacity: capacity, latency: o.latencyMs.map { $0 - fixedMs },
+            // Sizes above each group's smallest option, so that rounding them up to the DP's unit can never
+            // rule out the smallest plan (the one the infeasible-budget error names).
+            let floors = allowed.map { $0.map { $0.bytes }.min()! }
+            let items = allowed.enumerated().map { g, list in
+                list.map { KnapsackItem(bytes: $0.bytes - floors[g], ms: $0.ms, error: $0.error) }
+            }
+            let room = capacity - floors.reduce(0, +)
+            if room < 0 { continue }
+            guard let pick = MultipleChoiceKnapsack.solve(items, capacity: room, latency: o.latencyMs.map { $0 - fixedMs },
                                                           unit: o.effectiveUnit) else { continue }
             let chosen = pick.enumerated().map { allowed[$0.offset][$0.element] }
             let plan = Plan(groups: memory.groups, chosen: chosen, memory: memory.breakdown(chosen.map { $0.choice }),
