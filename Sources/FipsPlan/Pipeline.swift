@@ -62,12 +62,21 @@ public enum PlanPipeline {
     }
 
     /// Everything up to the plan (what --dry-run prints).
+    /// `uniform`: instead of the knapsack's plan, the `uniform`-th best uniform setting that fits (1 = best proxy).
     public static func plan(_ model: ViTModel, calibration: Calibration, latency: LatencyModel, options o: PlanOptions,
-                            progress: (String) -> Void = { _ in }) throws -> (Plan, SensitivityTable) {
+                            uniform: Int? = nil, progress: (String) -> Void = { _ in }) throws -> (Plan, SensitivityTable) {
         let groups = Planner.groups(depth: model.config.depth, size: o.groupSize)
         let memory = memoryModel(model, groups: groups, options: o)
         let sens = try sensitivity(model, groups: groups, calibration: calibration, options: o, progress: progress)
         let priced = Planner.price(config: model.config, memory: memory, sensitivity: sens, latency: latency, options: o)
+        if let k = uniform {
+            let list = Planner.uniformPlans(memory: memory, candidates: priced.candidates, fixedMs: priced.fixedMs,
+                                            source: priced.source, options: o)
+            guard k >= 1, k <= list.count else {
+                throw PlanError.infeasible("only \(list.count) uniform setting(s) fit budget \(formatBytes(o.budgetBytes))")
+            }
+            return (list[k - 1], sens)
+        }
         let plan = try Planner.solve(config: model.config, memory: memory, candidates: priced.candidates,
                                      fixedArtifact: priced.fixedArtifact, fixedMs: priced.fixedMs, source: priced.source, options: o)
         return (plan, sens)

@@ -28,6 +28,8 @@ public struct PlanOptions {
     public var mlpBits: [Int] = [8, 4, 3]
     public var attentionBits: [Int] = [8, 4]
     public var rankMultiple = 32
+    /// Dense MLPs among the candidates (tests turn it off to force FiPS).
+    public var allowDense = true
     public var frame: (width: Int, height: Int)? = (640, 480)
     /// Memory resolution of the knapsack, bytes; nil: budget / 20000 (at least 1).
     public var unit: Int? = nil
@@ -65,7 +67,7 @@ public enum Planner {
 
     /// The MLP options of a group of `n` blocks.
     public static func mlpOptions(config c: ViTConfig, blocks n: Int, options o: PlanOptions) -> [MLPOption] {
-        var out = o.mlpBits.map { MLPOption(mlp: .dense, bits: $0) }
+        var out = o.allowDense ? o.mlpBits.map { MLPOption(mlp: .dense, bits: $0) } : []
         var seen = Set<MLPOption>()
         for s in o.sparsities {
             for p in o.mlpBudgets {
@@ -150,6 +152,23 @@ public enum Planner {
         }
         throw PlanError.infeasible(infeasibleMessage(memory: memory, candidates: candidates, fixedArtifact: fixedArtifact,
                                                      fixedMs: fixedMs, options: o))
+    }
+
+    /// Uniform settings (the same choice in every group) that fit the memory and latency limits, best
+    /// error proxy first: the baselines a plan is compared with.
+    public static func uniformPlans(memory: PlanMemory, candidates: [[PricedCandidate]], fixedMs: Double, source: String,
+                                    options o: PlanOptions) -> [Plan] {
+        var out = [Plan]()
+        for first in candidates[0] {
+            let chosen = candidates.compactMap { $0.first { $0.choice == first.choice } }
+            guard chosen.count == candidates.count else { continue }
+            let plan = Plan(groups: memory.groups, chosen: chosen, memory: memory.breakdown(chosen.map { $0.choice }),
+                            fixedMs: fixedMs, latencySource: source, options: o)
+            if plan.memory.totalBytes > o.budgetBytes { continue }
+            if let l = o.latencyMs, plan.predictedMs > l + 1e-9 { continue }
+            out.append(plan)
+        }
+        return out.sorted { $0.totalError < $1.totalError }
     }
 
     /// The smallest memory any plan needs (and, under the latency limit, the smallest that meets it), and the fastest latency.

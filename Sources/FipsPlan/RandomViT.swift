@@ -16,6 +16,15 @@ public enum RandomViT {
         return c
     }
 
+    /// A tiny ViT (32², patch 8, width 64, 4 blocks): fips-run's process baseline in Benchmarks/plan_budget.py.
+    public static var tiny: ViTConfig {
+        var c = ViTConfig()
+        c.family = .vit
+        c.imageSize = 32; c.cropSize = 32; c.resizeShorter = 36
+        c.patchSize = 8; c.dim = 64; c.depth = 4; c.heads = 2; c.mlpDim = 256
+        return c
+    }
+
     /// Truncated-normal-like weights (std 0.02), small random biases, norms near 1, every
     /// tensor distinct (the writer stores identical tensors once; random ones never are).
     public static func make(_ c: ViTConfig, seed: UInt64 = 0) -> ViTModel {

@@ -33,7 +33,7 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "The model: .fips (fp32), .onnx or .safetensors.") var model: String?
     @Flag(help: "Use a ViT-B/16-shaped backbone (86M parameters) with random weights instead of --model.")
     var randomVitB16 = false
-    @Option(help: "With --random-vit-b16: only write that model as an fp32 .fips to this path and stop.")
+    @Option(help: "Only write a random fp32 .fips to this path and stop: ViT-B/16 with --random-vit-b16, else a tiny ViT (width 64, 4 blocks).")
     var writeRandom: String?
     @Option(help: "Calibration images: a folder of JPEG/PNG, or 'fashion-mnist'.") var calib: String?
     @Option(help: "Device profile JSON from fips-profile.") var profile: String?
@@ -58,14 +58,13 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Peak learning rate of the reconstruction.") var lr: Float = 1e-3
     @Option(help: "Weight rounding of the chosen plan: gptq or nearest.") var rounding = "gptq"
     @Option(help: "Host threads for calibration and compression.") var hostThreads = 2
+    @Option(help: "Baseline mode: the K-th best (by the error proxy) uniform setting that fits — the same rank, sparsity and bits in every group — instead of the optimised plan.")
+    var uniform: Int?
     @Flag(help: "Print the plan and stop (no compression, nothing written).") var dryRun = false
     @Option(name: .shortAndLong, help: "Output artifact; plan.json is written next to it (NAME.plan.json).") var output: String?
 
     func validate() throws {
-        if writeRandom != nil {
-            guard randomVitB16 else { throw ValidationError("--write-random needs --random-vit-b16") }
-            return
-        }
+        if writeRandom != nil { return }
         if (model == nil) == !randomVitB16 { throw ValidationError("give either --model or --random-vit-b16") }
         if calib == nil { throw ValidationError("missing --calib (a folder of images, or fashion-mnist)") }
         if (profile == nil) == (board == nil) { throw ValidationError("give exactly one of --profile and --board") }
@@ -109,9 +108,9 @@ struct FipsPlanCommand: ParsableCommand {
         func note(_ s: String) { endProgress(); FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
 
         if let path = writeRandom {
-            let m = RandomViT.make(RandomViT.vitB16)
+            let m = RandomViT.make(randomVitB16 ? RandomViT.vitB16 : RandomViT.tiny)
             do { try ArtifactWriter.write(m, precision: .f32, to: path) } catch { fail("\(error)") }
-            note("wrote \(path): random ViT-B/16 backbone, \(ParameterCount(m).backbone) parameters")
+            note("wrote \(path): random \(randomVitB16 ? "ViT-B/16" : "tiny ViT") backbone, \(ParameterCount(m).backbone) parameters")
             return
         }
         let original: ViTModel
@@ -163,7 +162,7 @@ struct FipsPlanCommand: ParsableCommand {
         let plan: Plan
         let sens: SensitivityTable
         do {
-            (plan, sens) = try PlanPipeline.plan(original, calibration: calibration, latency: latencyModel, options: o, progress: progress)
+            (plan, sens) = try PlanPipeline.plan(original, calibration: calibration, latency: latencyModel, options: o, uniform: uniform, progress: progress)
         } catch let e as PlanError {
             fail(e.description)
         } catch { fail("\(error)") }
@@ -173,7 +172,8 @@ struct FipsPlanCommand: ParsableCommand {
         var inputs: [String: Any] = ["model": modelName, "calib": calib!, "calib_images": calibration.images.count,
                                      "tokens_per_image": tokensPerImage, "group_size": groupSize, "threads": threads,
                                      "mlp_budgets": o.mlpBudgets, "sparsities": o.sparsities, "mlp_bits": o.mlpBits,
-                                     "attention_bits": o.attentionBits, "steps": steps, "rounding": rounding]
+                                     "attention_bits": o.attentionBits, "steps": steps, "rounding": rounding,
+                                     "mode": uniform.map { "uniform #\($0)" } ?? "plan"]
         if let p = profile { inputs["profile"] = p }
         if let b = board { inputs["board"] = b }
         if dryRun { return }

@@ -168,6 +168,33 @@ final class PlanTests: XCTestCase {
         XCTAssertTrue(sawFips && sawDense, "the six budgets should exercise FiPS and dense groups (sparse seen: \(sawSparse))")
     }
 
+    /// Pruned projections (q8-sparse): the artifact is bounded by the plan (kept weights + 127 bytes per tensor),
+    /// the arena exact.
+    func testSparsePlanIsBounded() throws {
+        let model = RandomViT.make(PlanTests.tinyConfig, seed: 8)
+        let cal = try PlanTests.calibration(model, images: 4, tokens: 17)
+        var o = PlanTests.tinyOptions(10_000_000)
+        o.allowDense = false
+        o.sparsities = [0.5, 0.75]
+        o.mlpBits = [8]
+        let (plan, _) = try PlanPipeline.plan(model, calibration: cal, latency: try PlanTests.board(), options: o)
+        XCTAssertTrue(plan.choices.allSatisfy { $0.mlp.sparsity > 0 && $0.mlpFormat == "q8-sparse" })
+        XCTAssertFalse(plan.memory.artifactExact)
+        var b = PlanPipeline.BuildOptions()
+        b.steps = 8; b.batchRows = 64; b.threads = 1
+        let built = try PlanPipeline.build(model, plan: plan, calibration: cal, options: b)
+        let dir = TestPaths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("sparse.fips").path
+        try ArtifactWriter.writeAtomically(built.bytes, to: path)
+        let artifact = try Artifact(path: path)
+        XCTAssertTrue(artifact.tensors.contains { $0.dtype == .q8sparse })
+        let ex = try ViTExecutor(artifact: artifact, backend: PooledBackend(threads: o.threads))
+        XCTAssertEqual(ex.arenaBytes, plan.memory.arenaBytes)
+        XCTAssertLessThanOrEqual(built.bytes.count, plan.memory.artifactBytes)
+        print("sparse plan: file \(built.bytes.count), bound \(plan.memory.artifactBytes) (slack \(plan.memory.artifactBytes - built.bytes.count))")
+    }
+
     /// A ViT-B/16-shaped backbone (86M parameters, random weights) planned for 50 MB (dry run: no compression).
     func testViTB16PlansInto50MB() throws {
         let model = RandomViT.make(RandomViT.vitB16, seed: 1)
