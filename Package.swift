@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // The line between device and host code is the module list below:
 //   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
-//     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
+//     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run,
+//     CFipsProbe, FipsProfiler, fips-profile
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
 //     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, FipsLatency, FipsPlan, fips, fips-plan
 import PackageDescription
@@ -12,6 +13,7 @@ let package = Package(
         .executable(name: "fips", targets: ["fips"]),
         .executable(name: "fips-run", targets: ["fips-run"]),
         .executable(name: "fips-plan", targets: ["fips-plan"]),
+        .executable(name: "fips-profile", targets: ["fips-profile"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,6 +34,10 @@ let package = Package(
         .target(name: "FipsViT", dependencies: ["CFipsKernels", "FipsArtifact", "FipsKernels"]),
         .target(name: "FipsRunner", dependencies: ["CFipsSys", "FipsArtifact", "FipsImage", "FipsViT"]),
         .executableTarget(name: "fips-run", dependencies: ["FipsRunner"]),
+        // fips-profile: what the device is and how fast its kernels run (profiles/schema.json).
+        .target(name: "CFipsProbe", linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]),
+        .target(name: "FipsProfiler", dependencies: ["CFipsProbe", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsKernels", "FipsViT", "FipsRunner"]),
+        .executableTarget(name: "fips-profile", dependencies: ["FipsProfiler"]),
         // ---- host ----
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .target(name: "FipsHostCore", dependencies: ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT"]),
@@ -43,7 +49,7 @@ let package = Package(
         .target(name: "FipsData", dependencies: ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
         .target(name: "FipsQuantize", dependencies: ["COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsViT", "FipsData"]),
         .executableTarget(name: "fips", dependencies: [
-            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
+            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
@@ -56,8 +62,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
-            "FipsLatency", "FipsPlan",
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
+            "FipsPlan",
         ], exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,

@@ -25,7 +25,7 @@ struct Fips: ParsableCommand {
           fips info dinov2_s.fips
           fips bench --model dinov2_s.fips --threads 2
         """,
-        subcommands: [Import.self, Compress.self, Quantize.self, Head.self, Eval.self, Info.self, Bench.self])
+        subcommands: [Import.self, Compress.self, Quantize.self, Head.self, Eval.self, Info.self, Bench.self, Latency.self])
 }
 
 struct Import: ParsableCommand {

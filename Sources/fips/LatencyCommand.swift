@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import FipsArtifact
+import FipsLatency
+
+struct Latency: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Predict a .fips model's forward time on a device, from its profile or its board's roofline.",
+        discussion: """
+        Prices what each block stores (attention and MLP formats, FiPS rank and
+        projection sparsity) with the kernel timings fips-profile measured on the
+        device (--profile), or with the board file's roofline figures (--board)
+        when there is no profile. The prediction is for one image (batch 1), the
+        time fips-run reports as "ms".
+
+        EXAMPLES:
+          fips latency --profile profiles/x86-64.json data/dinov2_s.q8.fips
+          fips latency --profile profiles/x86-64.json --threads 1 model.fips
+          fips latency --board rpi5 model.fips --json
+        """)
+
+    @Argument(help: "The model artifact (.fips).")
+    var model: String
+
+    @Option(help: "A device profile written by fips-profile (profiles/NAME.json).")
+    var profile: String?
+
+    @Option(help: "A board name (boards/NAME.board) or path, priced by its roofline figures.")
+    var board: String?
+
+    @Option(help: "Worker threads (default: the profile's largest measured count, or the board's cores).")
+    var threads: Int?
+
+    @Option(help: "Directory of the board files.")
+    var boardsDirectory = "boards"
+
+    @Flag(help: "Use the I-ViT integer softmax/GELU/LayerNorm timings (fips-run --integer-nonlinear all).")
+    var integerNonlinear = false
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func run() throws {
+        guard (profile == nil) != (board == nil) else { throw ValidationError("give exactly one of --profile or --board") }
+        let lm: LatencyModel
+        var defaultThreads = 1
+        do {
+            if let p = profile {
+                let d = try DeviceProfile.load(path: p)
+                if d.functionalOnly {
+                    FileHandle.standardError.write("fips latency: warning: \(p) is functional-only (made under emulation); its timings mean nothing\n".data(using: .utf8)!)
+                }
+                lm = LatencyModel(profile: d); defaultThreads = d.threads.max() ?? 1
+            } else {
+                let b = board!
+                let desc = b.hasSuffix(".board") || b.contains("/") ? try BoardDescription.load(path: b)
+                                                                    : try BoardDescription.load(name: b, boardsDirectory: boardsDirectory)
+                lm = LatencyModel(board: desc); defaultThreads = desc.cores
+            }
+        } catch { throw ValidationError("\(error)") }
+        let artifact: Artifact
+        do { artifact = try Artifact(path: model) } catch { throw ValidationError(error.message) }
+        var exec = try ModelExecution(artifact: artifact)
+        exec.integerNonlinear = integerNonlinear
+        let t = threads ?? defaultThreads
+        let p = lm.predict(exec, threads: t)
+        if json {
+            var s = "{\"model\": \"\(model)\", \"source\": \"\(p.source)\", \"threads\": \(t), \"fixed_ms\": \(fmt(p.fixedMs)), \"block_ms\": ["
+            s += p.blockMs.map { fmt($0) }.joined(separator: ", ")
+            s += "], \"total_ms\": \(fmt(p.totalMs))}"
+            print(s)
+            return
+        }
+        print("\(model): predicted forward time, \(p.source), \(t) thread\(t == 1 ? "" : "s")")
+        print("block  attention  mlp                                   ms")
+        for (i, b) in exec.blocks.enumerated() {
+            let mlp: String
+            switch b.mlp {
+            case .dense(let d): mlp = "dense \(d.name)"
+            case .fips(let r, let u, let v, let s):
+                mlp = "fips r=\(r) U \(u.name) V \(v.name) s=\(String(format: "%.2f", s))"
+            }
+            print(pad(String(i), 5, left: true) + "  " + pad(b.attention.name, 9) + "  " + pad(mlp, 32) + String(format: "%8.2f", p.blockMs[i]))
+        }
+        print(pad("fixed (patch embedding, final norm\(exec.config.hasHead ? ", head" : ""))", 52) + String(format: "%8.2f", p.fixedMs))
+        print(pad("total", 52) + String(format: "%8.2f ms", p.totalMs))
+    }
+
+    func pad(_ s: String, _ n: Int, left: Bool = false) -> String {
+        let fill = String(repeating: " ", count: max(0, n - s.count))
+        return left ? fill + s : s + fill
+    }
+
+    func fmt(_ v: Double) -> String { String(format: "%.4f", v) }
+}
