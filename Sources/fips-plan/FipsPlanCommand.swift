@@ -43,8 +43,8 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Memory budget: artifact + activation arena + run buffers + frame, e.g. 50MB (10^6), 48MiB, 900kB.")
     var budget: String?
     @Option(help: "Latency limit per image, e.g. 120ms or 0.12s.") var latency: String?
-    @Option(help: "Runtime threads on the board (fips-run --threads): the latency model and the arena use it. Default: 4.")
-    var threads: Int = 4
+    @Option(help: "Runtime threads on the board (fips-run --threads): the latency model and the arena (one kernel scratch per thread) use it. Default: the board's cores, or the profile's usable CPUs.")
+    var threads: Int?
     @Option(help: "Decoded camera frame counted in memory, WxH, or 'none'.") var frame = "640x480"
     @Option(help: "Blocks per group (one shared basis each).") var groupSize = 4
     @Option(help: "MLP parameter budgets that set the FiPS ranks, comma-separated.") var mlpBudgets = "0.25,0.375,0.5,0.625,0.75"
@@ -72,7 +72,7 @@ struct FipsPlanCommand: ParsableCommand {
         if parseBytes(b) == nil { throw ValidationError("--budget: cannot read '\(b)' (e.g. 50MB, 48MiB, 900kB)") }
         if let l = latency, parseMilliseconds(l) == nil { throw ValidationError("--latency: cannot read '\(l)' (e.g. 120ms)") }
         if !dryRun && output == nil { throw ValidationError("missing -o (or --dry-run)") }
-        if threads < 1 || threads > 256 { throw ValidationError("--threads must be 1...256") }
+        if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads must be 1...256") }
         if !["gptq", "nearest"].contains(rounding) { throw ValidationError("--rounding must be gptq or nearest") }
         _ = try parseFrame()
         _ = try list(mlpBudgets, "--mlp-budgets", Double.init)
@@ -129,15 +129,21 @@ struct FipsPlanCommand: ParsableCommand {
             }
         }
         let latencyModel: LatencyModel
+        let defaultThreads: Int
         do {
             if let p = profile {
-                latencyModel = LatencyModel(profile: try DeviceProfile.load(path: p))
+                let prof = try DeviceProfile.load(path: p)
+                latencyModel = LatencyModel(profile: prof)
+                defaultThreads = prof.system.usableCpus
             } else {
                 let b = board!
-                latencyModel = LatencyModel(board: b.hasSuffix(".board") ? try BoardDescription.load(path: b)
-                                                                          : try BoardDescription.load(name: b, boardsDirectory: boardsDir))
+                let desc = b.hasSuffix(".board") ? try BoardDescription.load(path: b)
+                                                 : try BoardDescription.load(name: b, boardsDirectory: boardsDir)
+                latencyModel = LatencyModel(board: desc)
+                defaultThreads = desc.cores
             }
         } catch { fail("\(error)") }
+        let threads = max(1, self.threads ?? defaultThreads)
 
         var o = PlanOptions(budgetBytes: parseBytes(budget!)!)
         o.latencyMs = latency.flatMap(parseMilliseconds)
