@@ -4,7 +4,7 @@
 //     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run,
 //     CFipsProbe, FipsProfiler, fips-profile
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
-//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, FipsLatency, fips
+//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, FipsLatency, FipsPlan, fips, fips-plan
 import PackageDescription
 
 let package = Package(
@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "fips", targets: ["fips"]),
         .executable(name: "fips-run", targets: ["fips-run"]),
+        .executable(name: "fips-plan", targets: ["fips-plan"]),
         .executable(name: "fips-profile", targets: ["fips-profile"]),
     ],
     dependencies: [
@@ -51,8 +52,18 @@ let package = Package(
             "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
+        .target(name: "FipsPlan", dependencies: [
+            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsKernels", "FipsViT", "FipsRunner", "FipsData", "FipsCompress",
+            "FipsQuantize", "FipsLatency",
+        ]),
+        .executableTarget(name: "fips-plan", dependencies: [
+            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "FipsTests", dependencies: [
             "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
+            "FipsPlan",
         ], exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,

@@ -11,6 +11,16 @@ if [ ! -f data/dinov2_s.fips ] || [ data/vit_s_focus.onnx -nt data/dinov2_s.fips
   .build/release/fips import data/vit_s_focus.onnx -o data/dinov2_s.fips
 fi
 swift test -c release
+# fips-plan's command line on the real model (the planner itself is PlanTests): an infeasible budget
+# is refused naming the smallest feasible one, and that budget then plans.
+if .build/release/fips-plan --model data/dinov2_s.fips --calib data/photos --calib-images 6 --board rpi5 \
+     --budget 1MB --dry-run > /dev/null 2> data/plan_smoke.err; then
+  echo "fips-plan accepted a 1 MB budget" >&2; exit 1
+fi
+smallest=$(sed -n 's/.*smallest feasible memory budget is .* (\([0-9]*\) bytes).*/\1/p' data/plan_smoke.err)
+[ -n "$smallest" ] || { cat data/plan_smoke.err >&2; exit 1; }
+.build/release/fips-plan --model data/dinov2_s.fips --calib data/photos --calib-images 6 --board rpi5 \
+  --budget "$smallest" --dry-run > /dev/null
 scripts/check_aarch64.sh data/dinov2_s.fips
 # A FiPS-compressed artifact (shared bases, CSR projections at 50% sparsity)
 # through the same comparison; a short calibration, since only the runtime

@@ -57,6 +57,10 @@ public struct CompressionOptions {
     public var ranks: [Int]? = nil
     /// Final sparsity of the V's. With `.nm(n, m)` it must be 0 (dense) or 1 − n/m.
     public var sparsity: Double = 0
+    /// Per-group final sparsity of the V's (a plan's choice), overriding
+    /// `sparsity`; unstructured pattern only. Pruning stays global within a
+    /// group (across its V's), as FiPS does.
+    public var groupSparsity: [Double]? = nil
     public var pattern: SparsityPattern = .unstructured
     /// Whiten by calibration covariances before the SVD (Basis Sharing / SVD-LLM).
     public var activationAware: Bool = false
@@ -161,11 +165,21 @@ public enum FipsCompressor {
         if let r = o.ranks, r.count != groups.count {
             throw CompressionError.invalidOption("\(r.count) ranks given for \(groups.count) groups")
         }
+        if let gs = o.groupSparsity {
+            guard gs.count == groups.count else {
+                throw CompressionError.invalidOption("\(gs.count) sparsities given for \(groups.count) groups")
+            }
+            guard o.pattern == .unstructured else {
+                throw CompressionError.invalidOption("per-group sparsity needs the unstructured pattern")
+            }
+            for x in gs where !(x >= 0 && x < 1) { throw CompressionError.invalidOption("sparsity \(x) is not in [0, 1)") }
+        }
         // shapes and ranks for every group, all checked before any work
         var plan = [(blocks: [Int], d: Int, m: Int, rank: Int)]()
         for (gi, g) in groups.enumerated() {
             let (d, m) = try groupWidths(model, g)
             let rank: Int
+            let sparsity = o.groupSparsity?[gi] ?? sparsity
             if let r = o.ranks?[gi] {
                 guard r > 0 else { throw CompressionError.invalidOption("rank \(r) for group \(g)") }
                 rank = r
@@ -191,6 +205,7 @@ public enum FipsCompressor {
 
         for (gi, p) in plan.enumerated() {
             let (blocks, d, m, r) = p
+            ropt.sparsity = o.groupSparsity?[gi] ?? sparsity
             progress("group \(gi + 1)/\(plan.count): blocks \(blocks.map(String.init).joined(separator: ",")), \(o.method.rawValue) rank \(r)")
             let fc1 = blocks.map { model[TensorNames.block($0, "mlp.fc1.weight")] }
             let fc2 = blocks.map { model[TensorNames.block($0, "mlp.fc2.weight")] }

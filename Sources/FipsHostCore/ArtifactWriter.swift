@@ -147,51 +147,57 @@ public enum ArtifactWriter {
 
     public static func serialize(config: ViTConfig, labels: [String], tensors: [EncodedTensor],
                                  version: UInt32 = ArtifactFormat.currentVersion) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: ArtifactFormat.headerBytes)
-        func align() { while out.count % ArtifactFormat.alignment != 0 { out.append(0) } }
-        func put32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { out += $0 } }
-
-        let metaOffset = out.count
-        let words = config.encode()
-        put32(UInt32(words.count))
-        words.forEach(put32)
-        put32(UInt32(labels.count))
-        for l in labels { let b = Array(l.utf8); put32(UInt32(b.count)); out += b }
-        let metaBytes = out.count - metaOffset
-        align()
-
-        let tableOffset = out.count
-        out += [UInt8](repeating: 0, count: tensors.count * ArtifactFormat.entryBytes)
-        align()
         // Identical tensors are stored once and share their offsets: this is
         // how every block of a FiPS group points at the one shared basis U.
-        var stored = [Int: [(index: Int, data: Int, aux: Int)]]()
+        var twinOf = [Int](repeating: -1, count: tensors.count)
+        var seen = [Int: [Int]]()
         for (i, t) in tensors.enumerated() {
             precondition(t.name.utf8.count < ArtifactFormat.maxNameBytes, "tensor name too long: \(t.name)")
             precondition(t.shape.count >= 1 && t.shape.count <= 4)
             var hasher = Hasher()
             hasher.combine(t.dtype.rawValue); hasher.combine(t.shape); hasher.combine(t.data); hasher.combine(t.aux)
             let key = hasher.finalize()
-            var dataOffset = 0, auxOffset = 0
-            if let twin = stored[key]?.first(where: { tensors[$0.index].dtype == t.dtype && tensors[$0.index].shape == t.shape
-                                                       && tensors[$0.index].data == t.data && tensors[$0.index].aux == t.aux }) {
-                dataOffset = twin.data
-                auxOffset = twin.aux
+            if let twin = seen[key]?.first(where: { tensors[$0].dtype == t.dtype && tensors[$0].shape == t.shape
+                                                    && tensors[$0].data == t.data && tensors[$0].aux == t.aux }) {
+                twinOf[i] = twin
             } else {
-                align()
-                dataOffset = out.count
-                out += t.data
-                if !t.aux.isEmpty { align(); auxOffset = out.count; out += t.aux }
-                stored[key, default: []].append((i, dataOffset, auxOffset))
+                seen[key, default: []].append(i)
             }
-            let e = tableOffset + i * ArtifactFormat.entryBytes
+        }
+        let stored = tensors.indices.filter { twinOf[$0] < 0 }
+        let layout = ArtifactLayout(metaBytes: ArtifactLayout.metaBytes(config: config, labels: labels),
+                                    tensorCount: tensors.count,
+                                    stored: stored.map { (tensors[$0].data.count, tensors[$0].aux.count) })
+        var out = [UInt8](repeating: 0, count: layout.fileBytes)
+        var at = layout.metaOffset
+        func put32(_ v: UInt32) { store32(&out, at, v); at += 4 }
+        let words = config.encode()
+        put32(UInt32(words.count))
+        words.forEach(put32)
+        put32(UInt32(labels.count))
+        for l in labels { let b = Array(l.utf8); put32(UInt32(b.count)); for (k, x) in b.enumerated() { out[at + k] = x }; at += b.count }
+        precondition(at - layout.metaOffset == layout.metaBytes)
+
+        var placed = [Int: (data: Int, aux: Int)]()
+        for (k, i) in stored.enumerated() {
+            let p = layout.placements[k]
+            placed[i] = p
+            let t = tensors[i]
+            out.withUnsafeMutableBufferPointer { o in
+                t.data.withUnsafeBufferPointer { (o.baseAddress! + p.data).update(from: $0.baseAddress!, count: $0.count) }
+                t.aux.withUnsafeBufferPointer { if $0.count > 0 { (o.baseAddress! + p.aux).update(from: $0.baseAddress!, count: $0.count) } }
+            }
+        }
+        for (i, t) in tensors.enumerated() {
+            let p = placed[twinOf[i] < 0 ? i : twinOf[i]]!
+            let e = layout.tableOffset + i * ArtifactFormat.entryBytes
             for (k, b) in t.name.utf8.enumerated() { out[e + k] = b }
             out[e + 64] = t.dtype.rawValue
             out[e + 65] = UInt8(t.shape.count)
             for (k, dim) in t.shape.enumerated() { store32(&out, e + 68 + 4 * k, UInt32(dim)) }
-            store64(&out, e + 88, UInt64(dataOffset))
+            store64(&out, e + 88, UInt64(p.data))
             store64(&out, e + 96, UInt64(t.data.count))
-            store64(&out, e + 104, UInt64(auxOffset))
+            store64(&out, e + 104, UInt64(t.aux.isEmpty ? 0 : p.aux))
             store64(&out, e + 112, UInt64(t.aux.count))
         }
         // Header last, once offsets and the payload checksum are known.
@@ -199,9 +205,9 @@ public enum ArtifactWriter {
         store32(&out, 8, version)
         store32(&out, 12, UInt32(ArtifactFormat.headerBytes))
         store64(&out, 16, UInt64(out.count))
-        store64(&out, 24, UInt64(metaOffset))
-        store64(&out, 32, UInt64(metaBytes))
-        store64(&out, 40, UInt64(tableOffset))
+        store64(&out, 24, UInt64(layout.metaOffset))
+        store64(&out, 32, UInt64(layout.metaBytes))
+        store64(&out, 40, UInt64(layout.tableOffset))
         store32(&out, 48, UInt32(tensors.count))
         store32(&out, 52, UInt32(ArtifactFormat.entryBytes))
         let crc = CRC32()
@@ -218,5 +224,47 @@ public enum ArtifactWriter {
     }
     static func store64(_ a: inout [UInt8], _ o: Int, _ v: UInt64) {
         for k in 0..<8 { a[o + k] = UInt8((v >> (8 * UInt64(k))) & 0xFF) }
+    }
+}
+
+/// Where everything goes in a `.fips` file (docs/ARTIFACT.md): the header,
+/// the meta block, the tensor table, then each stored tensor's data and aux,
+/// each 64-byte aligned, in table order. `ArtifactWriter.serialize` places
+/// bytes with it, and fips-plan sizes a planned artifact with it, so the two
+/// cannot disagree.
+public struct ArtifactLayout {
+    public let metaOffset: Int
+    public let metaBytes: Int
+    public let tableOffset: Int
+    /// Per stored tensor: its data offset and aux offset (aux 0 when it has none).
+    public let placements: [(data: Int, aux: Int)]
+    public let fileBytes: Int
+
+    /// `stored`: data and aux bytes of each tensor that is stored (a tensor
+    /// identical to an earlier one is not: it shares that one's offsets), in
+    /// table order; `tensorCount` counts every table entry, shared or not.
+    public init(metaBytes: Int, tensorCount: Int, stored: [(data: Int, aux: Int)]) {
+        func align(_ x: Int) -> Int { (x + ArtifactFormat.alignment - 1) / ArtifactFormat.alignment * ArtifactFormat.alignment }
+        metaOffset = ArtifactFormat.headerBytes
+        self.metaBytes = metaBytes
+        tableOffset = align(metaOffset + metaBytes)
+        var at = align(tableOffset + tensorCount * ArtifactFormat.entryBytes)
+        var p = [(data: Int, aux: Int)]()
+        p.reserveCapacity(stored.count)
+        for s in stored {
+            at = align(at)
+            let d = at
+            at += s.data
+            var a = 0
+            if s.aux > 0 { at = align(at); a = at; at += s.aux }
+            p.append((d, a))
+        }
+        placements = p
+        fileBytes = at
+    }
+
+    /// Bytes of the meta block: the configuration words and the label table.
+    public static func metaBytes(config: ViTConfig, labels: [String]) -> Int {
+        4 + 4 * config.encode().count + 4 + labels.reduce(0) { $0 + 4 + $1.utf8.count }
     }
 }

@@ -71,13 +71,21 @@ public struct ViTModel {
     /// The tensors this model actually needs: `expectedShapes`, with the dense
     /// MLP weights of factorised blocks replaced by their factors (rank from U).
     public func requiredShapes() -> [(String, [Int])] {
+        ViTModel.requiredShapes(config) { i, fc in
+            isFactorised(block: i) ? (tensors[TensorNames.block(i, "mlp.\(fc).U")]?.shape.last ?? 0) : nil
+        }
+    }
+
+    /// The same for a model not built yet: `rank(block, "fc1"|"fc2")` is the
+    /// rank of that factorised layer, nil for a dense one. fips-plan sizes a
+    /// planned artifact from this list, in the order the writer stores it.
+    public static func requiredShapes(_ config: ViTConfig, rank: (Int, String) -> Int?) -> [(String, [Int])] {
         var out = [(String, [Int])]()
         for (name, shape) in ViTModel.expectedShapes(config) {
             let parts = name.split(separator: ".")
             if parts.count == 5, parts[0] == "blocks", let i = Int(parts[1]), parts[2] == "mlp", parts[4] == "weight",
-               isFactorised(block: i) {
+               let r1 = rank(i, String(parts[3])) {
                 let fc = String(parts[3])
-                let r1 = tensors[TensorNames.block(i, "mlp.\(fc).U")]?.shape.last ?? 0
                 out.append((TensorNames.block(i, "mlp.\(fc).U"), [config.dim, r1]))
                 out.append((TensorNames.block(i, "mlp.\(fc).V"), [r1, config.mlpDim]))
             } else {

@@ -8,6 +8,14 @@ public struct ModelQuantizationOptions {
     /// Bits per transformer block (a plan's choice per block group, spelled
     /// out per block); nil: `bits` everywhere.
     public var blockBits: [Int]? = nil
+    /// Bits of the attention maps (qkv, proj) per block, overriding
+    /// `blockBits`/`bits` for them (a plan prices attention and MLP apart).
+    public var blockAttentionBits: [Int]? = nil
+    /// At 8 bits, store any weight with zeros as q8-sparse whenever that is
+    /// smaller than q8 (by default only above 1/4 zeros). fips-plan sets it:
+    /// then the stored bytes of a pruned projection never exceed the
+    /// q8-sparse size of its kept weights, the bound the plan is sized by.
+    public var sparseWhenSmaller = false
     /// The head is tiny and feeds the logits directly: 8 bits unless set.
     public var headBits = 8
     public var rounding: WeightRounding = .gptq
@@ -44,7 +52,10 @@ public enum ModelQuantizer {
         if let bb = o.blockBits, bb.count != c.depth {
             throw QuantizationError(description: "\(bb.count) per-block bit widths for a model of depth \(c.depth)")
         }
-        for b in (o.blockBits ?? []) + [o.bits, o.headBits] where ![8, 4, 3].contains(b) {
+        if let bb = o.blockAttentionBits, bb.count != c.depth {
+            throw QuantizationError(description: "\(bb.count) per-block attention bit widths for a model of depth \(c.depth)")
+        }
+        for b in (o.blockBits ?? []) + (o.blockAttentionBits ?? []) + [o.bits, o.headBits] where ![8, 4, 3].contains(b) {
             throw QuantizationError(description: "bit width \(b) is not one of 8, 4, 3")
         }
         var out = [String: QuantizedTensor]()
@@ -60,7 +71,8 @@ public enum ModelQuantizer {
         /// Quantises W [rows, cols] (already in [out, in] orientation), packs it.
         func add(floatName: String, storedName: String, w: [Float], rows: Int, cols: Int, bits: Int,
                  hessian: [Double]?, inputStats: InputStatistics?) {
-            let sparse = bits == 8 && w.contains(0) && w.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } > w.count / 4
+            let zeros = bits == 8 && w.contains(0) ? w.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } : 0
+            let sparse = zeros > (o.sparseWhenSmaller ? 0 : w.count / 4)
             // GPTQ would spread rounding error into pruned weights; pruned
             // projections keep their mask with round-to-nearest.
             let rounding: WeightRounding = (hessian == nil || sparse) ? .nearest : o.rounding
@@ -114,8 +126,9 @@ public enum ModelQuantizer {
             for layer in ["attn.qkv", "attn.proj"] + (model.isFactorised(block: i) ? [] : ["mlp.fc1", "mlp.fc2"]) {
                 let t = model[n(layer + ".weight")]
                 let s = try stats(n(layer))
+                let layerBits = layer.hasPrefix("attn.") ? (o.blockAttentionBits?[i] ?? bits) : bits
                 add(floatName: n(layer + ".weight"), storedName: n(layer + ".weight"), w: t.data, rows: t.shape[0],
-                    cols: t.shape[1], bits: bits, hessian: o.rounding == .gptq ? s?.hessian : nil, inputStats: s)
+                    cols: t.shape[1], bits: layerBits, hessian: o.rounding == .gptq ? s?.hessian : nil, inputStats: s)
             }
             guard model.isFactorised(block: i) else { continue }
             let group = sharedWith.first { $0.value.contains(i) }?.value ?? [i]

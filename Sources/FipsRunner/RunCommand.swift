@@ -189,9 +189,10 @@ public func runMain(_ args: [String]) -> Int32 {
     }
 
     let pre = Preprocessor(resizeShorter: c.resizeShorter, cropSize: c.cropSize, mean: c.mean, std: c.std)
-    let input = UnsafeMutablePointer<Float>.allocate(capacity: c.channels * c.imageSize * c.imageSize)
-    let features = UnsafeMutablePointer<Float>.allocate(capacity: c.tokenCount * c.dim)
-    let logits = UnsafeMutablePointer<Float>.allocate(capacity: max(1, c.numClasses))
+    let io = RunBuffers(config: c)
+    let input = UnsafeMutablePointer<Float>.allocate(capacity: io.inputFloats)
+    let features = UnsafeMutablePointer<Float>.allocate(capacity: io.featureFloats)
+    let logits = UnsafeMutablePointer<Float>.allocate(capacity: io.logitFloats)
     defer { input.deallocate(); features.deallocate(); logits.deallocate() }
 
     var failures = 0
@@ -321,3 +322,16 @@ public func fipsRunMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutabl
 }
 // Not `fips_run_main`: SwiftPM names the host executable's own entry point
 // `<module>_main`, and the two would collide at link time.
+
+/// The per-image buffers `fips-run` allocates next to the executor's arena:
+/// the preprocessed input, the final features and the logits. fips-plan
+/// counts `bytes` in a model's memory, from this same definition.
+public struct RunBuffers {
+    public let inputFloats, featureFloats, logitFloats: Int
+    public init(config c: ViTConfig) {
+        inputFloats = c.channels * c.imageSize * c.imageSize
+        featureFloats = c.tokenCount * c.dim
+        logitFloats = max(1, c.numClasses)
+    }
+    public var bytes: Int { 4 * (inputFloats + featureFloats + logitFloats) }
+}

@@ -193,28 +193,6 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         }
         blocks = bs
 
-        // Arena layout: every piece 64-byte aligned.
-        let B = self.maxBatch, T = c.tokenCount
-        let rows = B * T
-        let widest = max(c.mlpDim, 3 * d, c.channels * c.patchSize * c.patchSize)
-        var offsets = [Int]()
-        var total = 0
-        func reserve(_ bytes: Int) -> Int { let o = total; total += (bytes + 63) & ~63; return o }
-        offsets.append(reserve(4 * rows * d))          // x
-        offsets.append(reserve(4 * rows * d))          // h
-        offsets.append(reserve(4 * rows * 3 * d))      // qkv
-        offsets.append(reserve(4 * rows * d))          // attnOut
-        offsets.append(reserve(4 * rows * c.mlpDim))   // mlp
-        offsets.append(reserve(4 * c.heads * T * T))   // scores, one [T, T] per head
-        offsets.append(reserve(4 * c.heads * c.headDim * T)) // vT, one per head
-        offsets.append(reserve(4 * B * c.patchCount * c.channels * c.patchSize * c.patchSize)) // patches
-        offsets.append(reserve(4 * B * c.headInputDim)) // pooled
-        let maxRank = bs.reduce(0) { max($0, $1.mlp.maxRank) }
-        let widestK = (max(widest, maxRank, c.headInputDim) + 31) / 32 * 32
-        offsets.append(reserve(rows * widestK))        // int8 activations [rows, Kp]
-        offsets.append(reserve(4 * rows))              // their scales
-        offsets.append(reserve(4 * rows * maxRank))    // x·U or h·Vᵀ of a factorised MLP
-
         // Integer path.
         var linears = [patch]
         if let hd = head { linears.append(hd) }
@@ -235,10 +213,11 @@ public final class ViTExecutor<Backend: ComputeBackend> {
             if case .packed(var m, _) = l.storage { scratch = max(scratch, fips_qgemm_scratch_bytes(&m)) }
         }
         qScratchBytes = (scratch + 63) & ~63
-        attnScratchBytes = ViTExecutor.attentionScratchBytes(T: T, headDim: c.headDim)
-        offsets.append(reserve(4 * rows * widestK / 32))                   // 12: 32-column sums
-        offsets.append(reserve(qScratchBytes * tasks))                     // 13: kernel scratch per task
-        offsets.append(reserve(integerAttention ? attnScratchBytes * c.heads : 0))  // 14: per head
+        attnScratchBytes = ViTExecutor.attentionScratchBytes(T: c.tokenCount, headDim: c.headDim)
+        let layout = ArenaLayout(config: c, maxBatch: self.maxBatch, maxRank: bs.reduce(0) { max($0, $1.mlp.maxRank) },
+                                 kernelScratchBytes: scratch, integerAttention: integerAttention, tasks: tasks)
+        let offsets = layout.offsets
+        let total = layout.totalBytes
         arenaBytes = total
         guard let mem = fips_alloc(total) else { throw .io(path: "activation arena", errno: 12) }
         arena = mem
@@ -604,6 +583,56 @@ public final class ViTExecutor<Backend: ComputeBackend> {
                 for k in 0..<cols { xr[k] += yr[k] }
             }
         }
+    }
+}
+
+/// The activation arena of a `ViTExecutor`: every buffer's offset and the
+/// total, from what decides them and nothing else. `ViTExecutor.init`
+/// allocates exactly `totalBytes`, so a planner that sizes a model's memory
+/// with this same function cannot disagree with the runtime.
+public struct ArenaLayout {
+    public let offsets: [Int]
+    public let totalBytes: Int
+
+    /// - maxRank: the widest factorised-MLP rank (0 when every MLP is dense).
+    /// - kernelScratchBytes: the largest `fips_qgemm_scratch_bytes` over the
+    ///   packed linear maps (0 when none is packed); see `kernelScratchBytes(cols:)`.
+    /// - tasks: the backend's parallelism (the runtime's thread count).
+    public init(config c: ViTConfig, maxBatch: Int, maxRank: Int, kernelScratchBytes scratch: Int,
+                integerAttention: Bool, tasks: Int) {
+        let d = c.dim
+        let B = max(1, maxBatch), T = c.tokenCount
+        let rows = B * T
+        let widest = max(c.mlpDim, 3 * d, c.channels * c.patchSize * c.patchSize)
+        var offsets = [Int]()
+        var total = 0
+        func reserve(_ bytes: Int) -> Int { let o = total; total += (bytes + 63) & ~63; return o }
+        offsets.append(reserve(4 * rows * d))          // x
+        offsets.append(reserve(4 * rows * d))          // h
+        offsets.append(reserve(4 * rows * 3 * d))      // qkv
+        offsets.append(reserve(4 * rows * d))          // attnOut
+        offsets.append(reserve(4 * rows * c.mlpDim))   // mlp
+        offsets.append(reserve(4 * c.heads * T * T))   // scores, one [T, T] per head
+        offsets.append(reserve(4 * c.heads * c.headDim * T)) // vT, one per head
+        offsets.append(reserve(4 * B * c.patchCount * c.channels * c.patchSize * c.patchSize)) // patches
+        offsets.append(reserve(4 * B * c.headInputDim)) // pooled
+        let widestK = (max(widest, maxRank, c.headInputDim) + 31) / 32 * 32
+        offsets.append(reserve(rows * widestK))        // int8 activations [rows, Kp]
+        offsets.append(reserve(4 * rows))              // their scales
+        offsets.append(reserve(4 * rows * maxRank))    // x·U or h·Vᵀ of a factorised MLP
+        let qScratchBytes = (scratch + 63) & ~63
+        let attnScratchBytes = AttentionLayout(T: T, headDim: c.headDim).total
+        offsets.append(reserve(4 * rows * widestK / 32))                   // 12: 32-column sums
+        offsets.append(reserve(qScratchBytes * max(1, tasks)))             // 13: kernel scratch per task
+        offsets.append(reserve(integerAttention ? attnScratchBytes * c.heads : 0))  // 14: per head
+        self.offsets = offsets
+        self.totalBytes = total
+    }
+
+    /// What the integer GEMM needs as scratch for a packed weight with `cols` inputs (any format, any kernel).
+    public static func kernelScratchBytes(cols: Int) -> Int {
+        var probe = fips_qmatrix(format: 3, rows: 16, cols: Int32(cols), data: nil, scales: nil, offsets: nil, masks: nil)
+        return fips_qgemm_scratch_bytes(&probe)
     }
 }
 

@@ -1,0 +1,216 @@
+import ArgumentParser
+import Foundation
+import FipsArtifact
+import FipsData
+import FipsHostCore
+import FipsImport
+import FipsLatency
+import FipsPlan
+
+@main
+struct FipsPlanCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fips-plan",
+        abstract: "Fit a ViT to a board: per block group, FiPS rank, projection sparsity and weight bits under a memory (and latency) budget.",
+        discussion: """
+        Memory = artifact bytes + the runtime's activation arena + fips-run's per-image
+        buffers (+ one decoded --frame), computed with the writer's and the executor's
+        own layout functions. Each candidate's error is measured on the calibration
+        images (MLP output error after SVD initialisation, pruning and quantisation;
+        attention output error), its latency predicted by the device profile (or the
+        board's roofline figures). The choice per group is the exact optimum of a
+        multiple-choice knapsack (DP over memory, Pareto sets on latency). Then the
+        plan is compressed (FiPS reconstruction), quantised and written with plan.json.
+
+        EXAMPLES:
+          fips-plan --model data/dinov2_s.fips --calib fashion-mnist --board rpi5 --budget 20MB -o d20.fips
+          fips-plan --model vit.onnx --calib photos/ --profile profiles/my-pi5.json --budget 50MB --latency 120ms -o model.fips
+          fips-plan --model data/dinov2_s.fips --calib photos/ --board rpi4 --budget 16MB --dry-run
+          fips-plan --random-vit-b16 --calib photos/ --board rpi5 --budget 50MB --dry-run
+          fips-plan --random-vit-b16 --write-random vit_b16_random.fips
+        """)
+
+    @Option(help: "The model: .fips (fp32), .onnx or .safetensors.") var model: String?
+    @Flag(help: "Use a ViT-B/16-shaped backbone (86M parameters) with random weights instead of --model.")
+    var randomVitB16 = false
+    @Option(help: "Only write a random fp32 .fips to this path and stop: ViT-B/16 with --random-vit-b16, else a tiny ViT (width 64, 4 blocks).")
+    var writeRandom: String?
+    @Option(help: "Calibration images: a folder of JPEG/PNG, or 'fashion-mnist'.") var calib: String?
+    @Option(help: "Device profile JSON from fips-profile.") var profile: String?
+    @Option(help: "Board name (boards/NAME.board) or path to a .board file; its roofline figures price latency.")
+    var board: String?
+    @Option(help: "Directory of the board files.") var boardsDir = "boards"
+    @Option(help: "Memory budget: artifact + activation arena + run buffers + frame, e.g. 50MB (10^6), 48MiB, 900kB.")
+    var budget: String?
+    @Option(help: "Latency limit per image, e.g. 120ms or 0.12s.") var latency: String?
+    @Option(help: "Runtime threads on the board (fips-run --threads): the latency model and the arena (one kernel scratch per thread) use it. Default: the board's cores, or the profile's usable CPUs.")
+    var threads: Int?
+    @Option(help: "Decoded camera frame counted in memory, WxH, or 'none'.") var frame = "640x480"
+    @Option(help: "Blocks per group (one shared basis each).") var groupSize = 4
+    @Option(help: "MLP parameter budgets that set the FiPS ranks, comma-separated.") var mlpBudgets = "0.25,0.375,0.5,0.625,0.75"
+    @Option(help: "Projection sparsities, comma-separated (sparse only at 8 bits: q8-sparse).") var sparsities = "0,0.5,0.75"
+    @Option(help: "MLP weight bits to consider.") var mlpBits = "8,4,3"
+    @Option(help: "Attention weight bits to consider.") var attentionBits = "8,4"
+    @Option(help: "Calibration images.") var calibImages = 32
+    @Option(help: "Tokens recorded per calibration image (CLS included).") var tokensPerImage = 16
+    @Option(help: "Reconstruction steps per FiPS group of the chosen plan.") var steps = 600
+    @Option(help: "Token rows per reconstruction step.") var batchRows = 1024
+    @Option(help: "Peak learning rate of the reconstruction.") var lr: Float = 1e-3
+    @Option(help: "Weight rounding of the chosen plan: gptq or nearest.") var rounding = "gptq"
+    @Option(help: "Host threads for calibration and compression.") var hostThreads = 2
+    @Option(help: "Baseline mode: the K-th best (by the error proxy) uniform setting that fits — the same rank, sparsity and bits in every group — instead of the optimised plan.")
+    var uniform: Int?
+    @Flag(help: "Print the plan and stop (no compression, nothing written).") var dryRun = false
+    @Option(name: .shortAndLong, help: "Output artifact; plan.json is written next to it (NAME.plan.json).") var output: String?
+
+    func validate() throws {
+        if writeRandom != nil { return }
+        if (model == nil) == !randomVitB16 { throw ValidationError("give either --model or --random-vit-b16") }
+        if calib == nil { throw ValidationError("missing --calib (a folder of images, or fashion-mnist)") }
+        if (profile == nil) == (board == nil) { throw ValidationError("give exactly one of --profile and --board") }
+        guard let b = budget else { throw ValidationError("missing --budget (e.g. 50MB)") }
+        if parseBytes(b) == nil { throw ValidationError("--budget: cannot read '\(b)' (e.g. 50MB, 48MiB, 900kB)") }
+        if let l = latency, parseMilliseconds(l) == nil { throw ValidationError("--latency: cannot read '\(l)' (e.g. 120ms)") }
+        if !dryRun && output == nil { throw ValidationError("missing -o (or --dry-run)") }
+        if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads must be 1...256") }
+        if !["gptq", "nearest"].contains(rounding) { throw ValidationError("--rounding must be gptq or nearest") }
+        _ = try parseFrame()
+        _ = try list(mlpBudgets, "--mlp-budgets", Double.init)
+        _ = try list(sparsities, "--sparsities", Double.init)
+        _ = try list(mlpBits, "--mlp-bits", Int.init)
+        _ = try list(attentionBits, "--attention-bits", Int.init)
+    }
+
+    func parseFrame() throws -> (width: Int, height: Int)? {
+        if frame == "none" { return nil }
+        let p = frame.split(separator: "x").compactMap { Int($0) }
+        guard p.count == 2, p[0] > 0, p[1] > 0 else { throw ValidationError("--frame must be WxH (e.g. 640x480) or none") }
+        return (p[0], p[1])
+    }
+
+    func list<T>(_ s: String, _ flag: String, _ f: (String) -> T?) throws -> [T] {
+        let v = s.split(separator: ",").map { f(String($0).trimmingCharacters(in: .whitespaces)) }
+        guard !v.isEmpty, !v.contains(where: { $0 == nil }) else { throw ValidationError("\(flag): cannot read '\(s)'") }
+        return v.map { $0! }
+    }
+
+    func fail(_ s: String) -> Never {
+        FileHandle.standardError.write(("fips-plan: " + s + "\n").data(using: .utf8)!)
+        Foundation.exit(1)
+    }
+
+    func run() throws {
+        let onTerminal = isatty(2) != 0
+        func progress(_ line: String) {
+            if onTerminal { FileHandle.standardError.write(("\r\u{1b}[K" + line).data(using: .utf8)!) }
+        }
+        func endProgress() { if onTerminal { FileHandle.standardError.write("\r\u{1b}[K".data(using: .utf8)!) } }
+        func note(_ s: String) { endProgress(); FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+
+        if let path = writeRandom {
+            let m = RandomViT.make(randomVitB16 ? RandomViT.vitB16 : RandomViT.tiny)
+            do { try ArtifactWriter.write(m, precision: .f32, to: path) } catch { fail("\(error)") }
+            note("wrote \(path): random \(randomVitB16 ? "ViT-B/16" : "tiny ViT") backbone, \(ParameterCount(m).backbone) parameters")
+            return
+        }
+        let original: ViTModel
+        let modelName: String
+        if randomVitB16 {
+            original = RandomViT.make(RandomViT.vitB16)
+            modelName = "random ViT-B/16"
+        } else {
+            let path = model!
+            do {
+                original = path.hasSuffix(".fips") ? try ArtifactReaderHost.load(path: path) : try ModelImporter.load(path: path)
+            } catch { fail("\(path): \(error)") }
+            modelName = path
+            for i in 0..<original.config.depth where original.isFactorised(block: i) {
+                fail("\(path): block \(i) is already compressed; fips-plan needs the dense fp32 model")
+            }
+        }
+        let latencyModel: LatencyModel
+        let defaultThreads: Int
+        do {
+            if let p = profile {
+                let prof = try DeviceProfile.load(path: p)
+                latencyModel = LatencyModel(profile: prof)
+                defaultThreads = prof.system.usableCpus
+            } else {
+                let b = board!
+                let desc = b.hasSuffix(".board") ? try BoardDescription.load(path: b)
+                                                 : try BoardDescription.load(name: b, boardsDirectory: boardsDir)
+                latencyModel = LatencyModel(board: desc)
+                defaultThreads = desc.cores
+            }
+        } catch { fail("\(error)") }
+        let threads = max(1, self.threads ?? defaultThreads)
+
+        var o = PlanOptions(budgetBytes: parseBytes(budget!)!)
+        o.latencyMs = latency.flatMap(parseMilliseconds)
+        o.threads = threads
+        o.groupSize = groupSize
+        o.mlpBudgets = try list(mlpBudgets, "--mlp-budgets", Double.init)
+        o.sparsities = try list(sparsities, "--sparsities", Double.init)
+        o.mlpBits = try list(mlpBits, "--mlp-bits", Int.init)
+        o.attentionBits = try list(attentionBits, "--attention-bits", Int.init)
+        o.frame = try parseFrame()
+
+        let t0 = Date()
+        let calibration: PlanPipeline.Calibration
+        do {
+            let images = try PlanPipeline.images(calib!, count: calibImages, config: original.config)
+            var co = PlanPipeline.CalibrationOptions()
+            co.images = calibImages; co.tokensPerImage = tokensPerImage; co.threads = hostThreads
+            calibration = try PlanPipeline.calibrate(original, images: images, options: co)
+        } catch { fail("\(calib!): \(error)") }
+        note(String(format: "calibration: %d images, %d rows per block, %.1f s", calibration.images.count,
+                    calibration.activations.inputs[0].shape[0], calibration.seconds))
+        let plan: Plan
+        let sens: SensitivityTable
+        do {
+            (plan, sens) = try PlanPipeline.plan(original, calibration: calibration, latency: latencyModel, options: o, uniform: uniform, progress: progress)
+        } catch let e as PlanError {
+            fail(e.description)
+        } catch { fail("\(error)") }
+        note(String(format: "sensitivity: %d candidates per group measured in %.1f s", sens.mlp.first?.count ?? 0, sens.seconds))
+        print("plan for \(modelName) (\(ParameterCount(original).backbone) parameters), \(plan.latencySource):")
+        print(plan.table())
+        var inputs: [String: Any] = ["model": modelName, "calib": calib!, "calib_images": calibration.images.count,
+                                     "tokens_per_image": tokensPerImage, "group_size": groupSize, "threads": threads,
+                                     "mlp_budgets": o.mlpBudgets, "sparsities": o.sparsities, "mlp_bits": o.mlpBits,
+                                     "attention_bits": o.attentionBits, "steps": steps, "rounding": rounding,
+                                     "mode": uniform.map { "uniform #\($0)" } ?? "plan"]
+        if let p = profile { inputs["profile"] = p }
+        if let b = board { inputs["board"] = b }
+        if dryRun { return }
+
+        var bo = PlanPipeline.BuildOptions()
+        bo.steps = steps; bo.learningRate = lr; bo.batchRows = batchRows; bo.threads = hostThreads; bo.gptq = rounding == "gptq"
+        let built: (model: ViTModel, bytes: [UInt8], report: FipsCompressReport?)
+        do {
+            let r = try PlanPipeline.build(original, plan: plan, calibration: calibration, options: bo, progress: progress)
+            built = (r.model, r.bytes, r.report)
+        } catch { fail("\(error)") }
+        endProgress()
+        let artifact = built.bytes.count
+        let total = artifact + plan.memory.arenaBytes + plan.memory.ioBytes + plan.memory.frameBytes
+        guard total <= o.budgetBytes else {
+            fail("internal: the written artifact (\(artifact) bytes) exceeds the plan's \(plan.memory.artifactBytes); not written")
+        }
+        let out = output!
+        do { try ArtifactWriter.writeAtomically(built.bytes, to: out) } catch { fail("\(error)") }
+        let jsonPath = (out.hasSuffix(".fips") ? String(out.dropLast(5)) : out) + ".plan.json"
+        let measured: [String: Any] = ["written_artifact_bytes": artifact, "written_memory_bytes": total,
+                                       "seconds": Date().timeIntervalSince(t0)]
+        let json = plan.json(inputs: inputs, measured: measured)
+        do {
+            let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: jsonPath))
+        } catch { fail("\(jsonPath): \(error)") }
+        print("wrote \(out): \(artifact) bytes (planned \(plan.memory.artifactBytes)\(plan.memory.artifactExact ? ", exact" : ", bound")); "
+              + "memory \(total) of \(o.budgetBytes) bytes; \(jsonPath)")
+    }
+}
+
+typealias FipsCompressReport = FipsCompress.CompressionReport
+import FipsCompress
