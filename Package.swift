@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 // The line between device and host code is the module list below:
 //   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
-//     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run
+//     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run,
+//     CFipsDaemon, FipsDaemon, fipsd
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
 //     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, fips
 import PackageDescription
@@ -11,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "fips", targets: ["fips"]),
         .executable(name: "fips-run", targets: ["fips-run"]),
+        .executable(name: "fipsd", targets: ["fipsd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +33,10 @@ let package = Package(
         .target(name: "FipsViT", dependencies: ["CFipsKernels", "FipsArtifact", "FipsKernels"]),
         .target(name: "FipsRunner", dependencies: ["CFipsSys", "FipsArtifact", "FipsImage", "FipsViT"]),
         .executableTarget(name: "fips-run", dependencies: ["FipsRunner"]),
+        // fipsd: sockets, signalfd, inotify and V4L2 in C; the event loop in Swift.
+        .target(name: "CFipsDaemon"),
+        .target(name: "FipsDaemon", dependencies: ["CFipsDaemon", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsImage", "FipsViT", "FipsRunner"]),
+        .executableTarget(name: "fipsd", dependencies: ["FipsDaemon"]),
         // ---- host ----
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .target(name: "FipsHostCore", dependencies: ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT"]),
