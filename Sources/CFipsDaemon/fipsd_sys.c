@@ -128,6 +128,8 @@ int fipsd_write_all(int fd, const void *buf, size_t n) {
 
 void fipsd_close(int fd) { if (fd >= 0) close(fd); }
 
+int fipsd_shutdown_write(int fd) { return shutdown(fd, SHUT_WR) == 0 ? 0 : -errno; }
+
 int fipsd_set_nonblocking(int fd) {
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -errno;

@@ -122,7 +122,7 @@ public final class Daemon {
             add(signalFd, Int32(FIPSD_POLLIN), .signal)
             if listenFd >= 0 { add(listenFd, Int32(FIPSD_POLLIN), .listener) }
             for (i, c) in conns.enumerated() {
-                add(c.fd, Int32(c.state == .reading ? FIPSD_POLLIN : FIPSD_POLLOUT), .conn(i))
+                add(c.fd, Int32(c.state == .writing ? FIPSD_POLLOUT : FIPSD_POLLIN), .conn(i))
             }
             if watchFd >= 0 { add(watchFd, Int32(FIPSD_POLLIN), .watch) }
             if cameraReady, let cam = camera { add(cam.fd, Int32(FIPSD_POLLIN), .camera) }
@@ -163,6 +163,7 @@ public final class Daemon {
             // Deadlines: a client that has not sent its request (or taken the answer) in time.
             let after = fips_now_ns()
             for (i, c) in conns.enumerated() where after >= c.deadlineNs && !closed.contains(i) {
+                if c.state == .draining { closed.append(i); continue }
                 metrics.error("http_timeout")
                 if c.state == .reading {
                     if !o.quiet { logLine("http client \(c.id): no complete request within \(o.httpTimeoutMs) ms; closing") }
@@ -250,11 +251,14 @@ public final class Daemon {
             }
             nextConnId += 1
             let c = HttpConnection(fd: fd, id: nextConnId, deadlineNs: fips_now_ns() + Int64(o.httpTimeoutMs) * 1_000_000)
-            if conns.count >= o.maxConnections {
+            var active = 0
+            for k in conns where k.state != .draining { active += 1 }
+            if active >= o.maxConnections {
                 metrics.error("http_too_many_connections")
                 respond(c, 503, Http.errorBody("too many connections (--max-connections \(o.maxConnections)); retry later"))
-                _ = flush(c)
-                fipsd_close(fd)
+                // Answered at once; kept (draining, at most 1 s) only while the
+                // table has room, so the client reads the 503 rather than a reset.
+                if flush(c) && conns.count < 2 * o.maxConnections + 16 { conns.append(c) } else { fipsd_close(fd) }
                 continue
             }
             conns.append(c)
@@ -264,6 +268,14 @@ public final class Daemon {
     /// Reads or writes; false when the connection is finished (close it).
     func service(_ c: HttpConnection, _ ev: Int32) -> Bool {
         if c.state == .writing { return flush(c) }
+        if c.state == .draining {
+            var sink = [UInt8](repeating: 0, count: 16384)
+            while true {
+                let n = sink.withUnsafeMutableBytes { fipsd_read(c.fd, $0.baseAddress, $0.count) }
+                if n == -Int(FIPSD_EAGAIN) { return true }
+                if n <= 0 { return false }
+            }
+        }
         if ev & Int32(FIPSD_POLLIN | FIPSD_POLLHUP | FIPSD_POLLERR) == 0 { return true }
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -324,7 +336,6 @@ public final class Daemon {
                 let body = UnsafeRawBufferPointer(rebasing: all[h.headBytes..<(h.headBytes + h.contentLength)])
                 return decodeResult(body, name: name, limits: limits)
             }
-            c.buf = []
             let line = finish(result, source: .http, frame: n, file: nil, start: start)
             switch result {
             case .success: respond(c, 200, line)
@@ -347,12 +358,15 @@ public final class Daemon {
         c.out = Http.response(status, contentType: contentType, body: body, extraHeaders: extra)
         c.outPos = 0
         c.state = .writing
+        c.requestComplete = c.bodyComplete
         c.buf = []
         // The answer must be taken within the timeout too.
         c.deadlineNs = fips_now_ns() + Int64(o.httpTimeoutMs) * 1_000_000
     }
 
-    /// Writes what the socket takes; false when done (or failed).
+    /// Writes what the socket takes; false when done (or failed). An answer
+    /// sent before the whole request arrived (an error) is followed by a
+    /// half-close and draining, so the client reads it instead of a reset.
     func flush(_ c: HttpConnection) -> Bool {
         while c.outPos < c.out.count {
             let n = c.out.withUnsafeBytes { fipsd_write(c.fd, $0.baseAddress! + c.outPos, $0.count - c.outPos) }
@@ -363,7 +377,11 @@ public final class Daemon {
             }
             c.outPos += n
         }
-        return false
+        _ = fipsd_shutdown_write(c.fd)
+        if c.requestComplete { return false }
+        c.state = .draining
+        c.deadlineNs = fips_now_ns() + 1_000_000_000
+        return true
     }
 
     // MARK: folder
@@ -452,16 +470,21 @@ public final class Daemon {
                 logLine("stdin: read failed: \(errnoString(Int32(-n)))")
             }
             stdinOpen = false
-            if splitter.pending > 0 {
-                metrics.error("stdin_incomplete_frame")
-                logLine("stdin: the stream ended inside a frame (\(splitter.pending) bytes); dropped")
-            }
+            pumpStdin()
             return
         }
         splitter.append(Array(chunk[0..<n]))
+        pumpStdin()
+    }
+
+    /// Takes complete frames out of the splitter: all of them, keeping the
+    /// newest (live streams: older ones are dropped and counted), or with
+    /// --stdin-no-drop one, and only when none is waiting (the rest stay in
+    /// the splitter, and stdin is not read until they are used up).
+    func pumpStdin() {
         let garbage0 = splitter.garbageBytes, big0 = splitter.oversizedFrames, broken0 = splitter.brokenFrames
         var gotFrame = false
-        while let f = splitter.next() {
+        while !(o.stdinNoDrop && stdinFrame != nil), let f = splitter.next() {
             if stdinFrame != nil { metrics.dropped[SourceKind.stdin.rawValue] += 1 }
             stdinFrame = f
             gotFrame = true
@@ -481,8 +504,14 @@ public final class Daemon {
             logLine("stdin: dropped a frame over \(o.maxBodyBytes) bytes (--max-body)")
         }
         if splitter.brokenFrames > broken0 {
-            metrics.error("stdin_broken_frame")
+            for _ in broken0..<splitter.brokenFrames { metrics.error("stdin_broken_frame") }
             logLine("stdin: dropped \(splitter.brokenFrames - broken0) frame(s) with a broken JPEG marker structure")
+        }
+        // The stream has ended and every whole frame is out: what is left is a cut frame.
+        if !stdinOpen && stdinFrame == nil && splitter.pending > 0 {
+            metrics.error("stdin_incomplete_frame")
+            logLine("stdin: the stream ended inside a frame (\(splitter.pending) bytes); dropped")
+            splitter.discard()
         }
     }
 
@@ -496,6 +525,7 @@ public final class Daemon {
             decodeResult(b, name: "stdin frame \(n)", limits: limits)
         }
         _ = finish(result, source: .stdin, frame: n, file: nil, start: start)
+        if o.stdinNoDrop { pumpStdin() }
     }
 
     // MARK: camera

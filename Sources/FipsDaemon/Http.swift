@@ -144,7 +144,10 @@ public enum Http {
 /// One HTTP client. Reads the head and the body into `buf`; then the
 /// response goes out from `out`, and the connection closes.
 final class HttpConnection {
-    enum State { case reading, writing }
+    /// draining: the answer went out before the whole request was read (an
+    /// error); the rest is read and thrown away until the client closes, so
+    /// closing does not reset the connection and lose the answer.
+    enum State { case reading, writing, draining }
     let fd: Int32
     let id: Int
     var state = State.reading
@@ -154,6 +157,8 @@ final class HttpConnection {
     var outPos = 0
     var deadlineNs: Int64
     var sentContinue = false
+    /// The whole request had been read when the answer was queued.
+    var requestComplete = false
 
     init(fd: Int32, id: Int, deadlineNs: Int64) {
         self.fd = fd

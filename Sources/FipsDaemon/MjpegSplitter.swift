@@ -32,6 +32,13 @@ public struct MjpegSplitter {
         buf.append(contentsOf: bytes)
     }
 
+    /// Forgets the buffered bytes (the stream ended inside a frame).
+    public mutating func discard() {
+        buf = []
+        pos = 0
+        state = .seekSOI
+    }
+
     public mutating func append(_ bytes: [UInt8]) {
         buf.append(contentsOf: bytes)
     }

@@ -38,6 +38,8 @@ long fipsd_write(int fd, const void *buf, size_t n);
 // Writes everything (retrying EINTR and short writes); 0 or errno.
 int fipsd_write_all(int fd, const void *buf, size_t n);
 void fipsd_close(int fd);
+// shutdown(fd, SHUT_WR): the peer sees the end of the response; 0 or -errno.
+int fipsd_shutdown_write(int fd);
 int fipsd_set_nonblocking(int fd);
 
 // poll(2) over n descriptors; returns the ready count, 0 on timeout or -errno.
