@@ -45,6 +45,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = None
 FAILED = []
+RUNNING = []   # every daemon started, so a failed test leaves none behind
 
 
 def say(msg):
@@ -71,6 +72,7 @@ class Daemon:
         self.out = None if stdout_pipe else open(self.out_path, "wb")
         self.p = subprocess.Popen(cmd(ARGS.fipsd, *args), stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                   stdout=subprocess.PIPE if stdout_pipe else self.out, stderr=self.err)
+        RUNNING.append(self.p)
         self.port = None
         if "--listen" in [str(a) for a in args] and wait_listen:
             self.port = self.wait_log_port()
@@ -622,6 +624,11 @@ def main():
         except Exception as e:  # noqa: BLE001 - report every failure, then exit 1
             FAILED.append(name)
             say(f"FAIL {name} ({time.time() - t0:.1f} s): {e}")
+        for p in RUNNING:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        RUNNING.clear()
     if not ARGS.keep and not FAILED:
         shutil.rmtree(work, ignore_errors=True)
     if FAILED:
