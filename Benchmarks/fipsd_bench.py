@@ -197,7 +197,8 @@ def main():
         f"| folder (inotify) | {med('folder_fps'):.2f} | {med('folder_p50'):.2f} | {med('folder_p99'):.2f} | the daemon's decode + preprocess + forward |",
         f"| HTTP POST /classify (1 client) | {med('http_fps'):.2f} | {med('http_p50'):.2f} | {med('http_p99'):.2f} | the client's round trip |",
         "",
-        f"idle: {med('idle_cpu'):.3f}% of one core over {a.idle_seconds:g} s; RSS {med('rss') / 1e6:.1f} MB idle after the runs, "
+        f"idle: {med('idle_cpu'):.3f}% of one core over {a.idle_seconds:g} s (utime+stime from /proc/PID/stat, "
+        f"resolution 1/{os.sysconf('SC_CLK_TCK')} s); RSS {med('rss') / 1e6:.1f} MB idle after the runs, "
         f"peak {med('hwm') / 1e6:.1f} MB (VmHWM)",
         "",
         "Note: this machine may be shared with other jobs (other builds and benchmarks); "

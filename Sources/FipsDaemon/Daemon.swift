@@ -343,10 +343,11 @@ public final class Daemon {
             }
         case "/healthz":
             guard h.method == "GET" || h.method == "HEAD" else { respond(c, 405, Http.errorBody("use GET /healthz"), extra: "Allow: GET\r\n"); return }
-            respond(c, 200, Array("ok\n".utf8), contentType: "text/plain; charset=utf-8")
+            respond(c, 200, Array("ok\n".utf8), contentType: "text/plain; charset=utf-8", headOnly: h.method == "HEAD")
         case "/metrics":
             guard h.method == "GET" || h.method == "HEAD" else { respond(c, 405, Http.errorBody("use GET /metrics"), extra: "Allow: GET\r\n"); return }
-            respond(c, 200, metrics.render(model: model), contentType: "text/plain; version=0.0.4; charset=utf-8")
+            respond(c, 200, metrics.render(model: model), contentType: "text/plain; version=0.0.4; charset=utf-8",
+                    headOnly: h.method == "HEAD")
         default:
             metrics.error("http_not_found")
             respond(c, 404, Http.errorBody("no such endpoint \(path): POST /classify, GET /healthz, GET /metrics"))
@@ -354,8 +355,9 @@ public final class Daemon {
     }
 
     func respond(_ c: HttpConnection, _ status: Int, _ body: [UInt8], contentType: String = "application/json",
-                 extra: String = "") {
+                 extra: String = "", headOnly: Bool = false) {
         c.out = Http.response(status, contentType: contentType, body: body, extraHeaders: extra)
+        if headOnly { c.out.removeLast(body.count) }   // HEAD: the headers (with the length) only
         c.outPos = 0
         c.state = .writing
         c.requestComplete = c.bodyComplete

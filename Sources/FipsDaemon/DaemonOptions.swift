@@ -79,7 +79,8 @@ SOURCES:
   --watch <dir>           a folder: every image closed after writing in it (or moved into it)
                           is classified once, then moved to <dir>/done/ or <dir>/failed/.
                           Images already there at start are classified too; names
-                          starting with '.' are ignored (write to .name, then rename)
+                          starting with '.' are ignored (write to .name, then rename);
+                          a file of the same name already in done/ or failed/ is replaced
   --done-dir <dir>        where classified images go (default <watch>/done)
   --failed-dir <dir>      where undecodable images go (default <watch>/failed)
   --listen [<host>:]<port>
