@@ -50,7 +50,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsDaemon", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize",
         ], exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,

@@ -141,7 +141,7 @@ func parseSize(_ s: String) -> (Int, Int)? {
 }
 
 /// "8080" -> ("127.0.0.1", 8080); "0.0.0.0:8080"; "[::1]:8080".
-func parseListen(_ s: String) -> (String, Int)? {
+public func parseListen(_ s: String) -> (String, Int)? {
     var host = "127.0.0.1"
     var portText = s
     let bytes = Array(s.utf8)
