@@ -168,6 +168,7 @@ def main():
         if not os.path.exists(path):
             raise SystemExit(f"{path} not found: make it with {how}")
     photos = sorted(os.path.join(a.photos, f) for f in os.listdir(a.photos) if f.lower().endswith((".png", ".jpg")))
+    load0 = os.getloadavg()[0]
     runs = []
     for r in range(a.repeats):
         work = tempfile.mkdtemp(prefix="fipsd_bench.")
@@ -201,8 +202,9 @@ def main():
         f"resolution 1/{os.sysconf('SC_CLK_TCK')} s); RSS {med('rss') / 1e6:.1f} MB idle after the runs, "
         f"peak {med('hwm') / 1e6:.1f} MB (VmHWM)",
         "",
-        "Note: this machine may be shared with other jobs (other builds and benchmarks); "
-        "figures from one run are comparable with each other, less so across runs.",
+        f"Note: this machine may be shared with other jobs (other builds and benchmarks): the 1-minute load "
+        f"average was {load0:.2f} before and {os.getloadavg()[0]:.2f} after the runs (the daemon itself adds about "
+        f"{a.threads} while busy); figures from one run are comparable with each other, less so across runs.",
     ]
     text = "\n".join(lines)
     print(text)
