@@ -2,7 +2,8 @@
 // The line between device and host code is the module list below:
 //   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
 //     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run,
-//     CFipsProbe, FipsProfiler, fips-profile
+//     CFipsProbe, FipsProfiler, fips-profile,
+//     CFipsDaemon, FipsDaemon, fipsd
 //   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
 //     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, FipsLatency, FipsPlan, fips, fips-plan
 import PackageDescription
@@ -14,6 +15,7 @@ let package = Package(
         .executable(name: "fips-run", targets: ["fips-run"]),
         .executable(name: "fips-plan", targets: ["fips-plan"]),
         .executable(name: "fips-profile", targets: ["fips-profile"]),
+        .executable(name: "fipsd", targets: ["fipsd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,6 +40,10 @@ let package = Package(
         .target(name: "CFipsProbe", linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]),
         .target(name: "FipsProfiler", dependencies: ["CFipsProbe", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsKernels", "FipsViT", "FipsRunner"]),
         .executableTarget(name: "fips-profile", dependencies: ["FipsProfiler"]),
+        // fipsd: sockets, signalfd, inotify and V4L2 in C; the event loop in Swift.
+        .target(name: "CFipsDaemon"),
+        .target(name: "FipsDaemon", dependencies: ["CFipsDaemon", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsImage", "FipsViT", "FipsRunner"]),
+        .executableTarget(name: "fipsd", dependencies: ["FipsDaemon"]),
         // ---- host ----
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         .target(name: "FipsHostCore", dependencies: ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT"]),
@@ -62,7 +68,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsDaemon", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
             "FipsPlan",
         ], exclude: ["Fixtures"]),
     ],

@@ -48,4 +48,21 @@ CHECK_BOARD=rpi4 CHECK_QEMU_CPU=cortex-a72 CHECK_EXACT=1 CHECK_PHOTOS=data/photo
 # --functional-only, their JSON and the committed profiles validated against
 # profiles/schema.json.
 CHECK_SKIP_BUILD=1 scripts/check_profile.sh
+# fipsd, the daemon (scripts/check_fipsd.py): folder and HTTP mode against fips-run on the
+# photos with the real DINOv2-S and a linear Fashion-MNIST head (50 training images: only the
+# equality of labels is under test), fp32 and int8; corrupt JPEGs, a 5,000-frame RSS soak,
+# signals, HTTP abuse, a full disk and a missing camera with a tiny random model; the same on
+# the static aarch64 build under qemu (int8); then each libFuzzer target for 60 s.
+.build/release/fips head --model data/dinov2_s.fips --fashion-mnist --per-class 5 -o data/fipsd_head.fips > /dev/null
+.build/release/fips quantize --model data/fipsd_head.fips --calib fashion-mnist --calib-images 8 --bits 8 \
+  -o data/fipsd_head.q8.fips > /dev/null 2>&1
+python3 scripts/fixtures/make_tiny_model.py data/fipsd_tiny.fips
+python3 scripts/check_fipsd.py --fipsd .build/release/fipsd --fips-run .build/release/fips-run \
+  --model data/fipsd_head.fips --tiny data/fipsd_tiny.fips
+python3 scripts/check_fipsd.py --fipsd .build/release/fipsd --fips-run .build/release/fips-run \
+  --model data/fipsd_head.q8.fips --tiny data/fipsd_tiny.fips --only labels
+[ -x build/rpi5/fipsd ] || ./boards/build rpi5 --release
+python3 scripts/check_fipsd.py --qemu qemu-aarch64-static --fipsd build/rpi5/fipsd --fips-run build/rpi5/fips-run \
+  --model data/fipsd_head.q8.fips --tiny data/fipsd_tiny.fips
+scripts/fuzz.sh 60
 echo "test.sh: all passed"

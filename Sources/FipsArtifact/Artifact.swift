@@ -127,7 +127,7 @@ public final class Artifact {
         }
         let crc = CRC32()
         if crc.checksum(base, count: 60) != r.u32(60) { throw .headerChecksum(path: path) }
-        let fileBytes = Int(r.u64(16))
+        let fileBytes = r.int(16)
         if fileBytes != size {
             if fileBytes > size { throw .truncated(path: path, expected: fileBytes, actual: size) }
             throw .malformed(path: path, reason: "\(size - fileBytes) unexpected bytes after the end of the model")
@@ -137,8 +137,8 @@ public final class Artifact {
             let stored = r.u32(56)
             if computed != stored { throw .payloadChecksum(path: path, stored: stored, computed: computed) }
         }
-        let metaOffset = Int(r.u64(24)), metaBytes = Int(r.u64(32))
-        let tableOffset = Int(r.u64(40)), count = Int(r.u32(48)), entryBytes = Int(r.u32(52))
+        let metaOffset = r.int(24), metaBytes = r.int(32)
+        let tableOffset = r.int(40), count = Int(r.u32(48)), entryBytes = Int(r.u32(52))
         guard r.contains(metaOffset, metaBytes), entryBytes == ArtifactFormat.entryBytes,
               count < 1_000_000, r.contains(tableOffset, count * entryBytes) else {
             throw .malformed(path: path, reason: "section offsets outside the file")
@@ -183,9 +183,19 @@ public final class Artifact {
             guard rank >= 1 && rank <= 4 else { throw .malformed(path: path, reason: "tensor \(name) has rank \(rank)") }
             var shape = [Int]()
             for k in 0..<rank { shape.append(Int(r.u32(e + 68 + 4 * k))) }
-            let off = Int(r.u64(e + 88)), bytes = Int(r.u64(e + 96))
-            let auxOff = Int(r.u64(e + 104)), auxBytes = Int(r.u64(e + 112))
-            let elements = shape.reduce(1, *)
+            let off = r.int(e + 88), bytes = r.int(e + 96)
+            let auxOff = r.int(e + 104), auxBytes = r.int(e + 112)
+            // Checked, so a crafted table cannot overflow the size arithmetic below
+            // (found by the artifact fuzzer, scripts/fuzz.sh): 2^40 elements is
+            // far beyond any file this reader can map.
+            var elements = 1
+            for d in shape {
+                let (m, overflow) = elements.multipliedReportingOverflow(by: d)
+                guard !overflow, m <= 1 << 40 else {
+                    throw .malformed(path: path, reason: "tensor \(name) has an implausible shape \(shapeText(shape))")
+                }
+                elements = m
+            }
             if dtype.weightBits != nil {
                 guard version >= 2 else {
                     throw .malformed(path: path, reason: "tensor \(name) is \(dtype.name), which version \(version) files cannot hold")
@@ -294,6 +304,12 @@ struct ByteReader {
     func u8(_ o: Int) -> UInt8 { base.load(fromByteOffset: o, as: UInt8.self) }
     func u32(_ o: Int) -> UInt32 { base.loadUnaligned(fromByteOffset: o, as: UInt32.self).littleEndian }
     func u64(_ o: Int) -> UInt64 { base.loadUnaligned(fromByteOffset: o, as: UInt64.self).littleEndian }
+    /// A u64 offset or size as Int; values past Int.max (which no file has)
+    /// become Int.max, so bounds checks refuse them instead of trapping.
+    func int(_ o: Int) -> Int {
+        let v = u64(o)
+        return v > UInt64(Int.max) ? Int.max : Int(v)
+    }
     func string(_ o: Int, _ n: Int) -> String {
         String(decoding: UnsafeRawBufferPointer(start: base + o, count: n), as: UTF8.self)
     }

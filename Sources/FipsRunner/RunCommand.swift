@@ -268,7 +268,7 @@ public func runMain(_ args: [String]) -> Int32 {
 
 func form(_ m: NonlinearityMode) -> String { m == .integer ? "integer" : "float" }
 
-func kernelName(_ k: Int32) -> String {
+public func kernelName(_ k: Int32) -> String {
     guard let p = fips_qgemm_kernel_name(k) else { return "?" }
     return String(cString: p)
 }
@@ -280,7 +280,8 @@ func weightSummary(_ a: Artifact) -> String {
     return s
 }
 
-func softmax(_ x: UnsafePointer<Float>, _ n: Int) -> [Float] {
+/// Class probabilities from logits (also used by fipsd, so both programs print the same scores).
+public func softmax(_ x: UnsafePointer<Float>, _ n: Int) -> [Float] {
     var mx = -Float.greatestFiniteMagnitude
     for i in 0..<n { mx = max(mx, x[i]) }
     var out = [Float](repeating: 0, count: n)
@@ -295,7 +296,7 @@ func softmax(_ x: UnsafePointer<Float>, _ n: Int) -> [Float] {
 }
 
 /// Indices of the k largest values, largest first; ties keep the lower index.
-func topIndices(_ v: [Float], k: Int) -> [Int] {
+public func topIndices(_ v: [Float], k: Int) -> [Int] {
     var chosen = [Int]()
     var taken = [Bool](repeating: false, count: v.count)
     for _ in 0..<k {

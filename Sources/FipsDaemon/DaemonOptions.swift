@@ -1,0 +1,253 @@
+import FipsRunner
+import FipsViT
+
+/// Where frames come from.
+public enum SourceKind: Int {
+    case camera = 0, folder = 1, http = 2, stdin = 3
+    public static let all: [SourceKind] = [.camera, .folder, .http, .stdin]
+    public var name: String {
+        switch self {
+        case .camera: return "camera"
+        case .folder: return "folder"
+        case .http: return "http"
+        case .stdin: return "stdin"
+        }
+    }
+}
+
+/// `fipsd` options. Hand-rolled parsing: device code cannot use
+/// swift-argument-parser (it does not build as Embedded Swift).
+public struct DaemonOptions {
+    public var model = ""
+    // camera
+    public var camera: String? = nil
+    public var cameraWidth = 640
+    public var cameraHeight = 480
+    public var cameraFPS = 0
+    /// 0 any (MJPEG first), 1 MJPEG, 2 YUYV (FIPSD_CAM_*).
+    public var cameraFormat: Int32 = 0
+    // folder
+    public var watch: String? = nil
+    public var doneDir: String? = nil
+    public var failedDir: String? = nil
+    // HTTP
+    public var listenHost: String? = nil
+    public var listenPort = 0
+    public var maxBodyBytes = 10 << 20
+    public var httpTimeoutMs = 10_000
+    public var maxConnections = 16
+    // stdin
+    public var stdin = false
+    public var stdinNoDrop = false
+    // output
+    public var output: String? = nil
+    public var rotateBytes = 64 << 20
+    public var topK = 5
+    public var maxPixels = 40_000_000
+    public var threads: Int? = nil
+    public var kernel: String? = nil
+    public var nonlinear = ExecutorOptions()
+    public var quiet = false
+
+    public init() {}
+
+    public var hasSource: Bool { camera != nil || watch != nil || listenHost != nil || stdin }
+}
+
+public let daemonUsage = """
+USAGE: fipsd --model <model.fips> [--camera <dev>] [--watch <dir>] [--listen [<host>:]<port>] [--stdin]
+             [--output <file>] [--top-k <k>] [--threads <n>] [options]
+
+Classifies images on the device as they arrive and publishes one JSON line per
+frame. Give at least one source; several at once are fine. One frame is
+classified at a time; a camera or stdin stream that runs faster than the model
+has its older frames dropped (counted in /metrics), never queued.
+
+  {"time": "2026-12-01T06:15:00.123Z", "source": "folder", "frame": 3, "file": "cat.jpg",
+   "top": [{"label": "cat", "score": 0.91}, ...], "ms": 31.2, "forward_ms": 27.9}
+
+"ms" is decode + preprocessing + forward pass; "frame" counts per source. A bad
+frame gives a line with "error" instead of "top" (and is logged and counted);
+a model without a classification head gives "cls_norm" instead of "top".
+
+SOURCES:
+  --camera <dev>          a V4L2 camera (e.g. /dev/video0), MJPEG or YUYV, mmap buffers;
+                          retried with backoff (1 s doubling to 30 s) while missing or unplugged
+  --camera-size <W>x<H>   requested capture size (default 640x480; the driver may pick the nearest)
+  --camera-fps <n>        requested frame rate (default: the driver's)
+  --camera-format <f>     mjpeg, yuyv or any (default any: MJPEG if offered, else YUYV)
+  --watch <dir>           a folder: every image closed after writing in it (or moved into it)
+                          is classified once, then moved to <dir>/done/ or <dir>/failed/.
+                          Images already there at start are classified too; names
+                          starting with '.' are ignored (write to .name, then rename);
+                          a file of the same name already in done/ or failed/ is replaced
+  --done-dir <dir>        where classified images go (default <watch>/done)
+  --failed-dir <dir>      where undecodable images go (default <watch>/failed)
+  --listen [<host>:]<port>
+                          HTTP on <host> (default 127.0.0.1, loopback only; give
+                          0.0.0.0:<port> to serve other machines; port 0 picks one):
+                            POST /classify   body: a JPEG or PNG; answers the JSON line
+                            GET  /healthz    200 "ok" while a model is loaded
+                            GET  /metrics    Prometheus text: frames, errors by kind,
+                                             latency histogram, model version, RSS
+  --max-body <bytes>      largest accepted request body (default 10485760; larger: 413)
+  --http-timeout <ms>     a request must arrive within this time (default 10000; else 408)
+  --max-connections <n>   open HTTP connections at once (default 16; more: 503)
+  --stdin                 an MJPEG stream (concatenated JPEGs) on standard input; the
+                          daemon exits when the stream ends and nothing else is watched
+  --stdin-no-drop         classify every stdin frame (read stdin only when idle) instead
+                          of the newest: for files rather than live streams
+
+OUTPUT AND MODEL:
+  --output <file>         append the JSON lines to <file> (default: standard output);
+                          a full disk drops lines (logged, counted), never stops the daemon
+  --rotate-bytes <n>      when <file> passes n bytes, rename it to <file>.1 and start a new
+                          one (default 67108864; 0: never)
+  --top-k <k>             labels per frame (default 5)
+  --max-pixels <n>        refuse images whose header declares more pixels (default 40000000)
+  --threads <n>           worker threads (default: the CPUs this process may use)
+  --kernel <name>         integer GEMM kernel (scalar, avx2, avx512vnni, neon, neon-dotprod)
+  --integer-nonlinear <list>
+                          I-ViT integer softmax, gelu, layernorm (comma-separated, or all)
+  --quiet                 log only errors and reloads, not start-up and shutdown notes
+  -h, --help              show this help
+
+SIGNALS: SIGTERM or SIGINT finishes the frame in flight and exits 0. SIGHUP
+reloads --model from disk: the new model is checked (checksums, tensors, one
+test forward pass) before it replaces the old one; a bad file keeps the old
+model serving and the log says why. Logs go to standard error, one line each.
+
+EXAMPLES:
+  fipsd --model dinov2_s.q8.fips --camera /dev/video0 --camera-size 640x480 --output /var/log/fipsd.jsonl
+  fipsd --model model.fips --watch /srv/inbox --listen 8080
+  curl --data-binary @cat.jpg http://127.0.0.1:8080/classify
+  curl -s http://127.0.0.1:8080/metrics | grep fipsd_frames_total
+  ffmpeg -f v4l2 -i /dev/video0 -f mjpeg - | fipsd --model model.fips --stdin
+  kill -HUP $(pidof fipsd)          # after copying a new model.fips into place (mv, not cp)
+"""
+
+enum DaemonParse {
+    case run(DaemonOptions)
+    case help
+    case failure(String)
+}
+
+/// "640x480" -> (640, 480).
+func parseSize(_ s: String) -> (Int, Int)? {
+    let parts = s.split(separator: "x")
+    guard parts.count == 2, let w = parseInt(String(parts[0])), let h = parseInt(String(parts[1])),
+          w >= 1, h >= 1, w <= 16384, h <= 16384 else { return nil }
+    return (w, h)
+}
+
+/// "8080" -> ("127.0.0.1", 8080); "0.0.0.0:8080"; "[::1]:8080".
+public func parseListen(_ s: String) -> (String, Int)? {
+    var host = "127.0.0.1"
+    var portText = s
+    let bytes = Array(s.utf8)
+    if bytes.first == 91 {  // [v6]:port
+        guard let close = bytes.firstIndex(of: 93), close + 1 < bytes.count, bytes[close + 1] == 58 else { return nil }
+        host = String(decoding: bytes[1..<close], as: UTF8.self)
+        portText = String(decoding: bytes[(close + 2)...], as: UTF8.self)
+    } else if let colon = bytes.lastIndex(of: 58) {
+        host = String(decoding: bytes[..<colon], as: UTF8.self)
+        portText = String(decoding: bytes[(colon + 1)...], as: UTF8.self)
+        if host.isEmpty { return nil }
+    }
+    guard let port = parseInt(portText), port <= 65535 else { return nil }
+    return (host, port)
+}
+
+func parseDaemonArguments(_ args: [String]) -> DaemonParse {
+    var o = DaemonOptions()
+    var i = 0
+    func value() -> String? {
+        i += 1
+        return i < args.count ? args[i] : nil
+    }
+    func positive(_ flag: String, _ lo: Int, _ hi: Int) -> Int? {
+        guard let v = value(), let k = parseInt(v), k >= lo, k <= hi else { return nil }
+        return k
+    }
+    while i < args.count {
+        let a = args[i]
+        switch a {
+        case "-h", "--help": return .help
+        case "--model":
+            guard let v = value() else { return .failure("--model needs a path") }
+            o.model = v
+        case "--camera":
+            guard let v = value() else { return .failure("--camera needs a device path such as /dev/video0") }
+            o.camera = v
+        case "--camera-size":
+            guard let v = value(), let size = parseSize(v) else { return .failure("--camera-size needs WIDTHxHEIGHT, e.g. 640x480") }
+            o.cameraWidth = size.0; o.cameraHeight = size.1
+        case "--camera-fps":
+            guard let k = positive(a, 1, 1000) else { return .failure("--camera-fps needs a frame rate from 1 to 1000") }
+            o.cameraFPS = k
+        case "--camera-format":
+            guard let v = value() else { return .failure("--camera-format needs mjpeg, yuyv or any") }
+            switch v {
+            case "any": o.cameraFormat = 0
+            case "mjpeg": o.cameraFormat = 1
+            case "yuyv": o.cameraFormat = 2
+            default: return .failure("--camera-format: '\(v)' is not mjpeg, yuyv or any")
+            }
+        case "--watch":
+            guard let v = value() else { return .failure("--watch needs a directory") }
+            o.watch = v
+        case "--done-dir":
+            guard let v = value() else { return .failure("--done-dir needs a directory") }
+            o.doneDir = v
+        case "--failed-dir":
+            guard let v = value() else { return .failure("--failed-dir needs a directory") }
+            o.failedDir = v
+        case "--listen":
+            guard let v = value() else { return .failure("--listen needs [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080") }
+            guard let hp = parseListen(v) else { return .failure("--listen: '\(v)' is not [HOST:]PORT (e.g. 8080, 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080)") }
+            o.listenHost = hp.0; o.listenPort = hp.1
+        case "--max-body":
+            guard let k = positive(a, 1, 1 << 30) else { return .failure("--max-body needs a byte count from 1 to 1073741824") }
+            o.maxBodyBytes = k
+        case "--http-timeout":
+            guard let k = positive(a, 1, 3_600_000) else { return .failure("--http-timeout needs milliseconds from 1 to 3600000") }
+            o.httpTimeoutMs = k
+        case "--max-connections":
+            guard let k = positive(a, 1, 200) else { return .failure("--max-connections needs a count from 1 to 200") }
+            o.maxConnections = k
+        case "--stdin": o.stdin = true
+        case "--stdin-no-drop": o.stdin = true; o.stdinNoDrop = true
+        case "--output", "-o":
+            guard let v = value() else { return .failure("--output needs a file path") }
+            o.output = v
+        case "--rotate-bytes":
+            guard let v = value(), let k = parseInt(v) else { return .failure("--rotate-bytes needs a byte count (0: never rotate)") }
+            o.rotateBytes = k
+        case "--top-k":
+            guard let k = positive(a, 1, 100_000) else { return .failure("--top-k needs a positive integer") }
+            o.topK = k
+        case "--max-pixels":
+            guard let k = positive(a, 1, 1 << 40) else { return .failure("--max-pixels needs a positive integer") }
+            o.maxPixels = k
+        case "--threads":
+            guard let k = positive(a, 1, 256) else { return .failure("--threads needs an integer from 1 to 256") }
+            o.threads = k
+        case "--kernel":
+            guard let v = value() else { return .failure("--kernel needs a name (scalar, avx2, avx512vnni, neon, neon-dotprod)") }
+            o.kernel = v
+        case "--integer-nonlinear":
+            guard let v = value() else { return .failure("--integer-nonlinear needs softmax, gelu, layernorm (comma-separated) or all") }
+            if let bad = o.nonlinear.selectIntegerNonlinearities(v) {
+                return .failure("--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all")
+            }
+        case "--quiet", "-q": o.quiet = true
+        default:
+            if a.utf8.first == 45 { return .failure("unknown option \(a)") }
+            return .failure("unexpected argument '\(a)' (images come from --camera, --watch, --listen or --stdin)")
+        }
+        i += 1
+    }
+    if o.model.isEmpty { return .failure("missing --model") }
+    if !o.hasSource { return .failure("no source: give --camera, --watch, --listen or --stdin") }
+    return .run(o)
+}

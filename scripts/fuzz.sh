@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# scripts/fuzz.sh [SECONDS]   (default 60 per target)
+#
+# Builds the libFuzzer targets with Swift's -sanitize=fuzzer,address and runs
+# each for SECONDS on a copy of its committed seed corpus (Tests/fuzz/corpus/NAME;
+# new inputs go to build/fuzz/corpus-NAME, the committed corpus is never
+# changed):
+#   image     ImageDecoder.decode + Preprocessor (Sources/FipsImage, CImageCodecs)
+#   artifact  the .fips reader, Artifact.parse (Sources/FipsArtifact)
+#   stream    fipsd's MJPEG splitter and HTTP head parser (Sources/FipsDaemon)
+# (-gline-tables-only: full -g with -c -o makes swift-driver 6.3.1 crash, see
+# docs/CROSS_BUILD.md.) A crash or sanitizer report fails the run; the input is kept in build/fuzz/.
+# FUZZ_TARGETS="image artifact" picks targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+SECONDS_EACH="${1:-60}"
+TARGETS="${FUZZ_TARGETS:-image artifact stream}"
+OUT="$ROOT/build/fuzz"
+SWIFTC="${SWIFTC:-$(command -v swiftc || echo /opt/swift/usr/bin/swiftc)}"
+CLANG="$(dirname "$SWIFTC")/clang"
+[ -x "$CLANG" ] || CLANG=clang
+mkdir -p "$OUT/mm/CFipsSys"
+say() { printf 'fuzz: %s\n' "$*"; }
+
+# CFipsSys has no module map of its own (SwiftPM writes one); write it.
+{
+  echo 'module CFipsSys {'
+  for h in "$ROOT"/Sources/CFipsSys/include/*.h; do echo "  header \"$h\""; done
+  echo '  export *'
+  echo '}'
+} >"$OUT/mm/CFipsSys/module.modulemap"
+CFLAGS=(-O1 -g -fsanitize=fuzzer-no-link,address -ffp-contract=off -I "$ROOT/Sources/CFipsSys/include" -I "$ROOT/Sources/CImageCodecs/include")
+SWIFTFLAGS=(-parse-as-library -O -gline-tables-only -sanitize=fuzzer,address -I "$OUT/mm/CFipsSys" -I "$ROOT/Sources/CImageCodecs/include"
+            -Xcc -I -Xcc "$ROOT/Sources/CFipsSys/include")
+
+build() {
+  local name="$1"
+  case "$name" in
+    image)
+      "$CLANG" "${CFLAGS[@]}" -c Sources/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
+      "$CLANG" "${CFLAGS[@]}" -c Sources/CImageCodecs/fips_image_codecs.c -o "$OUT/fips_image_codecs.o"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FuzzImage Sources/FipsImage/*.swift Tests/fuzz/FuzzImage.swift \
+        "$OUT/fips_sys.o" "$OUT/fips_image_codecs.o" -ljpeg -lpng16 -lz -o "$OUT/fuzz-image" ;;
+    artifact)
+      "$CLANG" "${CFLAGS[@]}" -c Sources/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FuzzArtifact Sources/FipsArtifact/*.swift Tests/fuzz/FuzzArtifact.swift \
+        "$OUT/fips_sys.o" -o "$OUT/fuzz-artifact" ;;
+    stream)
+      "$CLANG" "${CFLAGS[@]}" -c Sources/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
+      mkdir -p "$OUT/stream"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FipsRunner -emit-module -emit-module-path "$OUT/stream/FipsRunner.swiftmodule" \
+        -c Sources/FipsRunner/TextOutput.swift -o "$OUT/stream/FipsRunner.o"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/stream" -module-name FuzzStream Sources/FipsDaemon/MjpegSplitter.swift \
+        Sources/FipsDaemon/Http.swift Tests/fuzz/FuzzStream.swift "$OUT/stream/FipsRunner.o" "$OUT/fips_sys.o" -o "$OUT/fuzz-stream" ;;
+    *) echo "fuzz: unknown target $name" >&2; exit 2 ;;
+  esac
+}
+
+rc=0
+for t in $TARGETS; do
+  say "building $t"
+  if ! build "$t" >"$OUT/build-$t.log" 2>&1; then
+    grep -v 'Cannot export local symbol' "$OUT/build-$t.log" >&2 || true
+    say "FAIL: building $t"; exit 1
+  fi
+  mkdir -p "$OUT/corpus-$t" "$OUT/crash-$t"
+  say "running $t for ${SECONDS_EACH}s (seeds: Tests/fuzz/corpus/$t, $(ls "Tests/fuzz/corpus/$t" | wc -l) files)"
+  if "$OUT/fuzz-$t" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+       -artifact_prefix="$OUT/crash-$t/" "$OUT/corpus-$t" "Tests/fuzz/corpus/$t" >"$OUT/run-$t.log" 2>&1; then
+    say "ok $t: $(grep -E 'stat::number_of_executed_units' "$OUT/run-$t.log" | awk '{print $2}') runs, $(grep -E 'cov:' "$OUT/run-$t.log" | tail -1 | sed -E 's/.*(cov: [0-9]+).*/\1/'), corpus $(ls "$OUT/corpus-$t" | wc -l) new inputs"
+  else
+    rc=1
+    tail -40 "$OUT/run-$t.log" >&2
+    say "FAIL $t: crash input in build/fuzz/crash-$t/ (log build/fuzz/run-$t.log)"
+  fi
+done
+exit $rc
