@@ -10,6 +10,12 @@ swift build -c release
 if [ ! -f data/dinov2_s.fips ] || [ data/vit_s_focus.onnx -nt data/dinov2_s.fips ]; then
   .build/release/fips import data/vit_s_focus.onnx -o data/dinov2_s.fips
 fi
+# Its int8 artifact, as scripts/demo.sh makes it: LatencyTests reads its block
+# formats back and check_profile.sh prices it with every profile.
+if [ ! -f data/dinov2_s.q8.fips ] || [ data/dinov2_s.fips -nt data/dinov2_s.q8.fips ]; then
+  .build/release/fips import data/vit_s_focus.onnx --bits 8 --calib fashion-mnist --calib-images 64 \
+    -o data/dinov2_s.q8.fips > /dev/null
+fi
 swift test -c release
 # fips-plan's command line on the real model (the planner itself is PlanTests): an infeasible budget
 # is refused naming the smallest feasible one, and that budget then plans.
