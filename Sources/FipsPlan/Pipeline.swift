@@ -13,6 +13,8 @@ public enum PlanPipeline {
         public var tokensPerImage = 16
         public var threads = 2
         public var seed: UInt64 = 0
+        /// Also collect each MLP's input and hidden Hessians (GPTQ in the error proxy).
+        public var mlpHessians = true
         public init() {}
     }
 
@@ -20,6 +22,8 @@ public enum PlanPipeline {
         public var images: any ImageSet
         public var activations: RecordedMLPActivations
         public var attention: [String: InputStatistics]
+        /// Per block, when collected: the MLP's input and hidden Hessians over every calibration token.
+        public var mlpHessians: [Sensitivity.MLPHessians]?
         public var seconds: Double
     }
 
@@ -43,39 +47,61 @@ public enum PlanPipeline {
         var p = CalibrationPass.Options()
         p.threads = o.threads
         p.histogramBins = 256
-        p.layers = { $0.hasSuffix("attn.qkv") || $0.hasSuffix("attn.proj") }
-        let stats = try CalibrationPass.run(model, images: images, options: p, progressLabel: "calibration: attention inputs")
-        return Calibration(images: images, activations: acts, attention: stats, seconds: Date().timeIntervalSince(t0))
+        let mlp = o.mlpHessians
+        p.layers = { $0.hasSuffix("attn.qkv") || $0.hasSuffix("attn.proj") || (mlp && ($0.hasSuffix("mlp.fc1") || $0.hasSuffix("mlp.fc2"))) }
+        var stats = try CalibrationPass.run(model, images: images, options: p,
+                                            progressLabel: mlp ? "calibration: attention and MLP inputs" : "calibration: attention inputs")
+        var hessians: [Sensitivity.MLPHessians]? = nil
+        if mlp {
+            hessians = try (0..<model.config.depth).map { b in
+                let n1 = TensorNames.block(b, "mlp.fc1"), n2 = TensorNames.block(b, "mlp.fc2")
+                guard let s1 = stats[n1], let s2 = stats[n2] else { throw PlanError.calibration("no statistics for \(n1)/\(n2)") }
+                return Sensitivity.MLPHessians(input: s1.hessian, hidden: s2.hessian)
+            }
+            for k in Array(stats.keys) where k.hasSuffix("mlp.fc1") || k.hasSuffix("mlp.fc2") { stats[k] = nil }
+        }
+        return Calibration(images: images, activations: acts, attention: stats, mlpHessians: hessians,
+                           seconds: Date().timeIntervalSince(t0))
     }
 
     public static func sensitivity(_ model: ViTModel, groups: [[Int]], calibration cal: Calibration, options o: PlanOptions,
                                    progress: (String) -> Void = { _ in }) throws -> SensitivityTable {
         let t0 = Date()
         var mlp = [[MLPOption: Double]](), attn = [[Int: Double]]()
+        if o.gptqProxy && cal.mlpHessians == nil {
+            throw PlanError.calibration("the GPTQ error proxy needs the MLP Hessians (CalibrationOptions.mlpHessians)")
+        }
         for g in groups {
             let opts = Planner.mlpOptions(config: model.config, blocks: g.count, options: o)
             mlp.append(try Sensitivity.mlpErrors(model: model, blocks: g, inputs: g.map { cal.activations.inputs[$0] },
-                                                 outputs: g.map { cal.activations.outputs[$0] }, options: opts, progress: progress))
-            attn.append(try Sensitivity.attentionErrors(model: model, blocks: g, statistics: cal.attention, bits: o.attentionBits))
+                                                 outputs: g.map { cal.activations.outputs[$0] }, options: opts,
+                                                 hessians: o.gptqProxy ? g.map { cal.mlpHessians![$0] } : nil, progress: progress))
+            attn.append(try Sensitivity.attentionErrors(model: model, blocks: g, statistics: cal.attention, bits: o.attentionBits,
+                                                        gptq: o.gptqProxy))
         }
         return SensitivityTable(mlp: mlp, attention: attn, seconds: Date().timeIntervalSince(t0))
     }
 
     /// Everything up to the plan (what --dry-run prints).
     /// `uniform`: instead of the knapsack's plan, the `uniform`-th best uniform setting that fits (1 = best proxy).
+    /// `uniforms`: given every uniform setting that fits, best proxy first.
     public static func plan(_ model: ViTModel, calibration: Calibration, latency: LatencyModel, options o: PlanOptions,
-                            uniform: Int? = nil, progress: (String) -> Void = { _ in }) throws -> (Plan, SensitivityTable) {
+                            uniform: Int? = nil, uniforms: (([Plan]) -> Void)? = nil,
+                            progress: (String) -> Void = { _ in }) throws -> (Plan, SensitivityTable) {
         let groups = Planner.groups(depth: model.config.depth, size: o.groupSize)
         let memory = memoryModel(model, groups: groups, options: o)
         let sens = try sensitivity(model, groups: groups, calibration: calibration, options: o, progress: progress)
         let priced = Planner.price(config: model.config, memory: memory, sensitivity: sens, latency: latency, options: o)
-        if let k = uniform {
+        if uniform != nil || uniforms != nil {
             let list = Planner.uniformPlans(memory: memory, candidates: priced.candidates, fixedMs: priced.fixedMs,
                                             source: priced.source, options: o)
-            guard k >= 1, k <= list.count else {
-                throw PlanError.infeasible("only \(list.count) uniform setting(s) fit budget \(formatBytes(o.budgetBytes))")
+            uniforms?(list)
+            if let k = uniform {
+                guard k >= 1, k <= list.count else {
+                    throw PlanError.infeasible("only \(list.count) uniform setting(s) fit budget \(formatBytes(o.budgetBytes))")
+                }
+                return (list[k - 1], sens)
             }
-            return (list[k - 1], sens)
         }
         let plan = try Planner.solve(config: model.config, memory: memory, candidates: priced.candidates,
                                      fixedArtifact: priced.fixedArtifact, fixedMs: priced.fixedMs, source: priced.source, options: o)

@@ -33,6 +33,9 @@ public struct PlanOptions {
     public var frame: (width: Int, height: Int)? = (640, 480)
     /// Memory resolution of the knapsack, bytes; nil: budget / 20000 (at least 1).
     public var unit: Int? = nil
+    /// Error proxy quantises with GPTQ from the calibration Hessians, as a GPTQ build does (false: round-to-nearest,
+    /// for a build with --rounding nearest).
+    public var gptqProxy = true
     public init(budgetBytes: Int) { self.budgetBytes = budgetBytes }
 
     public var effectiveUnit: Int { unit ?? max(1, budgetBytes / 20000) }

@@ -23,8 +23,15 @@ import COpenBLAS
 ///   judged, and zero keeps them from widening a group's range.
 /// - Hessian algebra in double (LAPACK), the sweep itself in float.
 enum GPTQ {
-    static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, levels: QuantLevels, hessian: [Double],
-                         options: GPTQOptions) -> QuantizedWeight {
+    /// The part of GPTQ that depends on H alone: dead inputs and the inverse
+    /// Hessian factor (nil when H is not even positive semi-definite).
+    struct Prepared {
+        var cols: Int
+        var dead: [Bool]
+        var hinv: [Float]?
+    }
+
+    static func prepare(hessian: [Double], cols: Int, options: GPTQOptions) -> Prepared {
         precondition(hessian.count == cols * cols, "Hessian has \(hessian.count) values, expected \(cols)x\(cols)")
         var h = hessian
         var dead = [Bool](repeating: false, count: cols)
@@ -32,12 +39,25 @@ enum GPTQ {
             dead[k] = true
             h[k * cols + k] = 1
         }
-        guard let factor = InverseHessianFactor.compute(h, n: cols, relativeDamp: options.dampening) else {
+        let factor = InverseHessianFactor.compute(h, n: cols, relativeDamp: options.dampening)
+        return Prepared(cols: cols, dead: dead, hinv: factor.map { $0.upper.map { Float($0) } })
+    }
+
+    static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, levels: QuantLevels, hessian: [Double],
+                         options: GPTQOptions) -> QuantizedWeight {
+        quantize(w, rows: rows, cols: cols, levels: levels, prepared: prepare(hessian: hessian, cols: cols, options: options),
+                 options: options)
+    }
+
+    static func quantize(_ w: UnsafePointer<Float>, rows: Int, cols: Int, levels: QuantLevels, prepared: Prepared,
+                         options: GPTQOptions) -> QuantizedWeight {
+        precondition(prepared.cols == cols, "prepared for \(prepared.cols) inputs, weight has \(cols)")
+        let dead = prepared.dead
+        guard let hinv = prepared.hinv else {
             // Only for a Hessian that is not even positive semi-definite
             // (NaN or corrupted statistics): rounding alone is still valid.
             return RoundToNearest.quantize(w, rows: rows, cols: cols, levels: levels)
         }
-        let hinv = factor.upper.map { Float($0) }
 
         // Wᵀ, dead inputs zeroed.
         var wt = [Float](repeating: 0, count: cols * rows)

@@ -36,6 +36,28 @@ public enum WeightQuantizer {
         }
     }
 
+    /// GPTQ's Hessian-only work (dead inputs, the inverse Hessian factor), done
+    /// once for many weights that see the same inputs (a planner trying one
+    /// layer at several bit widths). Quantising with it is identical to
+    /// `quantize(_:rows:cols:bits:rounding: .gptq, hessian:)`.
+    public struct PreparedHessian {
+        let prepared: GPTQ.Prepared
+        let options: GPTQOptions
+        public var cols: Int { prepared.cols }
+        public init(_ hessian: [Double], cols: Int, options: GPTQOptions = GPTQOptions()) {
+            prepared = GPTQ.prepare(hessian: hessian, cols: cols, options: options)
+            self.options = options
+        }
+    }
+
+    public static func quantize(_ w: [Float], rows: Int, cols: Int, bits: Int, prepared: PreparedHessian) -> QuantizedWeight {
+        precondition(rows > 0 && cols > 0 && w.count == rows * cols, "weight has \(w.count) values, expected \(rows)x\(cols)")
+        let levels = QuantLevels(bits: bits)
+        return w.withUnsafeBufferPointer {
+            GPTQ.quantize($0.baseAddress!, rows: rows, cols: cols, levels: levels, prepared: prepared.prepared, options: prepared.options)
+        }
+    }
+
     /// A [rows, cols] host tensor; `statistics` (the layer's, from
     /// `CalibrationPass`) supplies the Hessian for `.gptq`.
     public static func quantize(_ t: HostTensor, bits: Int, rounding: WeightRounding = .nearest,

@@ -17,8 +17,11 @@ struct FipsPlanCommand: ParsableCommand {
         buffers (+ one decoded --frame), computed with the writer's and the executor's
         own layout functions. Each candidate's error is measured on the calibration
         images (MLP output error after SVD initialisation, pruning and quantisation;
-        attention output error), its latency predicted by the device profile (or the
-        board's roofline figures). The choice per group is the exact optimum of a
+        attention output error; quantisation as the build's: GPTQ from the
+        calibration Hessians, or round-to-nearest with --rounding nearest), its
+        latency predicted by the device profile (or the board's roofline figures).
+        Every uniform setting that fits (the same choice in every group) is listed
+        after the plan, best proxy first, and in plan.json. The choice per group is the exact optimum of a
         multiple-choice knapsack (DP over memory, Pareto sets on latency). Then the
         plan is compressed (FiPS reconstruction), quantised and written with plan.json.
 
@@ -154,6 +157,7 @@ struct FipsPlanCommand: ParsableCommand {
         o.mlpBits = try list(mlpBits, "--mlp-bits", Int.init)
         o.attentionBits = try list(attentionBits, "--attention-bits", Int.init)
         o.frame = try parseFrame()
+        o.gptqProxy = rounding == "gptq"
 
         let t0 = Date()
         let calibration: PlanPipeline.Calibration
@@ -161,20 +165,36 @@ struct FipsPlanCommand: ParsableCommand {
             let images = try PlanPipeline.images(calib!, count: calibImages, config: original.config)
             var co = PlanPipeline.CalibrationOptions()
             co.images = calibImages; co.tokensPerImage = tokensPerImage; co.threads = hostThreads
+            co.mlpHessians = rounding == "gptq"
             calibration = try PlanPipeline.calibrate(original, images: images, options: co)
         } catch { fail("\(calib!): \(error)") }
         note(String(format: "calibration: %d images, %d rows per block, %.1f s", calibration.images.count,
                     calibration.activations.inputs[0].shape[0], calibration.seconds))
         let plan: Plan
         let sens: SensitivityTable
+        var uniformList = [Plan]()
         do {
-            (plan, sens) = try PlanPipeline.plan(original, calibration: calibration, latency: latencyModel, options: o, uniform: uniform, progress: progress)
+            (plan, sens) = try PlanPipeline.plan(original, calibration: calibration, latency: latencyModel, options: o, uniform: uniform,
+                                                 uniforms: { uniformList = $0 }, progress: progress)
         } catch let e as PlanError {
             fail(e.description)
         } catch { fail("\(error)") }
         note(String(format: "sensitivity: %d candidates per group measured in %.1f s", sens.mlp.first?.count ?? 0, sens.seconds))
         print("plan for \(modelName) (\(ParameterCount(original).backbone) parameters), \(plan.latencySource):")
         print(plan.table())
+        // The baselines: every uniform setting (the same choice in every group) that fits, best proxy first.
+        func describe(_ g: GroupChoice) -> String {
+            (g.mlp.rank > 0 ? "fips r\(g.mlp.rank)" + (g.mlp.sparsity > 0 ? " s\(g.mlp.sparsity)" : "") : "dense") + " \(g.mlpBits)/\(g.attentionBits)b"
+        }
+        print("uniform settings that fit: \(uniformList.count)")
+        for (i, u) in uniformList.enumerated() {
+            print(String(format: "  uniform %2d: %@  memory %d  error proxy %.4e  predicted %.2f ms", i + 1,
+                         describe(u.chosen[0].choice), u.memory.totalBytes, u.totalError, u.predictedMs))
+        }
+        let uniformJSON: [[String: Any]] = uniformList.enumerated().map { i, u in
+            ["k": i + 1, "setting": describe(u.chosen[0].choice), "memory_bytes": u.memory.totalBytes, "error": u.totalError,
+             "predicted_ms": u.predictedMs]
+        }
         var inputs: [String: Any] = ["model": modelName, "calib": calib!, "calib_images": calibration.images.count,
                                      "tokens_per_image": tokensPerImage, "group_size": groupSize, "threads": threads,
                                      "mlp_budgets": o.mlpBudgets, "sparsities": o.sparsities, "mlp_bits": o.mlpBits,
@@ -202,7 +222,8 @@ struct FipsPlanCommand: ParsableCommand {
         let jsonPath = (out.hasSuffix(".fips") ? String(out.dropLast(5)) : out) + ".plan.json"
         let measured: [String: Any] = ["written_artifact_bytes": artifact, "written_memory_bytes": total,
                                        "seconds": Date().timeIntervalSince(t0)]
-        let json = plan.json(inputs: inputs, measured: measured)
+        var json = plan.json(inputs: inputs, measured: measured)
+        json["uniform_settings_that_fit"] = uniformJSON
         do {
             let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: jsonPath))

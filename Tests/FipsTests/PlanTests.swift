@@ -5,6 +5,7 @@ import FipsData
 import FipsHostCore
 import FipsLatency
 import FipsPlan
+import FipsQuantize
 import FipsRunner
 import FipsViT
 
@@ -86,6 +87,48 @@ final class PlanTests: XCTestCase {
         let s = message[r]
         let open = s.lastIndex(of: "(")!
         return Int(s[s.index(after: open)...].split(separator: " ")[0])
+    }
+
+    /// The error proxy quantises as the build does: GPTQ from Hessians over every calibration token, with the
+    /// Hessian-only work done once (identical to quantising directly), and its errors are below round-to-nearest's.
+    func testProxyQuantisesWithGPTQAsTheBuild() throws {
+        let model = RandomViT.make(PlanTests.tinyConfig, seed: 7)
+        let c = model.config
+        let cal = try PlanTests.calibration(model, images: 3, tokens: 17)
+        let hs = try XCTUnwrap(cal.mlpHessians)
+        XCTAssertEqual(hs.count, c.depth)
+        XCTAssertTrue(hs.allSatisfy { $0.input.count == c.dim * c.dim && $0.hidden.count == c.mlpDim * c.mlpDim })
+        XCTAssertNil(cal.attention[TensorNames.block(0, "mlp.fc1")], "MLP statistics are kept as Hessians only")
+        // prepared once == direct GPTQ
+        let w = model[TensorNames.block(1, "mlp.fc2.weight")]
+        let direct = WeightQuantizer.quantize(w.data, rows: w.shape[0], cols: w.shape[1], bits: 3, rounding: .gptq, hessian: hs[1].hidden)
+        let prepared = WeightQuantizer.quantize(w.data, rows: w.shape[0], cols: w.shape[1], bits: 3,
+                                                prepared: WeightQuantizer.PreparedHessian(hs[1].hidden, cols: c.mlpDim))
+        XCTAssertEqual(direct.values, prepared.values)
+        XCTAssertEqual(direct.scales, prepared.scales)
+        // GPTQ proxy below round-to-nearest, dense and FiPS alike
+        let blocks = [0, 1]
+        let opts = [MLPOption(mlp: .dense, bits: 3), MLPOption(mlp: .fips(rank: 48, sparsity: 0), bits: 3),
+                    MLPOption(mlp: .fips(rank: 32, sparsity: 0), bits: 4)]
+        let ins = blocks.map { cal.activations.inputs[$0] }, outs = blocks.map { cal.activations.outputs[$0] }
+        let rtn = try Sensitivity.mlpErrors(model: model, blocks: blocks, inputs: ins, outputs: outs, options: opts)
+        let gptq = try Sensitivity.mlpErrors(model: model, blocks: blocks, inputs: ins, outputs: outs, options: opts,
+                                             hessians: blocks.map { hs[$0] })
+        for o in opts {
+            XCTAssertLessThan(gptq[o]!, rtn[o]!, "\(o)")
+            XCTAssertGreaterThan(gptq[o]!, 0)
+        }
+        let aR = try Sensitivity.attentionErrors(model: model, blocks: blocks, statistics: cal.attention, bits: [4, 3])
+        let aG = try Sensitivity.attentionErrors(model: model, blocks: blocks, statistics: cal.attention, bits: [4, 3], gptq: true)
+        for b in [4, 3] { XCTAssertLessThan(aG[b]!, aR[b]!, "attention \(b) bits") }
+        // the GPTQ proxy needs the Hessians; the round-to-nearest one does not
+        var bare = cal
+        bare.mlpHessians = nil
+        XCTAssertThrowsError(try PlanPipeline.plan(model, calibration: bare, latency: try PlanTests.board(),
+                                                   options: PlanTests.tinyOptions(10_000_000)))
+        var o = PlanTests.tinyOptions(10_000_000)
+        o.gptqProxy = false
+        XCTAssertNoThrow(try PlanPipeline.plan(model, calibration: bare, latency: try PlanTests.board(), options: o))
     }
 
     func testInfeasibleBudgetNamesTheSmallestFeasibleOne() throws {
