@@ -19,7 +19,8 @@ Scored like the compression issue, on the first 200 test images per class
 original --also-head REFIT`:
 - top-1 with the original head (the artifact's own, q8);
 - top-1 with a refitted head: `fips head` trained on the first 200 training
-  images per class (2,000) with the artifact's backbone (dequantised, host),
+  images per class (2,000) on the CLS features of the artifact's integer
+  runtime (what the board computes), stored q8 in the packed artifact,
   scored on the integer runtime's CLS features;
 - mean CLS cosine to the fp32 model.
 
@@ -42,7 +43,7 @@ RESULTS = os.path.join(OUT, "uniform_results.json")
 HEAD = os.path.join(ROOT, "data/bench_compression/original_head.fips")
 PROFILE = "profiles/x86-64.json"
 CACHE = os.path.join(OUT, "plan_reference.cache")
-PROTOCOL = "gptq-proxy/profile-x86-64/refit"
+PROTOCOL = "gptq-proxy/profile-x86-64/refit-runtime"
 
 
 def run(cmd):
@@ -108,7 +109,8 @@ def main():
                       "memory": plan["totals"]["memory_bytes"], "budget_bytes": plan["budget"]["memory_bytes"],
                       "artifact": os.path.getsize(path), "proxy": plan["totals"]["error"],
                       "predicted_ms": plan["totals"]["predicted_ms"], "build_s": build_s,
-                      "uniform_fit": plan.get("uniform_settings_that_fit", [])}
+                      "uniform_fit": plan.get("uniform_settings_that_fit", []),
+                      "refit_artifact": os.path.getsize(refit)}
         save()
         os.remove(refit)
         print(f"{k}: top-1 {100 * r['top1']:.2f}% (refit {100 * r['extra_top1'][0]:.2f}%), CLS cosine "
@@ -162,7 +164,7 @@ def main():
             f"DINOv2-S/14 + Fashion-MNIST head (fp32 top-1 81.05%), reduced protocol: {a.calib_images} calibration images, "
             f"{a.steps} reconstruction steps per FiPS group, GPTQ (error proxy with GPTQ too), latency priced by profiles/x86-64.json "
             "at 2 threads, integer runtime; 2,000 test images (200 per class). Original head: the artifact's own (q8). "
-            "Refitted head: fips head on 2,000 training images (200 per class) with the artifact's backbone. "
+            "Refitted head: fips head on 2,000 training images (200 per class), trained on the artifact's integer-runtime features. "
             "CLS cosine: mean cosine of the final CLS token to the fp32 model's. "
             "Uniform = the same choice in every group, ranked by the planner's error proxy; uniformK is the K-th.\n\n"
             + "\n".join(rows) + "\n\nUniform settings:\n\n" + "\n".join(coverage) + "\n\nVerdicts:\n\n" + "\n".join(verdicts) + "\n")

@@ -62,6 +62,13 @@ CHECK_SKIP_BUILD=1 scripts/check_profile.sh
 .build/release/fips head --model data/dinov2_s.fips --fashion-mnist --per-class 5 -o data/fipsd_head.fips > /dev/null
 .build/release/fips quantize --model data/fipsd_head.fips --calib fashion-mnist --calib-images 8 --bits 8 \
   -o data/fipsd_head.q8.fips > /dev/null 2>&1
+# fips head on a packed model keeps its packed tensors (features from the integer runtime):
+# the refitted file is the size of its source, not an fp32 copy, and it runs.
+.build/release/fips head --model data/fipsd_head.q8.fips --fashion-mnist --per-class 5 \
+  -o data/fipsd_head.q8.refit.fips > /dev/null 2>&1
+python3 -c 'import os, sys; a, b = (os.path.getsize(f"data/fipsd_head.q8{s}.fips") for s in ("", ".refit"))
+sys.exit(0 if abs(a - b) <= 8192 else f"fips head on a packed model changed its size {a} -> {b} bytes")'
+.build/release/fips-run --model data/fipsd_head.q8.refit.fips data/photos/chelsea.png > /dev/null
 python3 scripts/fixtures/make_tiny_model.py data/fipsd_tiny.fips
 python3 scripts/check_fipsd.py --fipsd .build/release/fipsd --fips-run .build/release/fips-run \
   --model data/fipsd_head.fips --tiny data/fipsd_tiny.fips

@@ -15,6 +15,10 @@ public struct TensorView {
     /// Tile offsets and masks for `.q8sparse`, else nil.
     public var tileOffsets: UnsafePointer<UInt32>? = nil
     public var tileMasks: UnsafePointer<UInt64>? = nil
+    /// The tensor's whole auxiliary region (scales, sparse index) as stored,
+    /// so a host tool can copy a packed tensor verbatim instead of re-packing it.
+    public var aux: UnsafeRawPointer? = nil
+    public var auxByteCount = 0
 
     public init(name: String, dtype: TensorDType, shape: [Int], data: UnsafeRawPointer, byteCount: Int,
                 scales: UnsafePointer<Float>?) {
@@ -282,6 +286,10 @@ public final class Artifact {
             view.csrColIndex = colIndex
             view.tileOffsets = tileOffsets
             view.tileMasks = tileMasks
+            if dtype != .f32 {
+                view.aux = base + auxOff
+                view.auxByteCount = auxBytes
+            }
             tensors.append(view)
         }
         return Parsed(version: version, config: config, labels: labels, tensors: tensors)

@@ -42,13 +42,23 @@ public struct Features {
     }
 }
 
-/// Batched fp32 feature extraction on OpenBLAS (the host executor).
+/// Batched feature extraction: fp32 on OpenBLAS (the host executor), or,
+/// given `runtimeArtifact`, its packed integer weights run as the device runs
+/// them, so a head trained on these features sees what it will see on the board.
 public enum FeatureExtractor {
     public static func extract(_ model: ViTModel, images: any ImageSet, batch: Int = 8, threads: Int = 2,
-                               patchMean: Bool = false, progressLabel: String = "features") throws -> Features {
+                               patchMean: Bool = false, progressLabel: String = "features",
+                               runtimeArtifact: Artifact? = nil,
+                               runtimeOptions: ExecutorOptions = ExecutorOptions()) throws -> Features {
         let c = model.config, d = c.dim, T = c.tokenCount
         let B = max(1, min(batch, images.count))
-        let ex = try ViTExecutor<BLASBackend>.host(model, maxBatch: B, threads: threads)
+        let ex: ViTExecutor<BLASBackend>
+        if let a = runtimeArtifact {
+            do { ex = try ViTExecutor(artifact: a, backend: BLASBackend(threads: threads), maxBatch: B,
+                                      options: runtimeOptions) } catch { throw DataError(error.message) }
+        } else {
+            ex = try ViTExecutor<BLASBackend>.host(model, maxBatch: B, threads: threads)
+        }
         let per = c.channels * c.imageSize * c.imageSize
         var input = [Float](repeating: 0, count: B * per)
         var tokens = [Float](repeating: 0, count: B * T * d)

@@ -107,7 +107,15 @@ public enum ArtifactWriter {
         return EncodedTensor(name: name, dtype: .f32CSR, shape: t.shape, data: bytes(of: values), aux: aux)
     }
 
-    static func bytes(of floats: [Float]) -> [UInt8] {
+    /// A tensor of a mapped artifact as it is stored: packed data and its
+    /// scales or sparse index copied byte for byte, never re-quantised.
+    public static func verbatim(_ v: TensorView) -> EncodedTensor {
+        EncodedTensor(name: v.name, dtype: v.dtype, shape: v.shape,
+                      data: Array(UnsafeRawBufferPointer(start: v.data, count: v.byteCount)),
+                      aux: v.aux.map { Array(UnsafeRawBufferPointer(start: $0, count: v.auxByteCount)) } ?? [])
+    }
+
+    public static func bytes(of floats: [Float]) -> [UInt8] {
         floats.withUnsafeBytes { Array($0) }  // x86-64 and aarch64 are little-endian
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import FipsArtifact
 import FipsData
 import FipsHostCore
+import FipsQuantize
 
 /// Where labelled images come from, shared by `fips head` and `fips eval`.
 struct LabelledSourceOptions: ParsableArguments {
@@ -57,7 +58,13 @@ struct Head: ParsableCommand {
         of every training image on the host (OpenBLAS, batched), fits softmax regression
         with L2 by L-BFGS (deterministic), folds the feature standardisation into the
         weights and writes head.weight [classes, dim], head.bias and the class names
-        into a copy of the artifact (fp32). Prints the training accuracy.
+        into a copy of the artifact. Prints the training accuracy.
+
+        A float artifact is written back as fp32. A packed integer artifact (the
+        output of fips quantize, fips compress --bits or fips-plan) keeps its packed
+        tensors byte for byte: the features come from the integer runtime, as on the
+        board, and the new head is stored at the old head's bit-width, so the file
+        stays the size it was planned to be.
 
         EXAMPLES:
           fips head --model dinov2_s.fips --fashion-mnist --per-class 200 -o dinov2_s_fmnist.fips
@@ -82,6 +89,9 @@ struct Head: ParsableCommand {
 
     func run() throws {
         var vit = try loadModel(model)
+        let artifact: Artifact
+        do { artifact = try Artifact(path: model) } catch { throw CommandFailure(description: "\(error)") }
+        let packed = artifact.tensors.contains { $0.dtype.weightBits != nil }
         let (images, what) = try withValidation { try source.load(split: .train, config: vit.config) }
         guard let labels = images.labels else { throw CommandFailure(description: "the training set has no labels") }
         let pool: ViTConfig.HeadPooling = pooling == "cls" ? .cls : .clsAndPatchMean
@@ -90,9 +100,10 @@ struct Head: ParsableCommand {
         backbone.config.numClasses = 0
         backbone.tensors[TensorNames.headWeight] = nil
         backbone.tensors[TensorNames.headBias] = nil
-        printError("training set: \(what)")
+        printError("training set: \(what)" + (packed ? " (features from the integer runtime)" : ""))
         let f = try withValidation {
-            try FeatureExtractor.extract(backbone, images: images, batch: batch, threads: threads, patchMean: pool == .clsAndPatchMean)
+            try FeatureExtractor.extract(backbone, images: images, batch: batch, threads: threads, patchMean: pool == .clsAndPatchMean,
+                                         runtimeArtifact: packed ? artifact : nil)
         }
         let x = f.headInput(pool)
         let dim = pool == .cls ? f.dim : 2 * f.dim
@@ -107,13 +118,22 @@ struct Head: ParsableCommand {
             options.l2 = Double(l2)!
         }
         let (head, rep) = LogisticHead.train(features: x, count: f.count, dim: dim, labels: labels, classes: C, options: options)
-        head.install(into: &vit, labels: images.classNames, pooling: pool)
-        do { try ArtifactWriter.write(vit, precision: .f32, to: output) } catch { throw CommandFailure(description: "\(error)") }
+        var stored = ""
+        if packed {
+            let r = PackedHeadReplacement.serialize(artifact, weight: head.weight, bias: head.bias, labels: images.classNames, pooling: pool,
+                                                    headInput: x, count: f.count)
+            do { try ArtifactWriter.writeAtomically(r.bytes, to: output) } catch { throw CommandFailure(description: "\(error)") }
+            stored = String(format: ", stored %@ (%d bytes); backbone copied packed, file %.2f MB",
+                            r.headFormat, r.headBytes, Double(r.bytes.count) / 1e6)
+        } else {
+            head.install(into: &vit, labels: images.classNames, pooling: pool)
+            do { try ArtifactWriter.write(vit, precision: .f32, to: output) } catch { throw CommandFailure(description: "\(error)") }
+        }
         print(String(format: "features: %d images in %.1f s (%.1f ms/image, forward %.1f ms/image), batch %d, %d threads",
                      f.count, f.seconds, 1000 * f.seconds / Double(f.count), 1000 * f.forwardSeconds / Double(f.count), batch, threads))
         print(String(format: "head: %d classes x %d, λ=%g, L-BFGS %d iterations (%@, max |grad| %.1e), loss %.4f, %.2f s",
                      C, dim, options.l2, rep.iterations, rep.converged ? "converged" : "not converged", rep.gradientNorm, rep.loss, rep.seconds))
-        print(String(format: "train top-1: %.2f%%", 100 * rep.trainAccuracy))
+        print(String(format: "train top-1: %.2f%%", 100 * rep.trainAccuracy) + stored)
         print("wrote \(output)")
     }
 }

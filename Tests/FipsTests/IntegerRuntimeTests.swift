@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import FipsArtifact
+import FipsData
 import FipsHostCore
 import FipsKernels
 import FipsQuantize
@@ -266,5 +267,77 @@ final class IntegerRuntimeTests: XCTestCase {
         broken.tensors[TensorNames.headWeight] = nil
         XCTAssertThrowsError(try ArtifactWriter.write(broken, precision: .f32, to: path))
         XCTAssertEqual(try Artifact(path: path).config.numClasses, 4)
+    }
+
+    /// `fips head` on a packed artifact: the backbone is copied byte for byte
+    /// (not dequantised into an fp32 file), the new head is stored at the old
+    /// head's bit-width, and the runtime's logits are the new head applied to
+    /// the runtime's own features.
+    func testReplacingTheHeadOfAPackedArtifactKeepsTheBackbonePacked() throws {
+        var m = makeTinyFactorisedPair(rank: 6, prune: true).factorised
+        m.config.numClasses = 3
+        m.tensors[TensorNames.headWeight] = HostTensor(shape: [3, m.config.dim], data: randomFloats(3 * m.config.dim, seed: 8))
+        m.tensors[TensorNames.headBias] = HostTensor(shape: [3], data: randomFloats(3, seed: 9))
+        m.labels = ["a", "b", "c"]
+        let src = try Artifact(path: try write(m, bits: 4, name: "head_src.fips"))
+        XCTAssertEqual(src.tensor(TensorNames.headWeight)?.dtype, .q8)
+
+        // Features from the integer runtime, as `fips head` extracts them.
+        var backbone = m
+        backbone.config.numClasses = 0
+        backbone.tensors[TensorNames.headWeight] = nil
+        backbone.tensors[TensorNames.headBias] = nil
+        let c = m.config, per = c.channels * c.imageSize * c.imageSize
+        let images = TensorImageSet(tensors: (0..<4).map { randomFloats(per, seed: 90 + UInt64($0)) })
+        let f = try FeatureExtractor.extract(backbone, images: images, batch: 2, threads: 1, runtimeArtifact: src)
+        let fFloat = try FeatureExtractor.extract(backbone, images: images, batch: 2, threads: 1)
+        XCTAssertNotEqual(f.cls, fFloat.cls, "the packed runtime and the fp32 host model cannot agree bit for bit")
+
+        let classes = 5, d = c.dim
+        let w = randomFloats(classes * d, seed: 11), b = randomFloats(classes, seed: 12)
+        let labels = (0..<classes).map { "class \($0)" }
+        let r = PackedHeadReplacement.serialize(src, weight: w, bias: b, labels: labels, pooling: .cls,
+                                                headInput: f.cls, count: f.count)
+        let path = TestPaths.temporaryDirectory().appendingPathComponent("head_out.fips").path
+        try ArtifactWriter.writeAtomically(r.bytes, to: path)
+        let out = try Artifact(path: path)
+        XCTAssertEqual(out.version, src.version)
+        XCTAssertEqual(out.config.numClasses, classes)
+        XCTAssertEqual(out.labels, labels)
+        XCTAssertEqual(r.headFormat, "q8")
+        for t in src.tensors where !t.name.hasPrefix("head.") {
+            let o = try XCTUnwrap(out.tensor(t.name), t.name)
+            XCTAssertEqual(o.dtype, t.dtype, t.name)
+            XCTAssertEqual(o.shape, t.shape, t.name)
+            XCTAssertEqual(Array(UnsafeRawBufferPointer(start: o.data, count: o.byteCount)),
+                           Array(UnsafeRawBufferPointer(start: t.data, count: t.byteCount)), t.name)
+            XCTAssertEqual(o.auxByteCount, t.auxByteCount, t.name)
+        }
+        XCTAssertTrue(out.tensors.contains { $0.dtype == .q4g32 })
+        // Only the head's bytes changed size: 5 rows instead of 3.
+        XCTAssertLessThan(abs(out.fileBytes - src.fileBytes), 4096)
+        let head = try XCTUnwrap(out.tensor(TensorNames.headWeight))
+        XCTAssertEqual(head.dtype, .q8)
+        XCTAssertEqual(head.shape, [classes, d])
+        let dq = try XCTUnwrap(PackedWeights.unpack(head)).dequantized()
+        for i in 0..<classes {
+            let amax = (0..<d).map { abs(w[i * d + $0]) }.max()!
+            for k in 0..<d { XCTAssertEqual(dq[i * d + k], w[i * d + k], accuracy: amax / 127 * 0.51) }
+        }
+
+        // The runtime on the new file: same features, logits = the new head on them.
+        let ex = try ViTExecutor(artifact: out, backend: PooledBackend(threads: 1), maxBatch: 1)
+        for img in 0..<images.count {
+            var feats = [Float](repeating: 0, count: c.tokenCount * d)
+            var logits = [Float](repeating: 0, count: classes)
+            ex.forward(batch: 1, images: images.tensors[img], features: &feats, logits: &logits)
+            let cls = Array(f.cls[(img * d)..<((img + 1) * d)])
+            for k in 0..<d { XCTAssertEqual(feats[k], cls[k], accuracy: 1e-3 * max(1, abs(cls[k]))) }
+            for j in 0..<classes {
+                var ref = Double(b[j])
+                for k in 0..<d { ref += Double(dq[j * d + k]) * Double(cls[k]) }
+                XCTAssertEqual(Double(logits[j]), ref, accuracy: 0.02 * max(1, abs(ref)), "image \(img) class \(j)")
+            }
+        }
     }
 }

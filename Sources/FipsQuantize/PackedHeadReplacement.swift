@@ -1,0 +1,62 @@
+import FipsArtifact
+import FipsHostCore
+
+/// Puts a newly trained head into a packed (version 2) artifact and copies
+/// every other tensor byte for byte. Going through `ViTModel` would
+/// dequantise the backbone and write it back as fp32: a 20 MB plan would
+/// come out as an 86 MB file and no longer fit the board it was planned for.
+public enum PackedHeadReplacement {
+    public struct Result {
+        public var bytes: [UInt8]
+        /// How the head is stored: the old head's packed format, or f32.
+        public var headFormat: String
+        public var headBytes: Int
+    }
+
+    /// `weight` [classes, dim], `bias` [classes]; `headInput` [count, dim]:
+    /// the features the head was trained on, which also calibrate its static
+    /// input scale when the old head had one.
+    public static func serialize(_ a: Artifact, weight: [Float], bias: [Float], labels: [String],
+                                 pooling: ViTConfig.HeadPooling, headInput: [Float], count: Int) -> Result {
+        let classes = bias.count, dim = weight.count / max(1, classes)
+        precondition(classes > 0 && weight.count == classes * dim && labels.count == classes)
+        precondition(dim == (pooling == .cls ? a.config.dim : 2 * a.config.dim), "head width does not match the pooling")
+        precondition(headInput.count == count * dim)
+        let headNames: Set = [TensorNames.headWeight, TensorNames.headBias, "head.act_scale"]
+        var tensors = a.tensors.filter { !headNames.contains($0.name) }.map(ArtifactWriter.verbatim)
+        let old = a.tensor(TensorNames.headWeight)
+        var config = a.config
+        config.numClasses = classes
+        config.headPooling = pooling
+        var headBytes = 4 * bias.count
+        let format: String
+        if let bits = old?.dtype.weightBits {
+            // The same bit-width as the head it replaces: the plan priced that size.
+            let q = WeightQuantizer.quantize(weight, rows: classes, cols: dim, bits: bits, rounding: .nearest)
+            let logical = PackedWeights.Logical(bits: bits, rows: classes, cols: dim, values: q.values, scales: q.scales)
+            let dtype: TensorDType = bits == 8 ? .q8 : bits == 4 ? .q4g32 : .q3g32
+            let p = PackedWeights.pack(logical, as: dtype)
+            tensors.append(EncodedTensor(name: TensorNames.headWeight, dtype: dtype, shape: [classes, dim],
+                                         data: p.data, aux: p.aux))
+            headBytes += p.data.count + p.aux.count
+            if a.tensor("head.act_scale") != nil {
+                let stats = InputStatistics(cols: dim, hessian: false)
+                headInput.withUnsafeBufferPointer { stats.observe($0.baseAddress!, rows: count, cols: dim) }
+                let s = ActivationCalibrator.range(stats, method: .mse).scale
+                tensors.append(EncodedTensor(name: "head.act_scale", dtype: .f32, shape: [1],
+                                             data: ArtifactWriter.bytes(of: [s]), aux: []))
+                headBytes += 4
+            }
+            format = dtype.name
+        } else {
+            tensors.append(EncodedTensor(name: TensorNames.headWeight, dtype: .f32, shape: [classes, dim],
+                                         data: ArtifactWriter.bytes(of: weight), aux: []))
+            headBytes += 4 * weight.count
+            format = TensorDType.f32.name
+        }
+        tensors.append(EncodedTensor(name: TensorNames.headBias, dtype: .f32, shape: [classes],
+                                     data: ArtifactWriter.bytes(of: bias), aux: []))
+        return Result(bytes: ArtifactWriter.serialize(config: config, labels: labels, tensors: tensors, version: a.version),
+                      headFormat: format, headBytes: headBytes)
+    }
+}
