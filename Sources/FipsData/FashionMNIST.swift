@@ -109,12 +109,12 @@ public struct FashionMNIST: ImageSet {
     // MARK: selections for the evaluation protocol (all deterministic, file order)
 
     /// The first `perClass` images of each class, in file order.
-    public func firstPerClass(_ perClass: Int) -> [Int] {
-        var taken = [Int](repeating: 0, count: FashionMNIST.names.count)
+    public func firstPerClass(_ perClass: Int, skipping skip: Int = 0) -> [Int] {
+        var seen = [Int](repeating: 0, count: FashionMNIST.names.count)
         var out = [Int]()
-        for (i, l) in labelValues.enumerated() where taken[l] < perClass {
-            taken[l] += 1
-            out.append(i)
+        for (i, l) in labelValues.enumerated() where seen[l] < skip + perClass {
+            if seen[l] >= skip { out.append(i) }
+            seen[l] += 1
         }
         return out
     }

@@ -13,6 +13,9 @@ struct LabelledSourceOptions: ParsableArguments {
     @Option(help: "Images per class taken from Fashion-MNIST, in file order.")
     var perClass = 200
 
+    @Option(help: "Fashion-MNIST images per class to skip before taking --per-class (a disjoint subset, e.g. to see how much a head depends on its training images).")
+    var skipPerClass = 0
+
     @Option(help: "Directory of the Fashion-MNIST idx files (gzip).")
     var fashionMnistDir = FashionMNIST.defaultDirectory
 
@@ -25,13 +28,18 @@ struct LabelledSourceOptions: ParsableArguments {
         if fashionMnist && folder != nil { throw ValidationError("give either --fashion-mnist or --folder, not both") }
         if !allowNone && !chosen { throw ValidationError("give --fashion-mnist or --folder DIR") }
         if perClass < 1 { throw ValidationError("--per-class must be at least 1") }
+        if skipPerClass < 0 { throw ValidationError("--skip-per-class must not be negative") }
     }
 
     func load(split: FashionMNIST.Split, config: ViTConfig) throws -> (any ImageSet, String) {
         if fashionMnist {
             let ds = try FashionMNIST.load(split: split, directory: fashionMnistDir)
-            let idx = ds.firstPerClass(perClass)
-            return (ImageSubset(ds, indices: idx), "Fashion-MNIST \(split.rawValue), first \(perClass) per class")
+            let idx = ds.firstPerClass(perClass, skipping: skipPerClass)
+            guard idx.count == perClass * FashionMNIST.names.count else {
+                throw DataError("Fashion-MNIST \(split.rawValue) has fewer than \(skipPerClass + perClass) images in some class")
+            }
+            let which = skipPerClass > 0 ? "images \(skipPerClass)..<\(skipPerClass + perClass)" : "first \(perClass)"
+            return (ImageSubset(ds, indices: idx), "Fashion-MNIST \(split.rawValue), \(which) per class")
         }
         let f = try ImageFolder.openLabelled(folder!, config: config)
         var what = "\(folder!): \(f.count) images, \(f.classNames.count) classes"

@@ -125,6 +125,13 @@ final class DataTests: XCTestCase {
         let head = ds.firstPerClass(20)
         XCTAssertEqual(head.count, 200)
         XCTAssertEqual(head, Array(0..<200))  // file order
+        // A disjoint later subset: the next 20 of each class.
+        let next = ds.firstPerClass(20, skipping: 20)
+        XCTAssertEqual(next, Array(200..<400))
+        XCTAssertTrue(Set(next).isDisjoint(with: head))
+        // Only class 3 has more than 60 images (60 + 100): skipping 60 leaves its extra ones alone.
+        XCTAssertEqual(ds.firstPerClass(5, skipping: 60).count, 5)
+        XCTAssertEqual(ds.firstPerClass(5, skipping: 60), Array(600..<605))
         let calib = ds.calibrationIndices(count: 256, skipPerClass: 20)
         XCTAssertEqual(calib.count, 256)
         XCTAssertTrue(Set(calib).isDisjoint(with: head))
