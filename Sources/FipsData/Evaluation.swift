@@ -68,15 +68,8 @@ public enum Evaluation {
         let n = images.count
         guard n > 0 else { throw DataError("no images to evaluate") }
         let B = max(1, min(batch, n))
-        // Packed integer weights run as the device runs them (the artifact
-        // mapped, integer kernels); float models on the host's OpenBLAS.
-        let ex: ViTExecutor<BLASBackend>
-        if let a = runtimeArtifact {
-            do { ex = try ViTExecutor(artifact: a, backend: BLASBackend(threads: threads), maxBatch: B,
-                                                     options: runtimeOptions) } catch { throw DataError(error.message) }
-        } else {
-            ex = try ViTExecutor<BLASBackend>.host(model, maxBatch: B, threads: threads)
-        }
+        let ex = try ViTExecutor.forDataPass(model, runtimeArtifact: runtimeArtifact, options: runtimeOptions,
+                                             maxBatch: B, threads: threads)
         let refEx = try reference.map { try ViTExecutor<BLASBackend>.host($0, maxBatch: B, threads: threads) }
         let per = c.channels * c.imageSize * c.imageSize
         var input = [Float](repeating: 0, count: B * per)

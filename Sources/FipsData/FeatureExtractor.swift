@@ -12,6 +12,18 @@ enum BatchInput {
     }
 }
 
+extension ViTExecutor where Backend == BLASBackend {
+    /// The executor of a pass over a data set: packed integer weights run as
+    /// the device runs them (the artifact mapped, integer kernels), a float
+    /// model on the host's OpenBLAS.
+    static func forDataPass(_ model: ViTModel, runtimeArtifact: Artifact?, options: ExecutorOptions,
+                            maxBatch: Int, threads: Int) throws -> ViTExecutor<BLASBackend> {
+        guard let a = runtimeArtifact else { return try .host(model, maxBatch: maxBatch, threads: threads) }
+        do { return try ViTExecutor(artifact: a, backend: BLASBackend(threads: threads), maxBatch: maxBatch, options: options) }
+        catch { throw DataError(error.message) }
+    }
+}
+
 /// Pooled features of an image set (final LayerNorm output).
 public struct Features {
     public var count: Int
@@ -52,13 +64,8 @@ public enum FeatureExtractor {
                                runtimeOptions: ExecutorOptions = ExecutorOptions()) throws -> Features {
         let c = model.config, d = c.dim, T = c.tokenCount
         let B = max(1, min(batch, images.count))
-        let ex: ViTExecutor<BLASBackend>
-        if let a = runtimeArtifact {
-            do { ex = try ViTExecutor(artifact: a, backend: BLASBackend(threads: threads), maxBatch: B,
-                                      options: runtimeOptions) } catch { throw DataError(error.message) }
-        } else {
-            ex = try ViTExecutor<BLASBackend>.host(model, maxBatch: B, threads: threads)
-        }
+        let ex = try ViTExecutor.forDataPass(model, runtimeArtifact: runtimeArtifact, options: runtimeOptions,
+                                             maxBatch: B, threads: threads)
         let per = c.channels * c.imageSize * c.imageSize
         var input = [Float](repeating: 0, count: B * per)
         var tokens = [Float](repeating: 0, count: B * T * d)

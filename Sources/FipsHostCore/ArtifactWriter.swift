@@ -34,7 +34,9 @@ public struct QuantizedTensor {
     }
 
     /// "blocks.0.attn.qkv.weight" → "blocks.0.attn.qkv.act_scale"; "….fc1.Ut" → "….fc1.Ut.act_scale".
-    public var actScaleName: String {
+    public var actScaleName: String { Self.actScaleName(for: storedName) }
+
+    public static func actScaleName(for storedName: String) -> String {
         (storedName.hasSuffix(".weight") ? String(storedName.dropLast(".weight".count)) : storedName) + ".act_scale"
     }
 }
@@ -61,16 +63,19 @@ public enum ArtifactWriter {
         let known = Set(names)
         names += model.tensors.keys.filter { !known.contains($0) }.sorted()
         return names.flatMap { name -> [EncodedTensor] in
-            if let q = quantized[name] {
-                var out = [EncodedTensor(name: q.storedName, dtype: q.packed.dtype, shape: q.shape,
-                                         data: q.packed.data, aux: q.packed.aux)]
-                if let s = q.actScale {
-                    out.append(EncodedTensor(name: q.actScaleName, dtype: .f32, shape: [1], data: bytes(of: [s]), aux: []))
-                }
-                return out
-            }
+            if let q = quantized[name] { return encode(q) }
             return [encodeFloat(model, name, precision: precision)]
         }
+    }
+
+    /// A packed tensor and, when it has one, its static input scale.
+    public static func encode(_ q: QuantizedTensor) -> [EncodedTensor] {
+        var out = [EncodedTensor(name: q.storedName, dtype: q.packed.dtype, shape: q.shape,
+                                 data: q.packed.data, aux: q.packed.aux)]
+        if let s = q.actScale {
+            out.append(EncodedTensor(name: q.actScaleName, dtype: .f32, shape: [1], data: bytes(of: [s]), aux: []))
+        }
+        return out
     }
 
     static func encodeFloat(_ model: ViTModel, _ name: String, precision: Precision) -> EncodedTensor {

@@ -52,6 +52,9 @@ extension PackedWeights {
         public var aux: [UInt8]
     }
 
+    /// The dense packed format of a bit-width (8, 4 or 3).
+    public static func denseType(bits: Int) -> TensorDType { bits == 8 ? .q8 : bits == 4 ? .q4g32 : .q3g32 }
+
     /// Packs logical values into `dtype` (q8, q4g32, q3g32 or q8sparse).
     /// `l.bits` must be 8 for q8/q8sparse, 4 or 3 for the grouped formats.
     public static func pack(_ l: Logical, as dtype: TensorDType) -> Packed {

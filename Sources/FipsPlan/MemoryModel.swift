@@ -27,7 +27,7 @@ public struct GroupChoice: Hashable {
     /// The stored format of the MLP's big weights, as the table prints it.
     public var mlpFormat: String {
         if mlp.sparsity > 0 { return "q8-sparse" }
-        return PlanMemory.dtype(bits: mlpBits).name
+        return PackedWeights.denseType(bits: mlpBits).name
     }
 }
 
@@ -57,8 +57,6 @@ public struct PlanMemory {
         self.config = config; self.labels = labels; self.groups = groups; self.extraTensors = extraTensors
         self.headBits = headBits; self.threads = max(1, threads); self.frame = frame
     }
-
-    public static func dtype(bits: Int) -> TensorDType { bits == 8 ? .q8 : bits == 4 ? .q4g32 : .q3g32 }
 
     public struct Breakdown: Equatable {
         public var artifactBytes: Int
@@ -99,13 +97,13 @@ public struct PlanMemory {
             let leaf = block == nil ? name : parts.dropFirst(2).joined(separator: ".")
             var e = Entry(data: 4 * shape.reduce(1, *), aux: 0, shared: false, group: g)
             if name == TensorNames.headWeight {
-                (e.data, e.aux) = packed(shape[0], shape[1], PlanMemory.dtype(bits: headBits))
+                (e.data, e.aux) = packed(shape[0], shape[1], PackedWeights.denseType(bits: headBits))
             } else if let c = choice, leaf == "attn.qkv.weight" || leaf == "attn.proj.weight" {
-                (e.data, e.aux) = packed(shape[0], shape[1], PlanMemory.dtype(bits: c.attentionBits))
+                (e.data, e.aux) = packed(shape[0], shape[1], PackedWeights.denseType(bits: c.attentionBits))
             } else if let c = choice, leaf == "mlp.fc1.weight" || leaf == "mlp.fc2.weight" {
-                (e.data, e.aux) = packed(shape[0], shape[1], PlanMemory.dtype(bits: c.mlpBits))
+                (e.data, e.aux) = packed(shape[0], shape[1], PackedWeights.denseType(bits: c.mlpBits))
             } else if let c = choice, let gi = g, case let .fips(r, s) = c.mlp {
-                let t = PlanMemory.dtype(bits: c.mlpBits)
+                let t = PackedWeights.denseType(bits: c.mlpBits)
                 switch leaf {
                 case "mlp.fc1.U", "mlp.fc2.U":
                     // fc1.Ut [r, d], fc2.U [d, r]: one stored copy per group.

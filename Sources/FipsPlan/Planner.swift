@@ -87,13 +87,13 @@ public enum Planner {
     }
 
     static func blockExecution(_ g: GroupChoice) -> BlockExecution {
-        let t = PlanMemory.dtype(bits: g.mlpBits)
+        let t = PackedWeights.denseType(bits: g.mlpBits)
         let mlp: BlockExecution.MLP
         switch g.mlp {
         case .dense: mlp = .dense(t)
         case let .fips(r, s): mlp = .fips(rank: r, basis: t, projections: s > 0 ? .q8sparse : t, projectionSparsity: s)
         }
-        return BlockExecution(attention: PlanMemory.dtype(bits: g.attentionBits), mlp: mlp)
+        return BlockExecution(attention: PackedWeights.denseType(bits: g.attentionBits), mlp: mlp)
     }
 
     /// Prices every candidate of every group: bytes (additive, exact), ms (the latency model's blocks), errors.

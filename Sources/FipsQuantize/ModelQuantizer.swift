@@ -79,7 +79,7 @@ public enum ModelQuantizer {
             let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: rounding,
                                              hessian: rounding == .gptq ? hessian : nil)
             let logical = PackedWeights.Logical(bits: bits, rows: rows, cols: cols, values: q.values, scales: q.scales)
-            var dtype: TensorDType = bits == 8 ? .q8 : bits == 4 ? .q4g32 : .q3g32
+            var dtype = PackedWeights.denseType(bits: bits)
             var packed = PackedWeights.pack(logical, as: dtype)
             if sparse {
                 let s = PackedWeights.pack(logical, as: .q8sparse)

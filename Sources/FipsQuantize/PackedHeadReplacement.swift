@@ -22,41 +22,37 @@ public enum PackedHeadReplacement {
         precondition(classes > 0 && weight.count == classes * dim && labels.count == classes)
         precondition(dim == (pooling == .cls ? a.config.dim : 2 * a.config.dim), "head width does not match the pooling")
         precondition(headInput.count == count * dim)
-        let headNames: Set = [TensorNames.headWeight, TensorNames.headBias, "head.act_scale"]
-        var tensors = a.tensors.filter { !headNames.contains($0.name) }.map(ArtifactWriter.verbatim)
         let old = a.tensor(TensorNames.headWeight)
+        let oldScaleName = QuantizedTensor.actScaleName(for: TensorNames.headWeight)
+        let headNames: Set = [TensorNames.headWeight, TensorNames.headBias, oldScaleName]
+        var tensors = a.tensors.filter { !headNames.contains($0.name) }.map(ArtifactWriter.verbatim)
         var config = a.config
         config.numClasses = classes
         config.headPooling = pooling
-        var headBytes = 4 * bias.count
-        let format: String
+        var head: [EncodedTensor]
         if let bits = old?.dtype.weightBits {
             // The same bit-width as the head it replaces: the plan priced that size.
             let q = WeightQuantizer.quantize(weight, rows: classes, cols: dim, bits: bits, rounding: .nearest)
-            let logical = PackedWeights.Logical(bits: bits, rows: classes, cols: dim, values: q.values, scales: q.scales)
-            let dtype: TensorDType = bits == 8 ? .q8 : bits == 4 ? .q4g32 : .q3g32
-            let p = PackedWeights.pack(logical, as: dtype)
-            tensors.append(EncodedTensor(name: TensorNames.headWeight, dtype: dtype, shape: [classes, dim],
-                                         data: p.data, aux: p.aux))
-            headBytes += p.data.count + p.aux.count
-            if a.tensor("head.act_scale") != nil {
+            let dtype = PackedWeights.denseType(bits: bits)
+            let packed = PackedWeights.pack(PackedWeights.Logical(bits: bits, rows: classes, cols: dim, values: q.values, scales: q.scales),
+                                            as: dtype)
+            // A static input scale only where the old head had one, calibrated on the training features.
+            var scale: Float? = nil
+            if a.tensor(oldScaleName) != nil {
                 let stats = InputStatistics(cols: dim, hessian: false)
                 headInput.withUnsafeBufferPointer { stats.observe($0.baseAddress!, rows: count, cols: dim) }
-                let s = ActivationCalibrator.range(stats, method: .mse).scale
-                tensors.append(EncodedTensor(name: "head.act_scale", dtype: .f32, shape: [1],
-                                             data: ArtifactWriter.bytes(of: [s]), aux: []))
-                headBytes += 4
+                scale = ActivationCalibrator.range(stats, method: .mse).scale
             }
-            format = dtype.name
+            head = ArtifactWriter.encode(QuantizedTensor(storedName: TensorNames.headWeight, shape: [classes, dim],
+                                                         packed: packed, actScale: scale))
         } else {
-            tensors.append(EncodedTensor(name: TensorNames.headWeight, dtype: .f32, shape: [classes, dim],
-                                         data: ArtifactWriter.bytes(of: weight), aux: []))
-            headBytes += 4 * weight.count
-            format = TensorDType.f32.name
+            head = [EncodedTensor(name: TensorNames.headWeight, dtype: .f32, shape: [classes, dim],
+                                  data: ArtifactWriter.bytes(of: weight), aux: [])]
         }
-        tensors.append(EncodedTensor(name: TensorNames.headBias, dtype: .f32, shape: [classes],
-                                     data: ArtifactWriter.bytes(of: bias), aux: []))
+        head.append(EncodedTensor(name: TensorNames.headBias, dtype: .f32, shape: [classes],
+                                  data: ArtifactWriter.bytes(of: bias), aux: []))
+        tensors += head
         return Result(bytes: ArtifactWriter.serialize(config: config, labels: labels, tensors: tensors, version: a.version),
-                      headFormat: format, headBytes: headBytes)
+                      headFormat: head[0].dtype.name, headBytes: head.reduce(0) { $0 + $1.data.count + $1.aux.count })
     }
 }

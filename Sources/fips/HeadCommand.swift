@@ -96,9 +96,11 @@ struct Head: ParsableCommand {
     }
 
     func run() throws {
-        var vit = try loadModel(model)
+        // Opened (and checksummed) once: the host model for a float artifact,
+        // the mapping itself for the integer runtime and the verbatim copy.
         let artifact: Artifact
-        do { artifact = try Artifact(path: model) } catch { throw CommandFailure(description: "\(error)") }
+        do { artifact = try Artifact(path: model) } catch { throw CommandFailure(description: error.message) }
+        var vit = ArtifactReaderHost.load(artifact)
         let packed = artifact.tensors.contains { $0.dtype.weightBits != nil }
         let (images, what) = try withValidation { try source.load(split: .train, config: vit.config) }
         guard let labels = images.labels else { throw CommandFailure(description: "the training set has no labels") }
