@@ -1,12 +1,28 @@
 // swift-tools-version:6.0
-// The line between device and host code is the module list below:
-//   device (Embedded Swift compatible, cross-built for aarch64 by ./boards/build):
-//     CFipsSys, CImageCodecs, CFipsKernels, FipsArtifact, FipsKernels, FipsImage, FipsViT, FipsRunner, fips-run,
-//     CFipsProbe, FipsProfiler, fips-profile,
-//     CFipsDaemon, FipsDaemon, fipsd
-//   host (Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed):
-//     COpenBLAS, CZlib, FipsHostCore, FipsImport, FipsData, FipsCompress, FipsQuantize, FipsLatency, FipsPlan, fips, fips-plan
+// The line between device and host code is the folder a target lives in:
+//   Sources/Device/  Embedded Swift compatible (no Foundation, no `any`, typed throws);
+//                    cross-built for aarch64 by ./boards/build, which reads its module
+//                    list from this manifest (`swift package dump-package`).
+//   Sources/Host/    Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed.
+// scripts/check_modules.py checks that every import respects the line and that the
+// cross build compiles exactly the device modules. docs/ARCHITECTURE.md draws the graph.
 import PackageDescription
+
+func device(_ name: String, _ deps: [Target.Dependency] = [], cSettings: [CSetting]? = nil,
+            linkerSettings: [LinkerSetting]? = nil) -> Target {
+    .target(name: name, dependencies: deps, path: "Sources/Device/\(name)", cSettings: cSettings,
+            linkerSettings: linkerSettings)
+}
+func deviceProgram(_ name: String, _ deps: [Target.Dependency]) -> Target {
+    .executableTarget(name: name, dependencies: deps, path: "Sources/Device/\(name)")
+}
+func host(_ name: String, _ deps: [Target.Dependency] = []) -> Target {
+    .target(name: name, dependencies: deps, path: "Sources/Host/\(name)")
+}
+func hostProgram(_ name: String, _ deps: [Target.Dependency]) -> Target {
+    .executableTarget(name: name, dependencies: deps, path: "Sources/Host/\(name)")
+}
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
     name: "FipsEdgeKit",
@@ -23,49 +39,48 @@ let package = Package(
     targets: [
         // ---- device ----
         // fips_pool.c: glibc before 2.34 keeps pthreads in libpthread.
-        .target(name: "CFipsSys", linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]),
-        .target(name: "CImageCodecs", linkerSettings: [
+        device("CFipsSys", linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]),
+        device("CImageCodecs", linkerSettings: [
             .linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("z"),
         ]),
-        .target(name: "FipsArtifact", dependencies: ["CFipsSys"]),
+        device("FipsArtifact", ["CFipsSys"]),
         // -ffp-contract=off: the integer GEMM contract (docs/KERNELS.md) needs
         // every float multiply and add rounded on its own, never fused.
-        .target(name: "CFipsKernels", cSettings: [.unsafeFlags(["-ffp-contract=off"])]),
-        .target(name: "FipsKernels", dependencies: ["CFipsKernels"]),
-        .target(name: "FipsImage", dependencies: ["CFipsSys", "CImageCodecs"]),
-        .target(name: "FipsViT", dependencies: ["CFipsKernels", "FipsArtifact", "FipsKernels"]),
-        .target(name: "FipsRunner", dependencies: ["CFipsSys", "FipsArtifact", "FipsImage", "FipsViT"]),
-        .executableTarget(name: "fips-run", dependencies: ["FipsRunner"]),
+        device("CFipsKernels", cSettings: [.unsafeFlags(["-ffp-contract=off"])]),
+        device("FipsKernels", ["CFipsKernels"]),
+        device("FipsImage", ["CFipsSys", "CImageCodecs"]),
+        device("FipsViT", ["CFipsSys", "CFipsKernels", "FipsArtifact", "FipsKernels"]),
+        device("FipsRunner", ["CFipsSys", "CFipsKernels", "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT"]),
+        deviceProgram("fips-run", ["FipsRunner"]),
         // fips-profile: what the device is and how fast its kernels run (profiles/schema.json).
-        .target(name: "CFipsProbe", linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]),
-        .target(name: "FipsProfiler", dependencies: ["CFipsProbe", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsKernels", "FipsViT", "FipsRunner"]),
-        .executableTarget(name: "fips-profile", dependencies: ["FipsProfiler"]),
+        device("CFipsProbe", linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]),
+        device("FipsProfiler", ["CFipsProbe", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsKernels", "FipsViT", "FipsRunner"]),
+        deviceProgram("fips-profile", ["FipsProfiler"]),
         // fipsd: sockets, signalfd, inotify and V4L2 in C; the event loop in Swift.
-        .target(name: "CFipsDaemon"),
-        .target(name: "FipsDaemon", dependencies: ["CFipsDaemon", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsImage", "FipsViT", "FipsRunner"]),
-        .executableTarget(name: "fipsd", dependencies: ["FipsDaemon"]),
+        device("CFipsDaemon"),
+        device("FipsDaemon", ["CFipsDaemon", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsRunner"]),
+        deviceProgram("fipsd", ["FipsDaemon"]),
         // ---- host ----
-        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
-        .target(name: "FipsHostCore", dependencies: ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT"]),
-        .target(name: "FipsImport", dependencies: ["FipsHostCore"]),
-        .target(name: "FipsCompress", dependencies: ["FipsHostCore", "COpenBLAS"]),
-        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/Host/COpenBLAS"),
+        .systemLibrary(name: "CZlib", path: "Sources/Host/CZlib"),
+        host("FipsHostCore", ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT"]),
+        host("FipsImport", ["FipsArtifact", "FipsHostCore"]),
+        host("FipsCompress", ["COpenBLAS", "FipsArtifact", "FipsHostCore"]),
         // Prices a ModelExecution from a device profile or a board's roofline figures.
-        .target(name: "FipsLatency", dependencies: ["FipsArtifact"]),
-        .target(name: "FipsData", dependencies: ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
-        .target(name: "FipsQuantize", dependencies: ["COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsViT", "FipsData"]),
-        .executableTarget(name: "fips", dependencies: [
-            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        host("FipsLatency", ["FipsArtifact"]),
+        host("FipsData", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
+        host("FipsQuantize", ["COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsViT", "FipsData"]),
+        hostProgram("fips", [
+            "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress",
+            "FipsQuantize", "FipsLatency", argumentParser,
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
-        .target(name: "FipsPlan", dependencies: [
+        host("FipsPlan", [
             "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsKernels", "FipsViT", "FipsRunner", "FipsData", "FipsCompress",
             "FipsQuantize", "FipsLatency",
         ]),
-        .executableTarget(name: "fips-plan", dependencies: [
-            "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        hostProgram("fips-plan", [
+            "FipsArtifact", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan", argumentParser,
         ]),
         .testTarget(name: "FipsTests", dependencies: [
             "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsDaemon", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",

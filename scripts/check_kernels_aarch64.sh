@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/check_kernels_aarch64.sh
 #
-# Bit-exactness of the integer GEMM kernels (Sources/CFipsKernels) across
+# Bit-exactness of the integer GEMM kernels (Sources/Device/CFipsKernels) across
 # architectures, without the Swift toolchain: builds Tests/kernels/qgemm_check.c
 # with the kernels
 #   - for x86-64 with gcc, runs it (scalar, avx2, avx512vnni as the CPU has them),
@@ -29,9 +29,9 @@ done
 WORK="$(mktemp -d)"
 if [ "${CHECK_KEEP:-}" = 1 ]; then say "keeping $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
 
-SRC=(Tests/kernels/qgemm_check.c Sources/CFipsKernels/*.c)
+SRC=(Tests/kernels/qgemm_check.c Sources/Device/CFipsKernels/*.c)
 # -ffp-contract=off is part of the contract: gcc fuses a*b+c by default.
-FLAGS=(-O2 -ffp-contract=off -Wall -Wextra -Werror -I Sources/CFipsKernels/include)
+FLAGS=(-O2 -ffp-contract=off -Wall -Wextra -Werror -I Sources/Device/CFipsKernels/include)
 
 gcc "${FLAGS[@]}" -o "$WORK/qgemm_check_x86" "${SRC[@]}" -lm
 aarch64-linux-gnu-gcc -static "${FLAGS[@]}" -o "$WORK/qgemm_check_arm" "${SRC[@]}" -lm

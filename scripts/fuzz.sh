@@ -5,9 +5,9 @@
 # each for SECONDS on a copy of its committed seed corpus (Tests/fuzz/corpus/NAME;
 # new inputs go to build/fuzz/corpus-NAME, the committed corpus is never
 # changed):
-#   image     ImageDecoder.decode + Preprocessor (Sources/FipsImage, CImageCodecs)
-#   artifact  the .fips reader, Artifact.parse (Sources/FipsArtifact)
-#   stream    fipsd's MJPEG splitter and HTTP head parser (Sources/FipsDaemon)
+#   image     ImageDecoder.decode + Preprocessor (Sources/Device/FipsImage, CImageCodecs)
+#   artifact  the .fips reader, Artifact.parse (Sources/Device/FipsArtifact)
+#   stream    fipsd's MJPEG splitter and HTTP head parser (Sources/Device/FipsDaemon)
 # (-gline-tables-only: full -g with -c -o makes swift-driver 6.3.1 crash, see
 # docs/CROSS_BUILD.md.) A crash or sanitizer report fails the run; the input is kept in build/fuzz/.
 # FUZZ_TARGETS="image artifact" picks targets.
@@ -26,33 +26,33 @@ say() { printf 'fuzz: %s\n' "$*"; }
 # CFipsSys has no module map of its own (SwiftPM writes one); write it.
 {
   echo 'module CFipsSys {'
-  for h in "$ROOT"/Sources/CFipsSys/include/*.h; do echo "  header \"$h\""; done
+  for h in "$ROOT"/Sources/Device/CFipsSys/include/*.h; do echo "  header \"$h\""; done
   echo '  export *'
   echo '}'
 } >"$OUT/mm/CFipsSys/module.modulemap"
-CFLAGS=(-O1 -g -fsanitize=fuzzer-no-link,address -ffp-contract=off -I "$ROOT/Sources/CFipsSys/include" -I "$ROOT/Sources/CImageCodecs/include")
-SWIFTFLAGS=(-parse-as-library -O -gline-tables-only -sanitize=fuzzer,address -I "$OUT/mm/CFipsSys" -I "$ROOT/Sources/CImageCodecs/include"
-            -Xcc -I -Xcc "$ROOT/Sources/CFipsSys/include")
+CFLAGS=(-O1 -g -fsanitize=fuzzer-no-link,address -ffp-contract=off -I "$ROOT/Sources/Device/CFipsSys/include" -I "$ROOT/Sources/Device/CImageCodecs/include")
+SWIFTFLAGS=(-parse-as-library -O -gline-tables-only -sanitize=fuzzer,address -I "$OUT/mm/CFipsSys" -I "$ROOT/Sources/Device/CImageCodecs/include"
+            -Xcc -I -Xcc "$ROOT/Sources/Device/CFipsSys/include")
 
 build() {
   local name="$1"
   case "$name" in
     image)
-      "$CLANG" "${CFLAGS[@]}" -c Sources/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
-      "$CLANG" "${CFLAGS[@]}" -c Sources/CImageCodecs/fips_image_codecs.c -o "$OUT/fips_image_codecs.o"
-      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FuzzImage Sources/FipsImage/*.swift Tests/fuzz/FuzzImage.swift \
+      "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
+      "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CImageCodecs/fips_image_codecs.c -o "$OUT/fips_image_codecs.o"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FuzzImage Sources/Device/FipsImage/*.swift Tests/fuzz/FuzzImage.swift \
         "$OUT/fips_sys.o" "$OUT/fips_image_codecs.o" -ljpeg -lpng16 -lz -o "$OUT/fuzz-image" ;;
     artifact)
-      "$CLANG" "${CFLAGS[@]}" -c Sources/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
-      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FuzzArtifact Sources/FipsArtifact/*.swift Tests/fuzz/FuzzArtifact.swift \
+      "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FuzzArtifact Sources/Device/FipsArtifact/*.swift Tests/fuzz/FuzzArtifact.swift \
         "$OUT/fips_sys.o" -o "$OUT/fuzz-artifact" ;;
     stream)
-      "$CLANG" "${CFLAGS[@]}" -c Sources/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
+      "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
       mkdir -p "$OUT/stream"
       "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FipsRunner -emit-module -emit-module-path "$OUT/stream/FipsRunner.swiftmodule" \
-        -c Sources/FipsRunner/TextOutput.swift -o "$OUT/stream/FipsRunner.o"
-      "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/stream" -module-name FuzzStream Sources/FipsDaemon/MjpegSplitter.swift \
-        Sources/FipsDaemon/Http.swift Tests/fuzz/FuzzStream.swift "$OUT/stream/FipsRunner.o" "$OUT/fips_sys.o" -o "$OUT/fuzz-stream" ;;
+        -c Sources/Device/FipsRunner/TextOutput.swift -o "$OUT/stream/FipsRunner.o"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/stream" -module-name FuzzStream Sources/Device/FipsDaemon/MjpegSplitter.swift \
+        Sources/Device/FipsDaemon/Http.swift Tests/fuzz/FuzzStream.swift "$OUT/stream/FipsRunner.o" "$OUT/fips_sys.o" -o "$OUT/fuzz-stream" ;;
     *) echo "fuzz: unknown target $name" >&2; exit 2 ;;
   esac
 }

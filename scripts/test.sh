@@ -5,6 +5,10 @@
 # the integer runtime bit for bit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The module graph: imports match Package.swift, device code imports no host module or
+# Foundation, and the cross build (which reads its module list from Package.swift) builds
+# every device module.
+python3 scripts/modules.py check
 swift build -c release
 # The fp32 artifact of the real model: the data tests and the qemu check use it.
 if [ ! -f data/dinov2_s.fips ] || [ data/vit_s_focus.onnx -nt data/dinov2_s.fips ]; then

@@ -1,6 +1,6 @@
 // libFuzzer target: the .fips artifact reader (header, configuration words,
 // labels, tensor table, packed/sparse tensor validation) on arbitrary bytes.
-// Built by scripts/fuzz.sh together with Sources/FipsArtifact/*.swift, so it
+// Built by scripts/fuzz.sh together with Sources/Device/FipsArtifact/*.swift, so it
 // can call the internal Artifact.parse on memory instead of a mapped file.
 // The harness repairs the file-size field and both CRC-32s of inputs that
 // start with the magic, so the fuzzer reaches the parsing behind them.

@@ -1,7 +1,7 @@
 // libFuzzer target: the device image path (ImageDecoder.decode through
 // libjpeg/libpng, then Preprocessor: bicubic resize, centre crop, normalise),
 // on arbitrary bytes, as fipsd feeds it HTTP bodies and stdin frames.
-// Built by scripts/fuzz.sh together with Sources/FipsImage/*.swift.
+// Built by scripts/fuzz.sh together with Sources/Device/FipsImage/*.swift.
 
 let fuzzPre = Preprocessor(resizeShorter: 36, cropSize: 32, mean: (0.485, 0.456, 0.406), std: (0.229, 0.224, 0.225))
 let fuzzOut = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 32 * 32)

@@ -1,6 +1,6 @@
 // libFuzzer target: fipsd's own parsers of untrusted bytes — the MJPEG
 // stream splitter (stdin) and the HTTP request-head parser — on arbitrary
-// input. Built by scripts/fuzz.sh with Sources/FipsDaemon/{MjpegSplitter,Http}.swift.
+// input. Built by scripts/fuzz.sh with Sources/Device/FipsDaemon/{MjpegSplitter,Http}.swift.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzStream(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
