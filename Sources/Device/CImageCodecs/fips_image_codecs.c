@@ -102,6 +102,25 @@ static inline uint8_t cmyk_channel(int c, int nk) {
     return (uint8_t)(v < 0 ? 0 : (v > 255 ? 255 : v));
 }
 
+// One decoded grey (1 byte a pixel) or CMYK (4) row to RGB, as PIL converts
+// them; `inverted`: Adobe's CMYK JPEGs store the inks inverted.
+static void jpeg_row_to_rgb(const uint8_t *row, uint8_t *dst, uint32_t width, int cmyk, int inverted) {
+    for (uint32_t x = 0; x < width; x++) {
+        if (!cmyk) {
+            uint8_t v = row[x];
+            dst[3 * x] = v; dst[3 * x + 1] = v; dst[3 * x + 2] = v;
+            continue;
+        }
+        const uint8_t *s = row + 4 * (size_t)x;
+        int c0 = s[0], c1 = s[1], c2 = s[2], k = s[3];
+        if (inverted) { c0 = 255 - c0; c1 = 255 - c1; c2 = 255 - c2; k = 255 - k; }
+        int nk = 255 - k;
+        dst[3 * x] = cmyk_channel(c0, nk);
+        dst[3 * x + 1] = cmyk_channel(c1, nk);
+        dst[3 * x + 2] = cmyk_channel(c2, nk);
+    }
+}
+
 int fips_decode_jpeg(const uint8_t *data, size_t n, uint64_t max_pixels,
                      fips_image *out, char *err, size_t errlen) {
     clear_out(out);
@@ -178,22 +197,7 @@ int fips_decode_jpeg(const uint8_t *data, size_t n, uint64_t max_pixels,
             set_err(jerr.msg, sizeof jerr.msg, "premature end of data");
             longjmp(jerr.jb, 1);
         }
-        if (mode == 1) {
-            for (uint32_t x = 0; x < ow; x++) {
-                uint8_t v = jerr.row[x];
-                dst[3 * x] = v; dst[3 * x + 1] = v; dst[3 * x + 2] = v;
-            }
-        } else if (mode == 2) {
-            for (uint32_t x = 0; x < ow; x++) {
-                const uint8_t *s = jerr.row + 4 * (size_t)x;
-                int c0 = s[0], c1 = s[1], c2 = s[2], k = s[3];
-                if (inverted) { c0 = 255 - c0; c1 = 255 - c1; c2 = 255 - c2; k = 255 - k; }
-                int nk = 255 - k;
-                dst[3 * x] = cmyk_channel(c0, nk);
-                dst[3 * x + 1] = cmyk_channel(c1, nk);
-                dst[3 * x + 2] = cmyk_channel(c2, nk);
-            }
-        }
+        if (mode != 0) jpeg_row_to_rgb(jerr.row, dst, ow, mode == 2, inverted);
     }
     jpeg_finish_decompress(&cinfo);
     jpeg_destroy_decompress(&cinfo);
