@@ -10,10 +10,12 @@
 #   - every fips-run output is identical: the JSON lines (less the timing) and
 #     the final features (--features-out, float32 .npy) of every photo, for each
 #     model, with the float and the I-ViT integer nonlinearities.
-# Work files go to ${FIPS_SAME_DIR:-/tmp/fips-same-outputs}; --keep keeps them
+# Work files go to ${FIPS_SAME_DIR:-/tmp/fips-same-outputs-<tree name>}; --keep keeps them
 # (the base build and its models, which then make a rerun faster).
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+# The tree under test: the git work tree this is run from (so one copy of the
+# script checks any worktree), else the one the script lives in.
+ROOT="$(git rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))"
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
 BASE=""; KEEP=0
 for a in "$@"; do
@@ -28,7 +30,7 @@ done
 git -C "$ROOT" rev-parse --verify -q "$BASE^{commit}" >/dev/null || { echo "check_same_outputs: '$BASE' is not a commit" >&2; exit 2; }
 [ -f "$ROOT/data/vit_s_focus.onnx" ] || { echo "check_same_outputs: data/vit_s_focus.onnx is missing: run scripts/setup.sh" >&2; exit 2; }
 
-WORK="${FIPS_SAME_DIR:-/tmp/fips-same-outputs}"
+WORK="${FIPS_SAME_DIR:-/tmp/fips-same-outputs-$(basename "$ROOT")}"
 SRC="$WORK/base-src"
 mkdir -p "$WORK"
 want="$(git -C "$ROOT" rev-parse "$BASE^{commit}")"
