@@ -43,7 +43,7 @@ let package = Package(
         device("CImageCodecs", linkerSettings: [
             .linkedLibrary("jpeg"), .linkedLibrary("png16"), .linkedLibrary("z"),
         ]),
-        device("FipsArtifact", ["CFipsSys"]),
+        device("FipsArtifact", ["CFipsSys", "FipsKernels"]),
         // -ffp-contract=off: the integer GEMM contract (docs/KERNELS.md) needs
         // every float multiply and add rounded on its own, never fused.
         device("CFipsKernels", cSettings: [.unsafeFlags(["-ffp-contract=off"])]),

@@ -43,6 +43,22 @@ final class IntegerRuntimeTests: XCTestCase {
     /// the spec alone (QuantKernelTests.specDecode, independent of the C
     /// unpacker) to the logical values, and the artifact reader gets them
     /// back, for every format on odd shapes (off the 16×32 tile).
+    /// The arena's named slots are disjoint: in declaration order, each
+    /// starts where the one before it ends (64-byte aligned), none overlaps.
+    func testArenaSlotsAreDisjoint() {
+        let c = ViTConfig()
+        let l = ArenaLayout(config: c, maxBatch: 2, maxRank: 200, kernelScratchBytes: ArenaLayout.kernelScratchBytes(cols: c.mlpDim),
+                            integerAttention: true, tasks: 3)
+        let offsets = Mirror(reflecting: l.slots).children.map { ($0.label ?? "?", $0.value as! Int) }
+        XCTAssertEqual(offsets.count, 15)
+        for i in 1..<offsets.count {
+            XCTAssertGreaterThan(offsets[i].1, offsets[i - 1].1, "\(offsets[i].0) overlaps \(offsets[i - 1].0)")
+        }
+        for (name, o) in offsets { XCTAssertEqual(o % 64, 0, name) }
+        XCTAssertGreaterThan(l.totalBytes, offsets.last!.1)
+        XCTAssertEqual(l.totalBytes - l.slots.attnScratch, l.attentionScratchStride * c.heads)
+    }
+
     func testWrittenPackingFollowsTheSpecAndRoundTrips() throws {
         for (bits, rows, cols) in [(8, 1, 1), (8, 17, 45), (4, 33, 70), (4, 16, 32), (3, 5, 97), (3, 40, 64)] {
             let w = randomFloats(rows * cols, seed: UInt64(rows * 131 + cols), scale: 0.3)

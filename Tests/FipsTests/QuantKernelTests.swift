@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import FipsKernels
 import FipsHostCore   // SplitMix64
+import FipsArtifact
 
 /// The integer GEMM kernels (CFipsKernels through FipsKernels.QuantizedGemm)
 /// against a plain Swift reference of the contract in docs/KERNELS.md,
@@ -65,7 +66,7 @@ final class QuantKernelTests: XCTestCase {
         return y
     }
 
-    /// Decodes packed tiles as QFORMAT.md describes them (independent of the C unpacker).
+    /// Decodes packed tiles as docs/ARTIFACT.md describes them (independent of the C unpacker).
     static func specDecode(_ p: PackedQuantMatrix) -> (values: [Int8], scales: [Float]) {
         let N = p.rows, K = p.cols, P = (N + 15) / 16, B = (K + 31) / 32
         var v = [Int8](repeating: 0, count: N * K)
@@ -93,6 +94,7 @@ final class QuantKernelTests: XCTestCase {
                         for w in 0..<(pos / 64) { before += p.masks[t * 8 + w].nonzeroBitCount }
                         before += (word & (bit - 1)).nonzeroBitCount
                         value = Int(Int8(bitPattern: p.data[Int(p.offsets[t]) + before]))
+                    default: fatalError("no such format")
                     }
                     if n < N && k < K { v[n * K + k] = Int8(value) } else { XCTAssertEqual(value, 0, "padding must hold 0") }
                 } } }
@@ -128,6 +130,7 @@ final class QuantKernelTests: XCTestCase {
         case .q8, .q8sparse: return -127...127
         case .q4g32: return -8...7
         case .q3g32: return -4...3
+        default: fatalError("no such format")
         }
     }
 
@@ -145,6 +148,32 @@ final class QuantKernelTests: XCTestCase {
     static func bits(_ a: [Float]) -> [UInt32] { a.map { $0.bitPattern } }
 
     // MARK: tests
+
+    /// The one format table (fips_qgemm.h) against the artifact's dtypes and
+    /// docs/ARTIFACT.md's numbers, written out here independently.
+    func testFormatTableAgreesWithArtifactTypes() {
+        let expect: [(TensorDType, String, Int, Int, Int, Bool)] = [
+            (.q8, "q8", 8, 512, 0, false), (.q4g32, "q4g32", 4, 256, 32, false),
+            (.q3g32, "q3g32", 3, 192, 32, false), (.q8sparse, "q8-sparse", 8, 512, 0, true),
+        ]
+        XCTAssertEqual(QuantFormat.all.count, expect.count)
+        for (t, name, bits, tile, group, sparse) in expect {
+            guard let f = t.packedFormat else { return XCTFail("\(t) has no packed format") }
+            XCTAssertEqual(Int(f.rawValue), Int(t.rawValue))
+            XCTAssertEqual(f.name, name); XCTAssertEqual(t.name, name)
+            XCTAssertEqual(f.bits, bits); XCTAssertEqual(t.weightBits, bits)
+            XCTAssertEqual(f.tileBytes, tile); XCTAssertEqual(f.groupSize, group); XCTAssertEqual(f.isSparse, sparse)
+            XCTAssertEqual(f.valueRange, Self.range(f))
+            XCTAssertEqual(f.auxAlignment, sparse ? 8 : 4)
+        }
+        for t in [TensorDType.f32, .i8RowScaled, .f32CSR] { XCTAssertNil(t.packedFormat); XCTAssertNil(t.weightBits) }
+        XCTAssertNil(QuantFormat(rawValue: 0)); XCTAssertNil(QuantFormat(rawValue: 7))
+        XCTAssertEqual(QuantFormat.dense(bits: 4), .q4g32)
+        let s = PackedShape(rows: 40, cols: 70)
+        XCTAssertEqual(s.paddedRows, 48); XCTAssertEqual(s.paddedCols, 96); XCTAssertEqual(s.tiles, 9)
+        XCTAssertEqual(s.denseBytes(QuantFormat.q3g32), 9 * 192); XCTAssertEqual(s.scaleCount(QuantFormat.q4g32), 48 * 3)
+        XCTAssertEqual(s.scaleCount(QuantFormat.q8), 48); XCTAssertEqual(s.denseBytes(TensorDType.q8), 9 * 512)
+    }
 
     func testKernelSelection() {
         let available = QuantKernel.available

@@ -116,11 +116,9 @@ int fips_quantize_rows(int kernel, const float *x, size_t ldx, int rows, int k,
 
 static int qg_format_ok(const fips_qmatrix *w) {
     if (!w || w->rows <= 0 || w->cols <= 0 || !w->data || !w->scales) return 0;
-    switch (w->format) {
-    case FIPS_QFORMAT_Q8: case FIPS_QFORMAT_Q4G32: case FIPS_QFORMAT_Q3G32: return 1;
-    case FIPS_QFORMAT_Q8SPARSE: return w->offsets && w->masks;
-    default: return 0;
-    }
+    const fips_qformat_traits *f = fips_qformat_traits_of(w->format);
+    if (!f) return 0;
+    return !f->sparse || (w->offsets && w->masks);
 }
 
 size_t fips_qgemm_scratch_bytes(const fips_qmatrix *w) {

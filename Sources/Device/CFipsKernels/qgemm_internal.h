@@ -37,7 +37,7 @@ typedef struct qg_args {
     uint8_t *scratch;       // 64-byte aligned, QG_PANEL_BLOCK_MAX * B tiles
 } qg_args;
 
-// Logical values of tile t (p*B + b) as int8 in QFORMAT's q8 tile order.
+// Logical values of tile t (p*B + b) as int8 in the q8 tile order (docs/ARTIFACT.md).
 void qg_decode_tile_logical(const qg_args *g, int t, int8_t *dst);
 // The same with the format's offset added (u = value + 8 for q4g32, + 4 for
 // q3g32) so x86 kernels can feed them to vpdpbusd/vpmaddubsw as unsigned bytes;
@@ -47,8 +47,10 @@ void qg_decode_tile_unsigned(const qg_args *g, int t, uint8_t *dst);
 QG_INLINE int qg_format_offset(int format) {
     return format == FIPS_QFORMAT_Q4G32 ? 8 : format == FIPS_QFORMAT_Q3G32 ? 4 : 0;
 }
+// One scale per output row and k-block (the table's group != 0).
 QG_INLINE int qg_is_blockwise(int format) {
-    return format == FIPS_QFORMAT_Q4G32 || format == FIPS_QFORMAT_Q3G32;
+    const fips_qformat_traits *f = fips_qformat_traits_of(format);
+    return f && f->group_size != 0;
 }
 
 // Activation quantisation: the scale of one row (shared by every kernel so

@@ -5,52 +5,40 @@
 #include <string.h>
 
 static int qp_range(int format, int *lo, int *hi) {
-    switch (format) {
-    case FIPS_QFORMAT_Q8: case FIPS_QFORMAT_Q8SPARSE: *lo = -127; *hi = 127; return 1;
-    case FIPS_QFORMAT_Q4G32: *lo = -8; *hi = 7; return 1;
-    case FIPS_QFORMAT_Q3G32: *lo = -4; *hi = 3; return 1;
-    default: return 0;
-    }
+    const fips_qformat_traits *f = fips_qformat_traits_of(format);
+    if (!f) return 0;
+    *lo = f->min_value; *hi = f->max_value;
+    return 1;
 }
 
 size_t fips_qpack_tile_count(int rows, int cols) {
     if (rows <= 0 || cols <= 0) return 0;
-    return ((size_t)rows + 15) / 16 * (((size_t)cols + 31) / 32);
+    return ((size_t)rows + FIPS_QPANEL_ROWS - 1) / FIPS_QPANEL_ROWS
+         * (((size_t)cols + FIPS_QBLOCK_COLS - 1) / FIPS_QBLOCK_COLS);
 }
 
 size_t fips_qpack_data_bytes(int format, int rows, int cols, const int8_t *values) {
+    const fips_qformat_traits *f = fips_qformat_traits_of(format);
     size_t tiles = fips_qpack_tile_count(rows, cols);
-    switch (format) {
-    case FIPS_QFORMAT_Q8: return tiles * 512;
-    case FIPS_QFORMAT_Q4G32: return tiles * 256;
-    case FIPS_QFORMAT_Q3G32: return tiles * 192;
-    case FIPS_QFORMAT_Q8SPARSE: {
-        if (!values || tiles == 0) return 0;
-        size_t nz = 0, n = (size_t)rows * (size_t)cols;
-        for (size_t i = 0; i < n; i++) nz += values[i] != 0;
-        return nz;
-    }
-    default: return 0;
-    }
+    if (!f) return 0;
+    if (!f->sparse) return tiles * (size_t)f->tile_bytes;
+    if (!values || tiles == 0) return 0;
+    size_t nz = 0, n = (size_t)rows * (size_t)cols;
+    for (size_t i = 0; i < n; i++) nz += values[i] != 0;
+    return nz;
 }
 
 size_t fips_qpack_scale_count(int format, int rows, int cols) {
-    size_t Np = ((size_t)rows + 15) / 16 * 16;
-    if (rows <= 0 || cols <= 0) return 0;
-    switch (format) {
-    case FIPS_QFORMAT_Q8: case FIPS_QFORMAT_Q8SPARSE: return Np;
-    case FIPS_QFORMAT_Q4G32: case FIPS_QFORMAT_Q3G32: return Np * (((size_t)cols + 31) / 32);
-    default: return 0;
-    }
+    const fips_qformat_traits *f = fips_qformat_traits_of(format);
+    size_t Np = ((size_t)rows + FIPS_QPANEL_ROWS - 1) / FIPS_QPANEL_ROWS * FIPS_QPANEL_ROWS;
+    if (!f || rows <= 0 || cols <= 0) return 0;
+    return f->group_size ? Np * (((size_t)cols + f->group_size - 1) / f->group_size) : Np;
 }
 
 size_t fips_qpack_logical_scale_count(int format, int rows, int cols) {
-    if (rows <= 0 || cols <= 0) return 0;
-    switch (format) {
-    case FIPS_QFORMAT_Q8: case FIPS_QFORMAT_Q8SPARSE: return (size_t)rows;
-    case FIPS_QFORMAT_Q4G32: case FIPS_QFORMAT_Q3G32: return (size_t)rows * (((size_t)cols + 31) / 32);
-    default: return 0;
-    }
+    const fips_qformat_traits *f = fips_qformat_traits_of(format);
+    if (!f || rows <= 0 || cols <= 0) return 0;
+    return f->group_size ? (size_t)rows * (((size_t)cols + f->group_size - 1) / f->group_size) : (size_t)rows;
 }
 
 int fips_qpack(int format, int rows, int cols, const int8_t *values, const float *scales,

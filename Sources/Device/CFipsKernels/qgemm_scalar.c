@@ -1,5 +1,5 @@
 // The portable reference: plain C loops written as the contract reads
-// (QFORMAT.md "Result"), plus the tile decoders every kernel shares.
+// (docs/KERNELS.md, the contract), plus the tile decoders every kernel shares.
 #include "qgemm_internal.h"
 
 void qg_decode_tile_logical(const qg_args *g, int t, int8_t *dst) {

@@ -1,4 +1,5 @@
 import CFipsSys
+import FipsKernels
 
 /// One tensor of a mapped artifact: a view into the file, never a copy.
 public struct TensorView {
@@ -8,7 +9,7 @@ public struct TensorView {
     public let data: UnsafeRawPointer
     public let byteCount: Int
     /// Per-row float32 scales for `.i8RowScaled`, else nil.
-    public let scales: UnsafePointer<Float>?
+    public internal(set) var scales: UnsafePointer<Float>?
     /// Row starts and column indices for `.f32CSR`, else nil.
     public var csrRowStart: UnsafePointer<UInt32>? = nil
     public var csrColIndex: UnsafePointer<UInt16>? = nil
@@ -53,6 +54,9 @@ public final class Artifact {
     public let labels: [String]
     public let tensors: [TensorView]
     public let fileBytes: Int
+    /// The payload's CRC-32 as the header stores it (verified at open unless
+    /// `verifyChecksum: false`); it identifies the model's bytes.
+    public let checksum: UInt32
     private let base: UnsafeRawPointer
     private let mappedBytes: Int
 
@@ -73,6 +77,7 @@ public final class Artifact {
             self.mappedBytes = size
             self.fileBytes = size
             self.version = parsed.version
+            self.checksum = parsed.checksum
             self.config = parsed.config
             self.labels = parsed.labels
             self.tensors = parsed.tensors
@@ -108,12 +113,35 @@ public final class Artifact {
 
     struct Parsed {
         var version: UInt32
+        var checksum: UInt32
         var config: ViTConfig
         var labels: [String]
         var tensors: [TensorView]
     }
 
+    /// The header's section offsets, once checked against the file.
+    struct Header {
+        var version: UInt32
+        var checksum: UInt32
+        var metaOffset, metaBytes, tableOffset, count, entryBytes: Int
+    }
+
     static func parse(path: String, base: UnsafeRawPointer, size: Int, verifyChecksum: Bool) throws(ArtifactError) -> Parsed {
+        let r = ByteReader(base: base, count: size)
+        let header = try parseHeader(path: path, r, verifyChecksum: verifyChecksum)
+        let (config, labels) = try parseMeta(path: path, r, header)
+        var tensors = [TensorView]()
+        tensors.reserveCapacity(header.count)
+        for i in 0..<header.count {
+            tensors.append(try parseTensorEntry(path: path, r, at: header.tableOffset + i * header.entryBytes,
+                                                version: header.version))
+        }
+        return Parsed(version: header.version, checksum: header.checksum, config: config, labels: labels, tensors: tensors)
+    }
+
+    /// Magic, version, both checksums, file size and the section offsets.
+    static func parseHeader(path: String, _ r: ByteReader, verifyChecksum: Bool) throws(ArtifactError) -> Header {
+        let base = r.base, size = r.count
         if size == 0 { throw .empty(path: path) }
         if size < 8 { throw .notAnArtifact(path: path) }
         for i in 0..<8 where base.load(fromByteOffset: i, as: UInt8.self) != ArtifactFormat.magic[i] {
@@ -122,7 +150,6 @@ public final class Artifact {
         if size < ArtifactFormat.headerBytes {
             throw .truncated(path: path, expected: ArtifactFormat.headerBytes, actual: size)
         }
-        let r = ByteReader(base: base, count: size)
         let version = r.u32(8)
         // The version is read before any checksum so that a newer file gets
         // "update the runtime", not "corrupted".
@@ -136,21 +163,24 @@ public final class Artifact {
             if fileBytes > size { throw .truncated(path: path, expected: fileBytes, actual: size) }
             throw .malformed(path: path, reason: "\(size - fileBytes) unexpected bytes after the end of the model")
         }
+        let stored = r.u32(56)
         if verifyChecksum {
             let computed = crc.checksum(base + ArtifactFormat.headerBytes, count: size - ArtifactFormat.headerBytes)
-            let stored = r.u32(56)
             if computed != stored { throw .payloadChecksum(path: path, stored: stored, computed: computed) }
         }
-        let metaOffset = r.int(24), metaBytes = r.int(32)
-        let tableOffset = r.int(40), count = Int(r.u32(48)), entryBytes = Int(r.u32(52))
-        guard r.contains(metaOffset, metaBytes), entryBytes == ArtifactFormat.entryBytes,
-              count < 1_000_000, r.contains(tableOffset, count * entryBytes) else {
+        let h = Header(version: version, checksum: stored, metaOffset: r.int(24), metaBytes: r.int(32),
+                       tableOffset: r.int(40), count: Int(r.u32(48)), entryBytes: Int(r.u32(52)))
+        guard r.contains(h.metaOffset, h.metaBytes), h.entryBytes == ArtifactFormat.entryBytes,
+              h.count < 1_000_000, r.contains(h.tableOffset, h.count * h.entryBytes) else {
             throw .malformed(path: path, reason: "section offsets outside the file")
         }
+        return h
+    }
 
-        // Meta: config words, then labels.
-        var at = metaOffset
-        let metaEnd = metaOffset + metaBytes
+    /// Meta: config words, then labels.
+    static func parseMeta(path: String, _ r: ByteReader, _ h: Header) throws(ArtifactError) -> (ViTConfig, [String]) {
+        var at = h.metaOffset
+        let metaEnd = h.metaOffset + h.metaBytes
         guard at + 4 <= metaEnd else { throw .malformed(path: path, reason: "empty configuration") }
         let words = Int(r.u32(at)); at += 4
         guard words >= 20, words < 4096, at + 4 * words + 4 <= metaEnd else {
@@ -172,127 +202,148 @@ public final class Artifact {
             guard at + n <= metaEnd else { throw .malformed(path: path, reason: "label table truncated") }
             labels.append(r.string(at, n)); at += n
         }
+        return (config, labels)
+    }
 
-        var tensors = [TensorView]()
-        tensors.reserveCapacity(count)
-        for i in 0..<count {
-            let e = tableOffset + i * entryBytes
-            var nameLen = 0
-            while nameLen < ArtifactFormat.maxNameBytes && r.u8(e + nameLen) != 0 { nameLen += 1 }
-            let name = r.string(e, nameLen)
-            guard let dtype = TensorDType(rawValue: r.u8(e + 64)) else {
-                throw .malformed(path: path, reason: "tensor \(name) has unknown element type \(r.u8(e + 64))")
-            }
-            let rank = Int(r.u8(e + 65))
-            guard rank >= 1 && rank <= 4 else { throw .malformed(path: path, reason: "tensor \(name) has rank \(rank)") }
-            var shape = [Int]()
-            for k in 0..<rank { shape.append(Int(r.u32(e + 68 + 4 * k))) }
-            let off = r.int(e + 88), bytes = r.int(e + 96)
-            let auxOff = r.int(e + 104), auxBytes = r.int(e + 112)
-            // Checked, so a crafted table cannot overflow the size arithmetic below
-            // (found by the artifact fuzzer, scripts/fuzz.sh): 2^40 elements is
-            // far beyond any file this reader can map.
-            var elements = 1
-            for d in shape {
-                let (m, overflow) = elements.multipliedReportingOverflow(by: d)
-                guard !overflow, m <= 1 << 40 else {
-                    throw .malformed(path: path, reason: "tensor \(name) has an implausible shape \(shapeText(shape))")
-                }
-                elements = m
-            }
-            if dtype.weightBits != nil {
-                guard version >= 2 else {
-                    throw .malformed(path: path, reason: "tensor \(name) is \(dtype.name), which version \(version) files cannot hold")
-                }
-                guard rank == 2, shape[0] > 0, shape[1] > 0 else {
-                    throw .malformed(path: path, reason: "tensor \(name): packed weights must be 2-D, are \(shapeText(shape))")
-                }
-            }
-            let packed = PackedShape(rows: shape[0], cols: rank == 2 ? shape[1] : 1)
-            let sizeOK: Bool
-            switch dtype {
-            case .f32: sizeOK = bytes == 4 * elements
-            case .i8RowScaled: sizeOK = bytes == elements
-            case .f32CSR: sizeOK = bytes % 4 == 0 && bytes <= 4 * elements
-            case .q8, .q4g32, .q3g32: sizeOK = bytes == packed.denseBytes(dtype)
-            case .q8sparse: sizeOK = bytes <= packed.denseBytes(dtype)
-            }
-            guard r.contains(off, bytes), off % ArtifactFormat.alignment == 0, sizeOK else {
-                throw .malformed(path: path, reason: "tensor \(name) data out of bounds or mis-sized")
-            }
-            var scales: UnsafePointer<Float>? = nil
-            var rowStart: UnsafePointer<UInt32>? = nil
-            var colIndex: UnsafePointer<UInt16>? = nil
-            var tileOffsets: UnsafePointer<UInt32>? = nil
-            var tileMasks: UnsafePointer<UInt64>? = nil
-            switch dtype {
-            case .f32:
-                break
-            case .i8RowScaled:
-                guard r.contains(auxOff, auxBytes), auxOff % 4 == 0, auxBytes == 4 * shape[0] else {
-                    throw .malformed(path: path, reason: "tensor \(name) scales out of bounds or mis-sized")
-                }
-                scales = (base + auxOff).assumingMemoryBound(to: Float.self)
-            case .f32CSR:
-                let nnz = bytes / 4
-                guard rank == 2, shape[1] <= 65536, r.contains(auxOff, auxBytes), auxOff % 4 == 0,
-                      auxBytes == 4 * (shape[0] + 1) + 2 * nnz else {
-                    throw .malformed(path: path, reason: "tensor \(name) sparse index out of bounds or mis-sized")
-                }
-                let starts = (base + auxOff).assumingMemoryBound(to: UInt32.self)
-                let cols = (base + auxOff + 4 * (shape[0] + 1)).assumingMemoryBound(to: UInt16.self)
-                // Checked once here so the kernels can index without bounds checks.
-                if starts[0] != 0 || Int(starts[shape[0]]) != nnz {
-                    throw .malformed(path: path, reason: "tensor \(name) sparse row starts do not cover \(nnz) values")
-                }
-                for row in 0..<shape[0] where starts[row] > starts[row + 1] {
-                    throw .malformed(path: path, reason: "tensor \(name) sparse row starts decrease at row \(row)")
-                }
-                for k in 0..<nnz where Int(cols[k]) >= shape[1] {
-                    throw .malformed(path: path, reason: "tensor \(name) sparse column index out of range")
-                }
-                rowStart = starts
-                colIndex = cols
-            case .q8, .q4g32, .q3g32:
-                guard r.contains(auxOff, auxBytes), auxOff % 4 == 0, auxBytes == 4 * packed.scaleCount(dtype) else {
-                    throw .malformed(path: path, reason: "tensor \(name) scales out of bounds or mis-sized")
-                }
-                scales = (base + auxOff).assumingMemoryBound(to: Float.self)
-            case .q8sparse:
-                guard r.contains(auxOff, auxBytes), auxOff % 8 == 0, auxBytes == packed.sparseAuxBytes else {
-                    throw .malformed(path: path, reason: "tensor \(name) sparse index out of bounds or mis-sized")
-                }
-                let offsets = (base + auxOff + packed.sparseOffsetsAt).assumingMemoryBound(to: UInt32.self)
-                let masks = (base + auxOff + packed.sparseMasksAt).assumingMemoryBound(to: UInt64.self)
-                // Each tile's mask must account for exactly its stored bytes,
-                // so the kernels never read past a tile (checked once, here).
-                if offsets[0] != 0 || Int(offsets[packed.tiles]) != bytes {
-                    throw .malformed(path: path, reason: "tensor \(name) sparse tile offsets do not cover \(bytes) values")
-                }
-                for tile in 0..<packed.tiles {
-                    var bits = 0
-                    for w in 0..<8 { bits += masks[tile * 8 + w].nonzeroBitCount }
-                    if offsets[tile] > offsets[tile + 1] || Int(offsets[tile + 1] - offsets[tile]) != bits {
-                        throw .malformed(path: path, reason: "tensor \(name) sparse tile \(tile) mask and offsets disagree")
-                    }
-                }
-                scales = (base + auxOff).assumingMemoryBound(to: Float.self)
-                tileOffsets = offsets
-                tileMasks = masks
-            }
-            var view = TensorView(name: name, dtype: dtype, shape: shape, data: base + off,
-                                  byteCount: bytes, scales: scales)
-            view.csrRowStart = rowStart
-            view.csrColIndex = colIndex
-            view.tileOffsets = tileOffsets
-            view.tileMasks = tileMasks
-            if dtype != .f32 {
-                view.aux = base + auxOff
-                view.auxByteCount = auxBytes
-            }
-            tensors.append(view)
+    /// One tensor table entry: name, type, shape, data, then its aux region.
+    static func parseTensorEntry(path: String, _ r: ByteReader, at e: Int, version: UInt32) throws(ArtifactError) -> TensorView {
+        var nameLen = 0
+        while nameLen < ArtifactFormat.maxNameBytes && r.u8(e + nameLen) != 0 { nameLen += 1 }
+        let name = r.string(e, nameLen)
+        guard let dtype = TensorDType(rawValue: r.u8(e + 64)) else {
+            throw .malformed(path: path, reason: "tensor \(name) has unknown element type \(r.u8(e + 64))")
         }
-        return Parsed(version: version, config: config, labels: labels, tensors: tensors)
+        let rank = Int(r.u8(e + 65))
+        guard rank >= 1 && rank <= 4 else { throw .malformed(path: path, reason: "tensor \(name) has rank \(rank)") }
+        var shape = [Int]()
+        for k in 0..<rank { shape.append(Int(r.u32(e + 68 + 4 * k))) }
+        let off = r.int(e + 88), bytes = r.int(e + 96)
+        let aux = AuxRegion(offset: r.int(e + 104), bytes: r.int(e + 112))
+        // Checked, so a crafted table cannot overflow the size arithmetic below
+        // (found by the artifact fuzzer, scripts/fuzz.sh): 2^40 elements is
+        // far beyond any file this reader can map.
+        var elements = 1
+        for d in shape {
+            let (m, overflow) = elements.multipliedReportingOverflow(by: d)
+            guard !overflow, m <= 1 << 40 else {
+                throw .malformed(path: path, reason: "tensor \(name) has an implausible shape \(shapeText(shape))")
+            }
+            elements = m
+        }
+        if dtype.packedFormat != nil {
+            guard version >= 2 else {
+                throw .malformed(path: path, reason: "tensor \(name) is \(dtype.name), which version \(version) files cannot hold")
+            }
+            guard rank == 2, shape[0] > 0, shape[1] > 0 else {
+                throw .malformed(path: path, reason: "tensor \(name): packed weights must be 2-D, are \(shapeText(shape))")
+            }
+        }
+        guard r.contains(off, bytes), off % ArtifactFormat.alignment == 0,
+              dataSizeIsValid(dtype, bytes: bytes, elements: elements, shape: shape) else {
+            throw .malformed(path: path, reason: "tensor \(name) data out of bounds or mis-sized")
+        }
+        var view = TensorView(name: name, dtype: dtype, shape: shape, data: r.base + off, byteCount: bytes, scales: nil)
+        try parseAux(path: path, r, aux, into: &view)
+        if dtype != .f32 {
+            view.aux = r.base + aux.offset
+            view.auxByteCount = aux.bytes
+        }
+        return view
+    }
+
+    struct AuxRegion { var offset, bytes: Int }
+
+    /// The data size a tensor of this type and shape must have (for the
+    /// sparse types, may have at most); packed sizes come from the format table.
+    static func dataSizeIsValid(_ dtype: TensorDType, bytes: Int, elements: Int, shape: [Int]) -> Bool {
+        if let f = dtype.packedFormat {
+            let dense = PackedShape(rows: shape[0], cols: shape[1]).denseBytes(f)
+            return f.isSparse ? bytes <= dense : bytes == dense
+        }
+        switch dtype {
+        case .i8RowScaled: return bytes == elements
+        case .f32CSR: return bytes % 4 == 0 && bytes <= 4 * elements
+        default: return bytes == 4 * elements
+        }
+    }
+
+    /// The aux region: row scales, a CSR index, packed scales or a sparse tile index.
+    static func parseAux(path: String, _ r: ByteReader, _ aux: AuxRegion, into view: inout TensorView) throws(ArtifactError) {
+        let name = view.name, shape = view.shape, auxOff = aux.offset, auxBytes = aux.bytes
+        if let f = view.dtype.packedFormat {
+            let packed = PackedShape(rows: shape[0], cols: shape[1])
+            if f.isSparse {
+                try parseSparseTileIndex(path: path, r, aux, packed, dataBytes: view.byteCount, into: &view)
+                return
+            }
+            guard r.contains(auxOff, auxBytes), auxOff % f.auxAlignment == 0, auxBytes == 4 * packed.scaleCount(f) else {
+                throw .malformed(path: path, reason: "tensor \(name) scales out of bounds or mis-sized")
+            }
+            view.scales = (r.base + auxOff).assumingMemoryBound(to: Float.self)
+            return
+        }
+        switch view.dtype {
+        case .i8RowScaled:
+            guard r.contains(auxOff, auxBytes), auxOff % 4 == 0, auxBytes == 4 * shape[0] else {
+                throw .malformed(path: path, reason: "tensor \(name) scales out of bounds or mis-sized")
+            }
+            view.scales = (r.base + auxOff).assumingMemoryBound(to: Float.self)
+        case .f32CSR:
+            try parseCSRIndex(path: path, r, aux, into: &view)
+        default:
+            break
+        }
+    }
+
+    /// f32-csr: u32 row starts [rows + 1], then u16 column indices [nnz].
+    static func parseCSRIndex(path: String, _ r: ByteReader, _ aux: AuxRegion, into view: inout TensorView) throws(ArtifactError) {
+        let name = view.name, shape = view.shape, rank = shape.count, auxOff = aux.offset
+        let nnz = view.byteCount / 4
+        guard rank == 2, shape[1] <= 65536, r.contains(auxOff, aux.bytes), auxOff % 4 == 0,
+              aux.bytes == 4 * (shape[0] + 1) + 2 * nnz else {
+            throw .malformed(path: path, reason: "tensor \(name) sparse index out of bounds or mis-sized")
+        }
+        let starts = (r.base + auxOff).assumingMemoryBound(to: UInt32.self)
+        let cols = (r.base + auxOff + 4 * (shape[0] + 1)).assumingMemoryBound(to: UInt16.self)
+        // Checked once here so the kernels can index without bounds checks.
+        if starts[0] != 0 || Int(starts[shape[0]]) != nnz {
+            throw .malformed(path: path, reason: "tensor \(name) sparse row starts do not cover \(nnz) values")
+        }
+        for row in 0..<shape[0] where starts[row] > starts[row + 1] {
+            throw .malformed(path: path, reason: "tensor \(name) sparse row starts decrease at row \(row)")
+        }
+        for k in 0..<nnz where Int(cols[k]) >= shape[1] {
+            throw .malformed(path: path, reason: "tensor \(name) sparse column index out of range")
+        }
+        view.csrRowStart = starts
+        view.csrColIndex = cols
+    }
+
+    /// q8-sparse: scales, tile offsets and masks (PackedShape's sparse layout).
+    static func parseSparseTileIndex(path: String, _ r: ByteReader, _ aux: AuxRegion, _ packed: PackedShape, dataBytes bytes: Int,
+                                     into view: inout TensorView) throws(ArtifactError) {
+        let name = view.name, auxOff = aux.offset
+        guard r.contains(auxOff, aux.bytes), auxOff % QuantFormat.q8sparse.auxAlignment == 0,
+              aux.bytes == packed.sparseAuxBytes else {
+            throw .malformed(path: path, reason: "tensor \(name) sparse index out of bounds or mis-sized")
+        }
+        let offsets = (r.base + auxOff + packed.sparseOffsetsAt).assumingMemoryBound(to: UInt32.self)
+        let masks = (r.base + auxOff + packed.sparseMasksAt).assumingMemoryBound(to: UInt64.self)
+        // Each tile's mask must account for exactly its stored bytes,
+        // so the kernels never read past a tile (checked once, here).
+        if offsets[0] != 0 || Int(offsets[packed.tiles]) != bytes {
+            throw .malformed(path: path, reason: "tensor \(name) sparse tile offsets do not cover \(bytes) values")
+        }
+        for tile in 0..<packed.tiles {
+            var bits = 0
+            for w in 0..<8 { bits += masks[tile * 8 + w].nonzeroBitCount }
+            if offsets[tile] > offsets[tile + 1] || Int(offsets[tile + 1] - offsets[tile]) != bits {
+                throw .malformed(path: path, reason: "tensor \(name) sparse tile \(tile) mask and offsets disagree")
+            }
+        }
+        view.scales = (r.base + auxOff).assumingMemoryBound(to: Float.self)
+        view.tileOffsets = offsets
+        view.tileMasks = masks
     }
 }
 

@@ -1,3 +1,5 @@
+import FipsKernels
+
 /// Constants of the `.fips` file layout; docs/ARTIFACT.md is the prose version.
 public enum ArtifactFormat {
     public static let magic: [UInt8] = Array("FIPSMODL".utf8)
@@ -31,55 +33,29 @@ public enum TensorDType: UInt8 {
     /// q8 with each tile's zeros elided (a 512-bit mask per tile).
     case q8sparse = 6
 
+    /// The packed integer format (fips_qgemm.h's table) of dtypes 3–6, nil for the others.
+    public var packedFormat: QuantFormat? { QuantFormat(rawValue: Int32(rawValue)) }
+
+    /// The name the tools print; a packed format's is the table's.
     public var name: String {
+        if let f = packedFormat { return f.name }
         switch self {
-        case .f32: return "f32"
         case .i8RowScaled: return "i8"
         case .f32CSR: return "f32-csr"
-        case .q8: return "q8"
-        case .q4g32: return "q4g32"
-        case .q3g32: return "q3g32"
-        case .q8sparse: return "q8-sparse"
+        default: return "f32"
         }
     }
 
     /// Bits per weight of the packed integer formats, nil for the others.
-    public var weightBits: Int? {
-        switch self {
-        case .q8, .q8sparse: return 8
-        case .q4g32: return 4
-        case .q3g32: return 3
-        default: return nil
-        }
-    }
+    public var weightBits: Int? { packedFormat?.bits }
 }
 
-/// Sizes of the packed integer layout for a logical [rows, cols] weight:
-/// rows padded to panels of 16, cols to k-blocks of 32.
-public struct PackedShape {
-    public let rows, cols: Int
-    public var paddedRows: Int { (rows + 15) / 16 * 16 }
-    public var paddedCols: Int { (cols + 31) / 32 * 32 }
-    public var panels: Int { paddedRows / 16 }
-    public var kBlocks: Int { paddedCols / 32 }
-    public var tiles: Int { panels * kBlocks }
-    public init(rows: Int, cols: Int) { self.rows = rows; self.cols = cols }
+/// The packed layout's sizes live with the format table (FipsKernels).
+public typealias PackedShape = FipsKernels.PackedShape
 
-    /// Bytes of dense packed data for `dtype` (not q8sparse, whose size is its nonzero count).
-    public func denseBytes(_ dtype: TensorDType) -> Int {
-        switch dtype {
-        case .q8, .q8sparse: return paddedRows * paddedCols
-        case .q4g32: return paddedRows * paddedCols / 2
-        case .q3g32: return paddedRows * paddedCols * 3 / 8
-        default: return 0
-        }
-    }
-    /// Number of f32 scales.
-    public func scaleCount(_ dtype: TensorDType) -> Int {
-        dtype == .q4g32 || dtype == .q3g32 ? tiles * 16 : paddedRows
-    }
-    /// q8sparse aux: scales, then tile offsets (padded to 8 bytes), then masks.
-    public var sparseOffsetsAt: Int { 4 * paddedRows }
-    public var sparseMasksAt: Int { (sparseOffsetsAt + 4 * (tiles + 1) + 7) / 8 * 8 }
-    public var sparseAuxBytes: Int { sparseMasksAt + 8 * 8 * tiles }
+extension PackedShape {
+    /// Bytes of packed data for a packed `dtype` (for q8-sparse the upper bound); 0 for the others.
+    public func denseBytes(_ dtype: TensorDType) -> Int { dtype.packedFormat.map { denseBytes($0) } ?? 0 }
+    /// Number of packed f32 scales of a packed `dtype`; 0 for the others.
+    public func scaleCount(_ dtype: TensorDType) -> Int { dtype.packedFormat.map { scaleCount($0) } ?? 0 }
 }

@@ -6,25 +6,6 @@ import CFipsKernels
 /// kernel gives the same bits, so the choice only changes the speed.
 /// The packed layouts and the exact contract: docs/KERNELS.md.
 
-/// Packed weight formats; raw values are the artifact's TensorDType values.
-public enum QuantFormat: Int32 {
-    case q8 = 3        // int8 [-127, 127], one scale per output row
-    case q4g32 = 4     // int4 [-8, 7], one scale per output row and 32 inputs
-    case q3g32 = 5     // int3 [-4, 3], as q4g32
-    case q8sparse = 6  // q8 with zeros elided per 16×32 tile (masks + offsets)
-
-    public var name: String {
-        switch self {
-        case .q8: return "q8"
-        case .q4g32: return "q4g32"
-        case .q3g32: return "q3g32"
-        case .q8sparse: return "q8sparse"
-        }
-    }
-    /// True for the formats with one scale per 32 inputs (q4g32, q3g32).
-    public var hasBlockScales: Bool { self == .q4g32 || self == .q3g32 }
-}
-
 /// A packed weight matrix of logical shape [rows = N outputs][cols = K inputs],
 /// borrowed (typically from a mapped artifact). Pointers need no alignment.
 public struct QuantizedMatrix {
@@ -42,7 +23,7 @@ public struct QuantizedMatrix {
     public init(format: QuantFormat, rows: Int, cols: Int, data: UnsafeRawPointer, scales: UnsafePointer<Float>,
                 offsets: UnsafePointer<UInt32>? = nil, masks: UnsafePointer<UInt64>? = nil) {
         precondition(rows > 0 && cols > 0 && rows <= Int(Int32.max) && cols <= Int(Int32.max), "QuantizedMatrix: bad shape")
-        precondition(format != .q8sparse || (offsets != nil && masks != nil), "QuantizedMatrix: q8sparse needs offsets and masks")
+        precondition(!format.isSparse || (offsets != nil && masks != nil), "QuantizedMatrix: q8sparse needs offsets and masks")
         self.format = format
         self.rows = rows
         self.cols = cols
@@ -52,12 +33,14 @@ public struct QuantizedMatrix {
         self.masks = masks
     }
 
+    /// The padded sizes (whole panels and k-blocks).
+    public var shape: PackedShape { PackedShape(rows: rows, cols: cols) }
     /// Outputs rounded up to whole panels of 16.
-    public var paddedRows: Int { (rows + 15) / 16 * 16 }
+    public var paddedRows: Int { shape.paddedRows }
     /// Inputs rounded up to whole k-blocks of 32.
-    public var paddedCols: Int { (cols + 31) / 32 * 32 }
-    public var panels: Int { paddedRows / 16 }
-    public var kBlocks: Int { paddedCols / 32 }
+    public var paddedCols: Int { shape.paddedCols }
+    public var panels: Int { shape.panels }
+    public var kBlocks: Int { shape.kBlocks }
 
     var cMatrix: fips_qmatrix {
         fips_qmatrix(format: format.rawValue, rows: Int32(rows), cols: Int32(cols), data: data, scales: scales,
@@ -138,11 +121,11 @@ public struct QuantizedActivations {
         self.groupSums = groupSums
     }
 
-    public var paddedCols: Int { (cols + 31) / 32 * 32 }
-    public var kBlocks: Int { paddedCols / 32 }
+    public var paddedCols: Int { PackedShape.paddedCols(cols) }
+    public var kBlocks: Int { paddedCols / PackedShape.blockCols }
     /// Element counts of the three buffers for `rows` × `cols`.
-    public static func dataCount(rows: Int, cols: Int) -> Int { rows * ((cols + 31) / 32 * 32) }
-    public static func groupSumCount(rows: Int, cols: Int) -> Int { rows * ((cols + 31) / 32) }
+    public static func dataCount(rows: Int, cols: Int) -> Int { rows * PackedShape.paddedCols(cols) }
+    public static func groupSumCount(rows: Int, cols: Int) -> Int { rows * (PackedShape.paddedCols(cols) / PackedShape.blockCols) }
 }
 
 /// Logical weights packed by `QuantizedGemm.pack`, owning their arrays.
@@ -164,8 +147,8 @@ public struct PackedQuantMatrix {
                         // A q8sparse matrix of all zeros has no data bytes; any valid address will do.
                         let dp = d.baseAddress ?? UnsafeRawPointer(s.baseAddress!)
                         return body(QuantizedMatrix(format: format, rows: rows, cols: cols, data: dp, scales: s.baseAddress!,
-                                                    offsets: format == .q8sparse ? o.baseAddress : nil,
-                                                    masks: format == .q8sparse ? mk.baseAddress : nil))
+                                                    offsets: format.isSparse ? o.baseAddress : nil,
+                                                    masks: format.isSparse ? mk.baseAddress : nil))
                     }
                 }
             }
@@ -227,8 +210,8 @@ public enum QuantizedGemm {
         // (one spare byte: an all-zero q8sparse matrix has no data but C wants an address)
         var data = [UInt8](repeating: 0, count: dataBytes + 1)
         var packedScales = [Float](repeating: 0, count: fips_qpack_scale_count(f, r, c))
-        var offsets = [UInt32](repeating: 0, count: format == .q8sparse ? tiles + 1 : 0)
-        var masks = [UInt64](repeating: 0, count: format == .q8sparse ? tiles * 8 : 0)
+        var offsets = [UInt32](repeating: 0, count: format.isSparse ? tiles + 1 : 0)
+        var masks = [UInt64](repeating: 0, count: format.isSparse ? tiles * 8 : 0)
         let rc = values.withUnsafeBufferPointer { v in
             scales.withUnsafeBufferPointer { s in
                 data.withUnsafeMutableBytes { d in
@@ -236,8 +219,8 @@ public enum QuantizedGemm {
                         offsets.withUnsafeMutableBufferPointer { o in
                             masks.withUnsafeMutableBufferPointer { mk in
                                 fips_qpack(f, r, c, v.baseAddress, s.baseAddress, d.baseAddress,
-                                           ps.baseAddress, format == .q8sparse ? o.baseAddress : nil,
-                                           format == .q8sparse ? mk.baseAddress : nil)
+                                           ps.baseAddress, format.isSparse ? o.baseAddress : nil,
+                                           format.isSparse ? mk.baseAddress : nil)
                             }
                         }
                     }

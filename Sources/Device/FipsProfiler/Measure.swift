@@ -159,30 +159,20 @@ final class LinearBench {
         }
         let Kp = (K + 31) / 32 * 32
         let kernel = self.kernel
-        // forRowChunks
-        let chunkTasks = min(backend.parallelism, max(1, rows / 16))
-        let per = (rows + chunkTasks - 1) / chunkTasks
-        let quantize: (Int) -> Void = { t in
-            let lo = t * per, hi = min(rows, lo + per)
-            if lo >= hi { return }
+        // The executor's own split (FipsViT's WorkSplit): quantise in row
+        // chunks, then panels (or rows) over the pool's threads.
+        WorkSplit.rowChunks(rows, backend: backend) { r in
             // Dynamic per-token scales: what `fips quantize` writes by default.
-            _ = fips_quantize_rows(kernel, self.input + lo * K, K, Int32(hi - lo), Int32(K), nil,
-                                   self.qAct + lo * Kp, self.qScales + lo, self.qGsum + lo * (Kp / 32))
+            _ = fips_quantize_rows(kernel, self.input + r.lowerBound * K, K, Int32(r.count), Int32(K), nil,
+                                   self.qAct + r.lowerBound * Kp, self.qScales + r.lowerBound,
+                                   self.qGsum + r.lowerBound * (Kp / 32))
         }
-        if chunkTasks <= 1 { quantize(0) } else { backend.parallelFor(chunkTasks, quantize) }
-        let panels = (N + 15) / 16
-        let tasks = max(1, min(backend.parallelism, max(panels, rows)))
-        let byPanels = panels >= tasks
         let m = w.qmatrix
         let bias = UnsafePointer(w.bias)
-        backend.parallelFor(tasks) { t in
-            let total = byPanels ? panels : rows
-            let lo = total * t / tasks, hi = total * (t + 1) / tasks
-            if lo >= hi { return }
+        WorkSplit.packedGemm(rows: rows, panels: (N + 15) / 16, backend: backend) { t, r, p in
             var mm = m
-            _ = fips_qgemm(kernel, self.qAct, self.qScales, self.qGsum,
-                           Int32(byPanels ? 0 : lo), Int32(byPanels ? rows : hi), &mm,
-                           Int32(byPanels ? lo : 0), Int32(byPanels ? hi : panels),
+            _ = fips_qgemm(kernel, self.qAct, self.qScales, self.qGsum, Int32(r.lowerBound), Int32(r.upperBound), &mm,
+                           Int32(p.lowerBound), Int32(p.upperBound),
                            bias, self.output, N, self.scratch + t * self.scratchBytes)
         }
     }

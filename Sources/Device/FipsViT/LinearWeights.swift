@@ -63,7 +63,7 @@ public struct LinearWeights {
         case .f32: storage = .f32(t.floats)
         case .i8RowScaled: storage = .int8(t.int8s, scales: t.scales!)
         case .q8, .q4g32, .q3g32, .q8sparse:
-            let m = fips_qmatrix(format: Int32(t.dtype.rawValue), rows: Int32(t.shape[0]), cols: Int32(t.shape[1]),
+            let m = fips_qmatrix(format: t.dtype.packedFormat!.rawValue, rows: Int32(t.shape[0]), cols: Int32(t.shape[1]),
                                  data: t.data, scales: t.scales, offsets: t.tileOffsets, masks: t.tileMasks)
             var scale: UnsafePointer<Float>? = nil
             if let a = actScale, a.dtype == .f32, a.elementCount == 1, a.floats[0] > 0, a.floats[0].isFinite { scale = a.floats }
@@ -74,7 +74,7 @@ public struct LinearWeights {
     }
 
     /// Padded input width of the packed formats (multiples of 32).
-    public var paddedInFeatures: Int { (inFeatures + 31) / 32 * 32 }
+    public var paddedInFeatures: Int { PackedShape.paddedCols(inFeatures) }
 
     public var isPacked: Bool {
         if case .packed = storage { return true }

@@ -34,13 +34,12 @@ public enum PackedWeights {
     }
 
     public static func unpack(_ v: TensorView) -> Logical? {
-        guard let bits = v.dtype.weightBits, v.shape.count == 2, let scales = v.scales,
-              let format = QuantFormat(rawValue: Int32(v.dtype.rawValue)) else { return nil }
-        if format == .q8sparse && (v.tileOffsets == nil || v.tileMasks == nil) { return nil }
+        guard let format = v.dtype.packedFormat, v.shape.count == 2, let scales = v.scales else { return nil }
+        if format.isSparse && (v.tileOffsets == nil || v.tileMasks == nil) { return nil }
         let m = QuantizedMatrix(format: format, rows: v.shape[0], cols: v.shape[1], data: v.data, scales: scales,
                                 offsets: v.tileOffsets, masks: v.tileMasks)
         let (values, logicalScales) = QuantizedGemm.unpack(m)
-        return Logical(bits: bits, rows: m.rows, cols: m.cols, values: values, scales: logicalScales)
+        return Logical(bits: format.bits, rows: m.rows, cols: m.cols, values: values, scales: logicalScales)
     }
 }
 
@@ -53,20 +52,23 @@ extension PackedWeights {
     }
 
     /// The dense packed format of a bit-width (8, 4 or 3).
-    public static func denseType(bits: Int) -> TensorDType { bits == 8 ? .q8 : bits == 4 ? .q4g32 : .q3g32 }
+    public static func denseType(bits: Int) -> TensorDType {
+        // (any other width gets q3g32, as it always has)
+        TensorDType(rawValue: UInt8((QuantFormat.dense(bits: bits) ?? .q3g32).rawValue))!
+    }
 
     /// Packs logical values into `dtype` (q8, q4g32, q3g32 or q8sparse).
     /// `l.bits` must be 8 for q8/q8sparse, 4 or 3 for the grouped formats.
     public static func pack(_ l: Logical, as dtype: TensorDType) -> Packed {
         precondition(dtype.weightBits == l.bits, "\(dtype.name) holds \(dtype.weightBits ?? 0)-bit values, got \(l.bits)")
-        guard let format = QuantFormat(rawValue: Int32(dtype.rawValue)),
+        guard let format = dtype.packedFormat,
               let m = QuantizedGemm.pack(l.values, scales: l.scales, rows: l.rows, cols: l.cols, format: format) else {
             preconditionFailure("\(dtype.name) \(l.rows)x\(l.cols): a value outside the format's range or a wrong scale count")
         }
         // aux: the packed scales; for q8sparse then the tile offsets and,
         // 8-byte aligned, the masks.
         var aux = m.scales.withUnsafeBytes { Array($0) }
-        if dtype == .q8sparse {
+        if format.isSparse {
             aux += m.offsets.withUnsafeBytes { Array($0) }
             while aux.count < PackedShape(rows: l.rows, cols: l.cols).sparseMasksAt { aux.append(0) }
             aux += m.masks.withUnsafeBytes { Array($0) }

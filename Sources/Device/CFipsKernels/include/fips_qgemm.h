@@ -1,5 +1,5 @@
 // Integer GEMM for quantised linear layers: y = x·Wᵀ + b with W packed in one
-// of the artifact-v2 formats (docs/KERNELS.md, /work/spec/QFORMAT.md).
+// of the artifact-v2 formats (docs/KERNELS.md; the tile layouts: docs/ARTIFACT.md).
 //
 // Every kernel gives the same bits as the portable scalar one: the int32 dot
 // products are exact and the float steps (int->float, multiplies, adds) are
@@ -18,11 +18,53 @@
 extern "C" {
 #endif
 
-// Packed weight formats: the TensorDType raw values of artifact version 2.
+// ---- the packed weight formats: THE table ----
+// Every question about a packed format (its name, bits, range, tile bytes,
+// scale groups, padding, aux alignment) is answered by this one table, in
+// ggml's type_traits style; Swift reads it through FipsKernels' QuantFormat
+// and PackedShape, and the artifact reader, the packer, the planner and the
+// executor all ask those. The ids are the TensorDType raw values of artifact
+// version 2 (docs/ARTIFACT.md gives the tile layouts).
 #define FIPS_QFORMAT_Q8 3
 #define FIPS_QFORMAT_Q4G32 4
 #define FIPS_QFORMAT_Q3G32 5
 #define FIPS_QFORMAT_Q8SPARSE 6
+
+// Padding shared by every format: outputs are padded to whole panels of
+// FIPS_QPANEL_ROWS, inputs to whole k-blocks of FIPS_QBLOCK_COLS; a tile is
+// one panel by one k-block.
+#define FIPS_QPANEL_ROWS 16
+#define FIPS_QBLOCK_COLS 32
+
+//    id                     name         bits  min   max  tile_bytes  group  sparse  aux_align
+#define FIPS_QFORMAT_TABLE(X) \
+    X(FIPS_QFORMAT_Q8,       "q8",        8,  -127,  127,  512,         0,     0,      4) \
+    X(FIPS_QFORMAT_Q4G32,    "q4g32",     4,    -8,    7,  256,        32,     0,      4) \
+    X(FIPS_QFORMAT_Q3G32,    "q3g32",     3,    -4,    3,  192,        32,     0,      4) \
+    X(FIPS_QFORMAT_Q8SPARSE, "q8-sparse", 8,  -127,  127,  512,         0,     1,      8)
+// name:       as the artifact tools print it (fips inspect, profiles).
+// bits:       bits per logical weight.
+// min, max:   the logical value range.
+// tile_bytes: stored bytes of one tile; for a sparse format the dense upper
+//             bound (its data is the nonzero bytes, their count varies).
+// group:      inputs per scale: 32 = one scale per output row and k-block
+//             (packed [panels][k-blocks][16]); 0 = one per output row
+//             (packed [padded rows]).
+// sparse:     1 = zeros elided: aux is the scales, then u32 tile offsets
+//             [tiles + 1], then (8-byte aligned) u64 masks [tiles * 8].
+// aux_align:  the alignment the artifact reader requires of the aux region.
+typedef struct fips_qformat_traits {
+    int format;
+    const char *name;
+    int bits;
+    int min_value, max_value;
+    int tile_bytes;
+    int group_size;
+    int sparse;
+    int aux_alignment;
+} fips_qformat_traits;
+// The row of the table for `format`, NULL when no packed format has that id.
+const fips_qformat_traits *fips_qformat_traits_of(int format);
 
 // Kernel ids (0 ..< FIPS_QKERNEL_COUNT). Ids are the same on every build;
 // which ones run depends on the architecture and the CPU.
