@@ -1,9 +1,8 @@
 import CFipsDaemon
-import CFipsKernels
 import CFipsSys
 import FipsArtifact
+import FipsDeviceSupport
 import FipsImage
-import FipsRunner
 import FipsViT
 
 /// The daemon: one thread runs a poll() loop over the signalfd, the HTTP
@@ -334,7 +333,7 @@ public final class Daemon {
             let name = "http request \(n)"
             let result: Result<RGBImage, ImageError> = c.buf.withUnsafeBytes { all in
                 let body = UnsafeRawBufferPointer(rebasing: all[h.headBytes..<(h.headBytes + h.contentLength)])
-                return decodeResult(body, name: name, limits: limits)
+                return Classifier.decode(body, name: name, limits: limits)
             }
             let line = finish(result, source: .http, frame: n, file: nil, start: start)
             switch result {
@@ -446,9 +445,7 @@ public final class Daemon {
         let start = fips_now_ns()
         frameNo[SourceKind.folder.rawValue] += 1
         let n = frameNo[SourceKind.folder.rawValue]
-        let result: Result<RGBImage, ImageError>
-        do { result = .success(try ImageDecoder.load(path: path, limits: limits)) }
-        catch { result = .failure(error) }
+        let result = Classifier.decode(path: path, limits: limits)
         _ = finish(result, source: .folder, frame: n, file: name, start: start)
         var ok = true
         if case .failure = result { ok = false }
@@ -524,7 +521,7 @@ public final class Daemon {
         frameNo[SourceKind.stdin.rawValue] += 1
         let n = frameNo[SourceKind.stdin.rawValue]
         let result: Result<RGBImage, ImageError> = f.withUnsafeBytes { b in
-            decodeResult(b, name: "stdin frame \(n)", limits: limits)
+            Classifier.decode(b, name: "stdin frame \(n)", limits: limits)
         }
         _ = finish(result, source: .stdin, frame: n, file: nil, start: start)
         if o.stdinNoDrop { pumpStdin() }
@@ -597,22 +594,9 @@ public final class Daemon {
         }
         switch result {
         case .success(let img):
-            let r = model.classify(img, topK: o.topK, startedNs: start)
+            let r = model.run(img, startedNs: start)
             metrics.frame(source, seconds: r.totalMs / 1000)
-            if model.artifact.config.hasHead {
-                t.append(", \"top\": [")
-                for (i, e) in r.top.enumerated() {
-                    t.append(i == 0 ? "{\"label\": " : ", {\"label\": ")
-                    t.appendJSONString(e.label)
-                    t.append(", \"score\": ")
-                    t.append(Double(e.score), precision: 6)
-                    t.append("}")
-                }
-                t.append("]")
-            } else {
-                t.append(", \"cls_norm\": ")
-                t.append(r.clsNorm, precision: 9)
-            }
+            model.classifier.appendPrediction(to: &t, topK: o.topK)
             t.append(", \"ms\": ")
             t.appendFixed(r.totalMs, decimals: 3)
             t.append(", \"forward_ms\": ")
@@ -630,11 +614,6 @@ public final class Daemon {
         _ = sink.write(t.bytes, metrics: &metrics)
         return t.bytes
     }
-}
-
-func decodeResult(_ b: UnsafeRawBufferPointer, name: String, limits: DecodeLimits) -> Result<RGBImage, ImageError> {
-    do { return .success(try ImageDecoder.decode(b, name: name, limits: limits)) }
-    catch { return .failure(error) }
 }
 
 func splitNames(_ names: [CChar], _ n: Int) -> [String] {
@@ -662,17 +641,10 @@ func lessBytes(_ a: String, _ b: String) -> Bool {
 // MARK: entry
 
 public func daemonMain(_ args: [String]) -> Int32 {
-    let opts: DaemonOptions
-    switch parseDaemonArguments(args) {
-    case .help:
-        printLine(daemonUsage)
-        return 0
-    case .failure(let msg):
-        printLine("fipsd: \(msg) (see --help)", fd: 2)
-        return 2
-    case .run(let o):
-        opts = o
-    }
+    daemonFlags.run(args, program: "fipsd", usage: daemonUsage, startDaemon)
+}
+
+func startDaemon(_ opts: DaemonOptions) -> Int32 {
     // Signals first: the worker threads created below inherit the blocked mask,
     // so SIGTERM/SIGHUP reach only the signalfd.
     let sfd = fipsd_signals_init()
@@ -681,14 +653,9 @@ public func daemonMain(_ args: [String]) -> Int32 {
         return 1
     }
     var exOptions = opts.nonlinear
-    if let name = opts.kernel {
-        let k = name.withCString { fips_qgemm_kernel_by_name($0) }
-        if k == -1 {
-            printLine("fipsd: --kernel: no kernel named '\(name)' (known: scalar, avx2, avx512vnni, neon, neon-dotprod)", fd: 2)
-            return 2
-        }
-        if k < 0 { printLine("fipsd: --kernel: this CPU cannot run the \(name) kernel", fd: 2); return 2 }
-        exOptions.kernel = k
+    if let msg = selectKernel(opts.kernel, into: &exOptions) {
+        printLine("fipsd: \(msg)", fd: 2)
+        return 2
     }
     let backend = PooledBackend(threads: opts.threads ?? WorkerPool.defaultThreads)
     let model: LoadedModel
@@ -714,7 +681,7 @@ public func daemonMain(_ args: [String]) -> Int32 {
     }
     if !opts.quiet {
         let c = model.artifact.config
-        logLine("model \(opts.model): version \(model.version), checksum \(hex8(model.checksum)), \(c.hasHead ? "\(c.numClasses) classes" : "no head (cls_norm)"), integer kernel \(kernelName(model.executor.kernel)), \(backend.parallelism) threads")
+        logLine("model \(opts.model): version \(model.version), checksum \(hex8(model.checksum)), \(c.hasHead ? "\(c.numClasses) classes" : "no head (cls_norm)"), integer kernel \(kernelName(model.classifier.executor.kernel)), \(backend.parallelism) threads")
     }
     return d.run()
 }
@@ -723,11 +690,5 @@ public func daemonMain(_ args: [String]) -> Int32 {
 /// that calls this); the host executable's main.swift calls daemonMain too.
 @_cdecl("fipsd_entry")
 public func fipsdEntry(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-    var args = [String]()
-    var i = 1
-    while i < Int(argc) {
-        if let p = argv[i] { args.append(String(cString: p)) }
-        i += 1
-    }
-    return daemonMain(args)
+    daemonMain(programArguments(argc, argv))
 }

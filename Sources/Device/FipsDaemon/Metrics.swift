@@ -1,6 +1,6 @@
 import CFipsDaemon
 import CFipsSys
-import FipsRunner
+import FipsDeviceSupport
 
 /// Counters for /metrics. Single-threaded: only the event loop touches them.
 public struct Metrics {

@@ -2,14 +2,14 @@ import CFipsKernels
 import CFipsProbe
 import CFipsSys
 import FipsArtifact
+import FipsDeviceSupport
 import FipsKernels
-import FipsRunner
 import FipsViT
 
 /// `fips-profile`: measures what the latency model needs on the device it
 /// runs on and writes profiles/NAME.json (schema: profiles/schema.json,
-/// fields: profiles/README.md). Device code: no Foundation, hand-rolled
-/// arguments like fips-run.
+/// fields: profiles/README.md). Device code: no Foundation; arguments
+/// through `profileFlags` (FipsDeviceSupport's flag table), like fips-run.
 public struct ProfileOptions {
     public var name: String? = nil
     public var output: String? = nil
@@ -64,48 +64,43 @@ EXAMPLES:
   qemu-aarch64-static build/rpi5/fips-profile --quick --functional-only -o /tmp/qemu.json
 """
 
-enum ProfileParse {
-    case run(ProfileOptions)
-    case help
-    case failure(String)
-}
-
-func parseProfileArguments(_ args: [String]) -> ProfileParse {
-    var o = ProfileOptions()
-    var i = 0
-    func value() -> String? { i += 1; return i < args.count ? args[i] : nil }
-    while i < args.count {
-        let a = args[i]
-        switch a {
-        case "-h", "--help": return .help
-        case "--name":
-            guard let v = value(), !v.isEmpty else { return .failure("--name needs a name") }
+let profileFlags = FlagTable<ProfileOptions>(
+    defaults: ProfileOptions(),
+    flags: [
+        .value("--name", missing: "--name needs a name") { o, v in
+            if v.isEmpty { return "--name needs a name" }
             for b in v.utf8 where !(b == 45 || b == 46 || b == 95 || (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)) {
-                return .failure("--name '\(v)': use letters, digits, '.', '-' and '_' only")
+                return "--name '\(v)': use letters, digits, '.', '-' and '_' only"
             }
             o.name = v
-        case "-o", "--output":
-            guard let v = value(), !v.isEmpty else { return .failure("\(a) needs a file path") }
+            return nil
+        },
+        .value("-o", missing: "-o needs a file path") { o, v in
+            if v.isEmpty { return "-o needs a file path" }
             o.output = v
-        case "--quick": o.quick = true
-        case "--functional-only": o.functionalOnly = true
-        case "--threads":
-            guard let v = value() else { return .failure("--threads needs an integer from 1 to 256") }
-            guard let k = parseInt(v), k >= 1 && k <= 256 else { return .failure("--threads needs an integer from 1 to 256, not '\(v)'") }
+            return nil
+        },
+        .value("--output", missing: "--output needs a file path") { o, v in
+            if v.isEmpty { return "--output needs a file path" }
+            o.output = v
+            return nil
+        },
+        .set("--quick") { $0.quick = true },
+        .set("--functional-only") { $0.functionalOnly = true },
+        .value("--threads", missing: "--threads needs an integer from 1 to 256") { o, v in
+            guard let k = parseInt(v), k >= 1 && k <= 256 else { return "--threads needs an integer from 1 to 256, not '\(v)'" }
             o.threads = k
-        case "--max-seconds":
-            guard let v = value() else { return .failure("--max-seconds needs a number of seconds") }
+            return nil
+        },
+        .value("--max-seconds", missing: "--max-seconds needs a number of seconds") { o, v in
             var ok: Int32 = 0
             let s = v.withCString { fips_parse_double($0, &ok) }
-            guard ok == 1, s > 0, s <= 86400 else { return .failure("--max-seconds needs a positive number of seconds, not '\(v)'") }
+            guard ok == 1, s > 0, s <= 86400 else { return "--max-seconds needs a positive number of seconds, not '\(v)'" }
             o.maxSeconds = s
-        default:
-            return .failure(a.utf8.first == 45 ? "unknown option \(a)" : "unexpected argument '\(a)'")
-        }
-        i += 1
-    }
-    return .run(o)
-}
+            return nil
+        },
+    ],
+    argument: { _, a in "unexpected argument '\(a)'" })
 
 // MARK: - what is measured
 
@@ -465,10 +460,7 @@ func profileJSON(name: String, o: ProfileOptions, system s: SystemInfo, p: Profi
     return t
 }
 
-func kernelText(_ k: Int32) -> String {
-    guard let p = fips_qgemm_kernel_name(k) else { return "unknown" }
-    return String(cString: p)
-}
+func kernelText(_ k: Int32) -> String { kernelName(k, unknown: "unknown") }
 
 func hostName() -> String {
     if let h = readText("/proc/sys/kernel/hostname", cap: 256) {
@@ -487,12 +479,10 @@ func parentDirectory(_ path: String) -> String? {
 }
 
 public func profileMain(_ args: [String]) -> Int32 {
-    let o: ProfileOptions
-    switch parseProfileArguments(args) {
-    case .help: printLine(profileUsage); return 0
-    case .failure(let m): printLine("fips-profile: \(m) (see --help)", fd: 2); return 2
-    case .run(let v): o = v
-    }
+    profileFlags.run(args, program: "fips-profile", usage: profileUsage, profile)
+}
+
+func profile(_ o: ProfileOptions) -> Int32 {
     let name = o.name ?? hostName()
     let out = o.output ?? "profiles/\(name).json"
     if let dir = parentDirectory(out) {
@@ -523,11 +513,5 @@ public func profileMain(_ args: [String]) -> Int32 {
 /// that calls this); the host executable's main.swift calls it too.
 @_cdecl("fips_profile_entry")
 public func fipsProfileEntry(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> Int32 {
-    var args = [String]()
-    var i = 1
-    while i < Int(argc) {
-        if let p = argv[i] { args.append(String(cString: p)) }
-        i += 1
-    }
-    return profileMain(args)
+    profileMain(programArguments(argc, argv))
 }
