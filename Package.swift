@@ -50,15 +50,18 @@ let package = Package(
         device("FipsKernels", ["CFipsKernels"]),
         device("FipsImage", ["CFipsSys", "CImageCodecs"]),
         device("FipsViT", ["CFipsSys", "CFipsKernels", "FipsArtifact", "FipsKernels"]),
-        device("FipsRunner", ["CFipsSys", "CFipsKernels", "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT"]),
+        // What the three device programs share: argv entry, flag tables, JSON text,
+        // --kernel, softmax/top-k, and the Classifier (decode, preprocess, run, format).
+        device("FipsDeviceSupport", ["CFipsSys", "CFipsKernels", "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT"]),
+        device("FipsRunner", ["CFipsSys", "FipsArtifact", "FipsDeviceSupport", "FipsImage", "FipsKernels", "FipsViT"]),
         deviceProgram("fips-run", ["FipsRunner"]),
         // fips-profile: what the device is and how fast its kernels run (profiles/schema.json).
         device("CFipsProbe", linkerSettings: [.linkedLibrary("pthread", .when(platforms: [.linux]))]),
-        device("FipsProfiler", ["CFipsProbe", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsKernels", "FipsViT", "FipsRunner"]),
+        device("FipsProfiler", ["CFipsProbe", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsDeviceSupport", "FipsKernels", "FipsViT"]),
         deviceProgram("fips-profile", ["FipsProfiler"]),
         // fipsd: sockets, signalfd, inotify and V4L2 in C; the event loop in Swift.
         device("CFipsDaemon"),
-        device("FipsDaemon", ["CFipsDaemon", "CFipsSys", "CFipsKernels", "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsRunner"]),
+        device("FipsDaemon", ["CFipsDaemon", "CFipsSys", "FipsArtifact", "FipsDeviceSupport", "FipsImage", "FipsViT"]),
         deviceProgram("fipsd", ["FipsDaemon"]),
         // ---- host ----
         .systemLibrary(name: "COpenBLAS", path: "Sources/Host/COpenBLAS"),
@@ -76,14 +79,14 @@ let package = Package(
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
         host("FipsPlan", [
-            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsKernels", "FipsViT", "FipsRunner", "FipsData", "FipsCompress",
+            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsKernels", "FipsViT", "FipsDeviceSupport", "FipsData", "FipsCompress",
             "FipsQuantize", "FipsLatency",
         ]),
         hostProgram("fips-plan", [
             "FipsArtifact", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan", argumentParser,
         ]),
         .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsDaemon", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport", "FipsRunner", "FipsDaemon", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
             "FipsPlan",
         ], exclude: ["Fixtures"]),
     ],

@@ -49,10 +49,11 @@ build() {
     stream)
       "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
       mkdir -p "$OUT/stream"
-      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FipsRunner -emit-module -emit-module-path "$OUT/stream/FipsRunner.swiftmodule" \
-        -c Sources/Device/FipsRunner/TextOutput.swift -o "$OUT/stream/FipsRunner.o"
+      # Http.swift's TextBuffer and parseInt: FipsDeviceSupport's text output and flag files only.
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FipsDeviceSupport -emit-module -emit-module-path "$OUT/stream/FipsDeviceSupport.swiftmodule" \
+        -wmo -c Sources/Device/FipsDeviceSupport/TextOutput.swift Sources/Device/FipsDeviceSupport/Flags.swift -o "$OUT/stream/FipsDeviceSupport.o"
       "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/stream" -module-name FuzzStream Sources/Device/FipsDaemon/MjpegSplitter.swift \
-        Sources/Device/FipsDaemon/Http.swift Tests/fuzz/FuzzStream.swift "$OUT/stream/FipsRunner.o" "$OUT/fips_sys.o" -o "$OUT/fuzz-stream" ;;
+        Sources/Device/FipsDaemon/Http.swift Tests/fuzz/FuzzStream.swift "$OUT/stream/FipsDeviceSupport.o" "$OUT/fips_sys.o" -o "$OUT/fuzz-stream" ;;
     *) echo "fuzz: unknown target $name" >&2; exit 2 ;;
   esac
 }

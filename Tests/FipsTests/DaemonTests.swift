@@ -1,5 +1,6 @@
 import XCTest
 import FipsDaemon
+import FipsDeviceSupport
 
 /// fipsd's parsers of untrusted bytes (the end-to-end daemon checks are
 /// scripts/check_fipsd.py; these parsers are also fuzzed by scripts/fuzz.sh).
@@ -99,5 +100,33 @@ final class DaemonTests: XCTestCase {
         XCTAssertNil(parseListen("host:"))
         XCTAssertNil(parseListen(":80"))
         XCTAssertNil(parseListen("70000"))
+    }
+
+    /// The device programs' flag-table parser: values, ranges, switches,
+    /// arguments, a lone "-", unknown options, --help and the final check.
+    func testFlagTable() {
+        struct Opts { var n = 0; var verbose = false; var args: [String] = [] }
+        let table = FlagTable<Opts>(
+            defaults: Opts(),
+            flags: [
+                .integer("--n", in: 1...9, error: "--n needs 1 to 9") { o, k in o.n = k },
+                .set("--verbose", "-v") { $0.verbose = true },
+            ],
+            loneDashIsArgument: true,
+            argument: { o, a in o.args.append(a); return nil },
+            finish: { o in o.args.isEmpty ? "no arguments" : nil })
+        func outcome(_ args: [String]) -> String {
+            switch table.parse(args) {
+            case .help: return "help"
+            case .failure(let m): return m
+            case .run(let o): return "n=\(o.n) verbose=\(o.verbose) " + o.args.joined(separator: ",")
+            }
+        }
+        XCTAssertEqual(outcome(["--n", "3", "-v", "x", "-"]), "n=3 verbose=true x,-")
+        XCTAssertEqual(outcome(["x", "--n"]), "--n needs 1 to 9")
+        XCTAssertEqual(outcome(["--n", "10", "x"]), "--n needs 1 to 9")
+        XCTAssertEqual(outcome(["-q", "x"]), "unknown option -q")
+        XCTAssertEqual(outcome(["x", "-h", "--n"]), "help")
+        XCTAssertEqual(outcome([]), "no arguments")
     }
 }

@@ -2,11 +2,11 @@ import Foundation
 import XCTest
 import FipsArtifact
 import FipsData
+import FipsDeviceSupport
 import FipsHostCore
 import FipsLatency
 import FipsPlan
 import FipsQuantize
-import FipsRunner
 import FipsViT
 
 final class PlanTests: XCTestCase {
@@ -189,14 +189,14 @@ final class PlanTests: XCTestCase {
             let artifact = try Artifact(path: path)
             let ex = try ViTExecutor(artifact: artifact, backend: PooledBackend(threads: o.threads))
             XCTAssertEqual(ex.arenaBytes, plan.memory.arenaBytes, "budget \(budget): arena")
-            XCTAssertEqual(RunBuffers(config: artifact.config).bytes, plan.memory.ioBytes)
+            XCTAssertEqual(ClassifierBuffers(config: artifact.config).bytes, plan.memory.ioBytes)
             if plan.memory.artifactExact {
                 XCTAssertEqual(size, plan.memory.artifactBytes, "budget \(budget): artifact bytes")
             } else {
                 XCTAssertLessThanOrEqual(size, plan.memory.artifactBytes, "budget \(budget): artifact bytes")
                 sawSparse = true
             }
-            let measured = size + ex.arenaBytes + RunBuffers(config: artifact.config).bytes + plan.memory.frameBytes
+            let measured = size + ex.arenaBytes + ClassifierBuffers(config: artifact.config).bytes + plan.memory.frameBytes
             XCTAssertLessThanOrEqual(measured, budget, "budget \(budget)")
             print("budget \(budget): file \(size) (planned \(plan.memory.artifactBytes)\(plan.memory.artifactExact ? "" : ", bound")) + arena \(ex.arenaBytes) (planned \(plan.memory.arenaBytes)) + run buffers \(plan.memory.ioBytes) + frame \(plan.memory.frameBytes) = \(measured); "
                   + plan.choices.map { "\($0.mlp) \($0.mlpBits)/\($0.attentionBits)" }.joined(separator: "; "))

@@ -4,7 +4,7 @@ import FipsImage
 
 /// A V4L2 camera that may be missing or unplugged: opened lazily, reopened
 /// with backoff (1 s doubling to 30 s) after any failure, each attempt logged.
-final class CameraSource {
+final class CameraDevice {
     let device: String
     let width, height, fps: Int
     let format: Int32

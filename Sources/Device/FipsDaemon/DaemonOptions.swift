@@ -1,4 +1,4 @@
-import FipsRunner
+import FipsDeviceSupport
 import FipsViT
 
 /// Where frames come from.
@@ -15,8 +15,7 @@ public enum SourceKind: Int {
     }
 }
 
-/// `fipsd` options. Hand-rolled parsing: device code cannot use
-/// swift-argument-parser (it does not build as Embedded Swift).
+/// `fipsd` options, parsed by `daemonFlags` (FipsDeviceSupport's flag table).
 public struct DaemonOptions {
     public var model = ""
     // camera
@@ -126,12 +125,6 @@ EXAMPLES:
   kill -HUP $(pidof fipsd)          # after copying a new model.fips into place (mv, not cp)
 """
 
-enum DaemonParse {
-    case run(DaemonOptions)
-    case help
-    case failure(String)
-}
-
 /// "640x480" -> (640, 480).
 func parseSize(_ s: String) -> (Int, Int)? {
     let parts = s.split(separator: "x")
@@ -158,96 +151,61 @@ public func parseListen(_ s: String) -> (String, Int)? {
     return (host, port)
 }
 
-func parseDaemonArguments(_ args: [String]) -> DaemonParse {
-    var o = DaemonOptions()
-    var i = 0
-    func value() -> String? {
-        i += 1
-        return i < args.count ? args[i] : nil
-    }
-    func positive(_ flag: String, _ lo: Int, _ hi: Int) -> Int? {
-        guard let v = value(), let k = parseInt(v), k >= lo, k <= hi else { return nil }
-        return k
-    }
-    while i < args.count {
-        let a = args[i]
-        switch a {
-        case "-h", "--help": return .help
-        case "--model":
-            guard let v = value() else { return .failure("--model needs a path") }
-            o.model = v
-        case "--camera":
-            guard let v = value() else { return .failure("--camera needs a device path such as /dev/video0") }
-            o.camera = v
-        case "--camera-size":
-            guard let v = value(), let size = parseSize(v) else { return .failure("--camera-size needs WIDTHxHEIGHT, e.g. 640x480") }
+let daemonFlags = FlagTable<DaemonOptions>(
+    defaults: DaemonOptions(),
+    flags: [
+        .value("--model", missing: "--model needs a path") { o, v in o.model = v; return nil },
+        .value("--camera", missing: "--camera needs a device path such as /dev/video0") { o, v in o.camera = v; return nil },
+        .value("--camera-size", missing: cameraSizeError) { o, v in
+            guard let size = parseSize(v) else { return cameraSizeError }
             o.cameraWidth = size.0; o.cameraHeight = size.1
-        case "--camera-fps":
-            guard let k = positive(a, 1, 1000) else { return .failure("--camera-fps needs a frame rate from 1 to 1000") }
-            o.cameraFPS = k
-        case "--camera-format":
-            guard let v = value() else { return .failure("--camera-format needs mjpeg, yuyv or any") }
+            return nil
+        },
+        .integer("--camera-fps", in: 1...1000, error: "--camera-fps needs a frame rate from 1 to 1000") { o, k in o.cameraFPS = k },
+        .value("--camera-format", missing: "--camera-format needs mjpeg, yuyv or any") { o, v in
             switch v {
             case "any": o.cameraFormat = 0
             case "mjpeg": o.cameraFormat = 1
             case "yuyv": o.cameraFormat = 2
-            default: return .failure("--camera-format: '\(v)' is not mjpeg, yuyv or any")
+            default: return "--camera-format: '\(v)' is not mjpeg, yuyv or any"
             }
-        case "--watch":
-            guard let v = value() else { return .failure("--watch needs a directory") }
-            o.watch = v
-        case "--done-dir":
-            guard let v = value() else { return .failure("--done-dir needs a directory") }
-            o.doneDir = v
-        case "--failed-dir":
-            guard let v = value() else { return .failure("--failed-dir needs a directory") }
-            o.failedDir = v
-        case "--listen":
-            guard let v = value() else { return .failure("--listen needs [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080") }
-            guard let hp = parseListen(v) else { return .failure("--listen: '\(v)' is not [HOST:]PORT (e.g. 8080, 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080)") }
+            return nil
+        },
+        .value("--watch", missing: "--watch needs a directory") { o, v in o.watch = v; return nil },
+        .value("--done-dir", missing: "--done-dir needs a directory") { o, v in o.doneDir = v; return nil },
+        .value("--failed-dir", missing: "--failed-dir needs a directory") { o, v in o.failedDir = v; return nil },
+        .value("--listen", missing: "--listen needs [HOST:]PORT, e.g. 8080 or 0.0.0.0:8080") { o, v in
+            guard let hp = parseListen(v) else {
+                return "--listen: '\(v)' is not [HOST:]PORT (e.g. 8080, 127.0.0.1:8080, 0.0.0.0:8080, [::1]:8080)"
+            }
             o.listenHost = hp.0; o.listenPort = hp.1
-        case "--max-body":
-            guard let k = positive(a, 1, 1 << 30) else { return .failure("--max-body needs a byte count from 1 to 1073741824") }
-            o.maxBodyBytes = k
-        case "--http-timeout":
-            guard let k = positive(a, 1, 3_600_000) else { return .failure("--http-timeout needs milliseconds from 1 to 3600000") }
-            o.httpTimeoutMs = k
-        case "--max-connections":
-            guard let k = positive(a, 1, 200) else { return .failure("--max-connections needs a count from 1 to 200") }
-            o.maxConnections = k
-        case "--stdin": o.stdin = true
-        case "--stdin-no-drop": o.stdin = true; o.stdinNoDrop = true
-        case "--output", "-o":
-            guard let v = value() else { return .failure("--output needs a file path") }
-            o.output = v
-        case "--rotate-bytes":
-            guard let v = value(), let k = parseInt(v) else { return .failure("--rotate-bytes needs a byte count (0: never rotate)") }
-            o.rotateBytes = k
-        case "--top-k":
-            guard let k = positive(a, 1, 100_000) else { return .failure("--top-k needs a positive integer") }
-            o.topK = k
-        case "--max-pixels":
-            guard let k = positive(a, 1, 1 << 40) else { return .failure("--max-pixels needs a positive integer") }
-            o.maxPixels = k
-        case "--threads":
-            guard let k = positive(a, 1, 256) else { return .failure("--threads needs an integer from 1 to 256") }
-            o.threads = k
-        case "--kernel":
-            guard let v = value() else { return .failure("--kernel needs a name (scalar, avx2, avx512vnni, neon, neon-dotprod)") }
+            return nil
+        },
+        .integer("--max-body", in: 1...(1 << 30), error: "--max-body needs a byte count from 1 to 1073741824") { o, k in o.maxBodyBytes = k },
+        .integer("--http-timeout", in: 1...3_600_000, error: "--http-timeout needs milliseconds from 1 to 3600000") { o, k in o.httpTimeoutMs = k },
+        .integer("--max-connections", in: 1...200, error: "--max-connections needs a count from 1 to 200") { o, k in o.maxConnections = k },
+        .set("--stdin") { $0.stdin = true },
+        .set("--stdin-no-drop") { $0.stdin = true; $0.stdinNoDrop = true },
+        .value("--output", "-o", missing: "--output needs a file path") { o, v in o.output = v; return nil },
+        .integer("--rotate-bytes", in: 0...Int.max, error: "--rotate-bytes needs a byte count (0: never rotate)") { o, k in o.rotateBytes = k },
+        .integer("--top-k", in: 1...100_000, error: "--top-k needs a positive integer") { o, k in o.topK = k },
+        .integer("--max-pixels", in: 1...(1 << 40), error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
+        .integer("--threads", in: 1...256, error: "--threads needs an integer from 1 to 256") { o, k in o.threads = k },
+        .value("--kernel", missing: "--kernel needs a name (scalar, avx2, avx512vnni, neon, neon-dotprod)") { o, v in
             o.kernel = v
-        case "--integer-nonlinear":
-            guard let v = value() else { return .failure("--integer-nonlinear needs softmax, gelu, layernorm (comma-separated) or all") }
-            if let bad = o.nonlinear.selectIntegerNonlinearities(v) {
-                return .failure("--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all")
-            }
-        case "--quiet", "-q": o.quiet = true
-        default:
-            if a.utf8.first == 45 { return .failure("unknown option \(a)") }
-            return .failure("unexpected argument '\(a)' (images come from --camera, --watch, --listen or --stdin)")
-        }
-        i += 1
-    }
-    if o.model.isEmpty { return .failure("missing --model") }
-    if !o.hasSource { return .failure("no source: give --camera, --watch, --listen or --stdin") }
-    return .run(o)
-}
+            return nil
+        },
+        .value("--integer-nonlinear", missing: "--integer-nonlinear needs softmax, gelu, layernorm (comma-separated) or all") { o, v in
+            guard let bad = o.nonlinear.selectIntegerNonlinearities(v) else { return nil }
+            return "--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all"
+        },
+        .set("--quiet", "-q") { $0.quiet = true },
+    ],
+    argument: { _, a in "unexpected argument '\(a)' (images come from --camera, --watch, --listen or --stdin)" },
+    finish: { o in
+        if o.model.isEmpty { return "missing --model" }
+        if !o.hasSource { return "no source: give --camera, --watch, --listen or --stdin" }
+        return nil
+    })
+
+let cameraSizeError = "--camera-size needs WIDTHxHEIGHT, e.g. 640x480"

@@ -1,4 +1,4 @@
-import FipsRunner
+import FipsDeviceSupport
 
 /// The request line and the headers fipsd cares about.
 public struct HttpRequestHead {

@@ -1,6 +1,6 @@
 import CFipsDaemon
 import CFipsSys
-import FipsRunner
+import FipsDeviceSupport
 
 /// Counters for /metrics. Single-threaded: only the event loop touches them.
 public struct Metrics {
@@ -104,110 +104,4 @@ func hex8(_ v: UInt32) -> String {
     var out = [UInt8]()
     for i in stride(from: 28, through: 0, by: -4) { out.append(digits[Int((v >> UInt32(i)) & 0xF)]) }
     return String(decoding: out, as: UTF8.self)
-}
-
-/// One line on standard error: "fipsd: <UTC time> <message>".
-public func logLine(_ msg: String) {
-    var t = TextBuffer()
-    t.append("fipsd: ")
-    t.append(utcNow())
-    t.append(" ")
-    t.append(msg)
-    t.append("\n")
-    t.write(fd: 2)
-}
-
-/// JSON lines to standard output or a file, rotated by size. A failed write
-/// (full disk, closed pipe) drops the line, is counted and logged once per
-/// outage, and is retried with the next line.
-public final class OutputSink {
-    let path: String?
-    let rotateBytes: Int
-    var fd: Int32 = 1
-    var size: Int64 = 0
-    var failing = false
-    var droppedLines = 0
-
-    /// nil path: standard output.
-    public init(path: String?, rotateBytes: Int) throws(DaemonError) {
-        self.path = path
-        self.rotateBytes = rotateBytes
-        if let p = path {
-            let f = fipsd_open_append(p)
-            if f < 0 { throw .output(path: p, errno: -f) }
-            fd = f
-            size = max(0, fipsd_fd_file_size(f))
-        }
-    }
-
-    deinit { if path != nil { fipsd_close(fd) } }
-
-    /// Returns the errno of a failed write, 0 on success.
-    public func write(_ line: [UInt8], metrics: inout Metrics) -> Int32 {
-        if let p = path, rotateBytes > 0, size > 0, size + Int64(line.count) > Int64(rotateBytes),
-           fipsd_fd_file_size(fd) >= 0 {
-            rotate(p, metrics: &metrics)
-        }
-        let e = line.withUnsafeBytes { fipsd_write_all(fd, $0.baseAddress, $0.count) }
-        if e != 0 {
-            metrics.error("output_write")
-            droppedLines += 1
-            if !failing { logLine("output \(path ?? "stdout"): cannot write: \(errnoString(e)); dropping result lines until it works again") }
-            failing = true
-            // A partial line may have been written: start the next one on a fresh line.
-            if path != nil { size = max(0, fipsd_fd_file_size(fd)) }
-            return e
-        }
-        if failing {
-            logLine("output \(path ?? "stdout"): writing again (\(droppedLines) result lines were dropped)")
-            failing = false
-            droppedLines = 0
-        }
-        size += Int64(line.count)
-        return 0
-    }
-
-    func rotate(_ p: String, metrics: inout Metrics) {
-        let old = p + ".1"
-        let e = fipsd_rename(p, old)
-        if e != 0 {
-            metrics.error("output_rotate")
-            logLine("output \(p): cannot rotate to \(old): \(errnoString(e)); still appending")
-            size = 0   // do not retry on every line
-            return
-        }
-        let f = fipsd_open_append(p)
-        if f < 0 {
-            metrics.error("output_rotate")
-            logLine("output \(p): cannot reopen after rotation: \(errnoString(-f)); still writing to \(old)")
-            size = 0
-            return
-        }
-        fipsd_close(fd)
-        fd = f
-        size = 0
-    }
-}
-
-public enum DaemonError: Error {
-    case output(path: String, errno: Int32)
-    case listen(host: String, port: Int, errno: Int32)
-    case watch(path: String, errno: Int32)
-    case signals(errno: Int32)
-
-    public var message: String {
-        switch self {
-        case .output(let p, let e): return "--output \(p): cannot open for appending: \(errnoString(e))"
-        case .listen(let h, let p, let e):
-            if e == 22 { return "--listen \(h):\(p): '\(h)' is not a numeric IPv4 or IPv6 address" }
-            return "--listen \(h):\(p): cannot listen: \(errnoString(e))"
-        case .watch(let p, let e): return "--watch \(p): \(errnoString(e))"
-        case .signals(let e): return "cannot set up signal handling: \(errnoString(e))"
-        }
-    }
-}
-
-public func errnoString(_ e: Int32) -> String {
-    guard let s = fips_strerror(e) else { return "error \(e)" }
-    return String(cString: s)
 }

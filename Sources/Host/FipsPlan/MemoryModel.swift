@@ -1,7 +1,7 @@
 import FipsArtifact
 import FipsCompress
+import FipsDeviceSupport
 import FipsHostCore
-import FipsRunner
 import FipsViT
 
 /// A block group's MLP: dense, or FiPS with a shared rank-r basis and V pruned to `sparsity`.
@@ -33,8 +33,8 @@ public struct GroupChoice: Hashable {
 
 /// The exact memory of a planned model on the runtime: the artifact's bytes
 /// (laid out by `ArtifactLayout`, the writer's own function), the executor's
-/// activation arena (`ArenaLayout`, the executor's own function), fips-run's
-/// per-image buffers (`RunBuffers`) and, optionally, a decoded camera frame.
+/// activation arena (`ArenaLayout`, the executor's own function), the device
+/// programs' per-image buffers (`ClassifierBuffers`) and, optionally, a decoded camera frame.
 ///
 /// Exact except for one bound: a pruned projection (q8-sparse) stores its
 /// nonzero bytes, which global pruning spreads over the group's V's unevenly
@@ -171,8 +171,8 @@ public struct PlanMemory {
                            integerAttention: true, tasks: threads).totalBytes
     }
 
-    /// fips-run's input, feature and logit buffers.
-    public var ioBytes: Int { RunBuffers(config: config).bytes }
+    /// The input, feature and logit buffers of fips-run's and fipsd's `Classifier`.
+    public var ioBytes: Int { ClassifierBuffers(config: config).bytes }
 
     /// A decoded frame and the resize buffers (`Preprocessor.resizeAndCrop`): the RGB image,
     /// the horizontal pass's rows (at most the source height × crop width) and the crop.

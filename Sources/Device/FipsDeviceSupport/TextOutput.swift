@@ -54,16 +54,3 @@ public func printLine(_ s: String, fd: Int32 = 1) {
     t.append("\n")
     t.write(fd: fd)
 }
-
-/// Parses a decimal integer; nil unless the whole string is digits.
-public func parseInt(_ s: String) -> Int? {
-    var v = 0
-    var any = false
-    for b in s.utf8 {
-        guard b >= 48 && b <= 57 else { return nil }
-        v = v &* 10 &+ Int(b - 48)
-        if v > (1 << 40) { return nil }
-        any = true
-    }
-    return any ? v : nil
-}

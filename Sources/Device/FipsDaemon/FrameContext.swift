@@ -1,0 +1,66 @@
+import CFipsSys
+import FipsDeviceSupport
+import FipsImage
+
+/// What every source shares: the options, the model being served, the
+/// metrics, the output and the per-source frame counters. Classifies a
+/// decoded frame and writes its JSON line.
+final class FrameContext {
+    let o: DaemonOptions
+    var model: LoadedModel
+    var metrics = Metrics()
+    let sink: OutputSink
+    let limits: DecodeLimits
+    var frameNo = [Int](repeating: 0, count: 4)
+
+    init(options: DaemonOptions, model: LoadedModel, sink: OutputSink) {
+        self.o = options
+        self.model = model
+        self.sink = sink
+        var l = DecodeLimits()
+        l.maxPixels = options.maxPixels
+        l.maxFileBytes = max(options.maxBodyBytes, 64 << 20)
+        self.limits = l
+    }
+
+    /// Counts a frame of `source`; its number (from 1, per source).
+    func nextFrame(_ source: SourceKind) -> Int {
+        frameNo[source.rawValue] += 1
+        return frameNo[source.rawValue]
+    }
+
+    /// Classifies a decoded frame (or reports its error): writes the JSON
+    /// line, updates the metrics, and returns the line.
+    @discardableResult
+    func finish(_ result: Result<RGBImage, ImageError>, source: SourceKind, frame: Int, file: String?, start: Int64) -> [UInt8] {
+        var t = TextBuffer()
+        t.append("{\"time\": \"")
+        t.append(utcNow())
+        t.append("\", \"source\": \"\(source.name)\", \"frame\": \(frame)")
+        if let f = file {
+            t.append(", \"file\": ")
+            t.appendJSONString(f)
+        }
+        switch result {
+        case .success(let img):
+            let r = model.run(img, startedNs: start)
+            metrics.frame(source, seconds: r.totalMs / 1000)
+            model.classifier.appendPrediction(to: &t, topK: o.topK)
+            t.append(", \"ms\": ")
+            t.appendFixed(r.totalMs, decimals: 3)
+            t.append(", \"forward_ms\": ")
+            t.appendFixed(r.forwardMs, decimals: 3)
+        case .failure(let e):
+            metrics.error("image_" + errorKind(e))
+            logLine("\(source.name): \(e.message)")
+            t.append(", \"error\": ")
+            t.appendJSONString(e.message)
+            t.append(", \"error_kind\": \"\(errorKind(e))\"")
+            t.append(", \"ms\": ")
+            t.appendFixed(Double(fips_now_ns() - start) / 1e6, decimals: 3)
+        }
+        t.append("}\n")
+        _ = sink.write(t.bytes, metrics: &metrics)
+        return t.bytes
+    }
+}

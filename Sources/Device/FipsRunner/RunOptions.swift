@@ -1,0 +1,100 @@
+import FipsDeviceSupport
+import FipsViT
+
+/// `fips-run`: classify (or embed) images with a `.fips` model using the
+/// device kernels only. Parsed by `runFlags` (FipsDeviceSupport's flag table).
+public struct RunOptions {
+    public var model: String = ""
+    public var topK: Int = 5
+    public var featuresOut: String? = nil
+    public var maxPixels: Int = 40_000_000
+    public var verbose = false
+    /// Threads for the fp32 kernels; nil: the CPUs this process may use.
+    public var threads: Int? = nil
+    /// Integer GEMM kernel by name; nil: FIPS_KERNEL, else the CPU's best.
+    public var kernel: String? = nil
+    /// The non-linearities' forms (`--integer-nonlinear`).
+    public var nonlinear = ExecutorOptions()
+    /// Forward passes per image when benchmarking (nil: one, timed as usual).
+    public var benchRuns: Int? = nil
+    public var images: [String] = []
+}
+
+public let runUsage = """
+USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>]
+                [--threads <n>] [--kernel <name>] [--integer-nonlinear <list>] [--bench <runs>]
+                [--verbose] <image> ...
+
+Runs a .fips model on JPEG/PNG images with the device kernels: fp32 weights
+(version 1 or 2), or packed 8/4/3-bit weights (version 2, from `fips quantize`
+or `--bits`) on the integer GEMM kernels with int8 activations and int32
+accumulation. Prints one JSON line per image:
+  {"image": ..., "ms": <forward time>, "top": [{"label": ..., "score": ...}, ...]}
+or, for a backbone without a classification head, "cls_norm": <L2 norm of the CLS feature>.
+A bad image prints one error line on stderr naming the file; the others are
+still processed, and the exit status is 1.
+
+OPTIONS:
+  --model <path>         the model artifact (from `fips import` or `fips compress`)
+  --top-k <k>            labels to print per image (default 5)
+  --features-out <dir>   also write the final LayerNorm output of each image to
+                         <dir>/<image stem>.npy (float32, [tokens, dim])
+  --max-pixels <n>       refuse images whose header declares more pixels (default 40000000)
+  --threads <n>          worker threads, 1 to 256 (default: the CPUs this process may
+                         use: the affinity mask, so `taskset -c 0,1` means 2); the
+                         results are bit-identical for every thread count
+  --kernel <name>        integer GEMM kernel: scalar, avx2, avx512vnni, neon, neon-dotprod
+                         (default: FIPS_KERNEL, else the fastest this CPU runs); every
+                         kernel gives bit-identical results
+  --integer-nonlinear <list>
+                         I-ViT integer versions of softmax, gelu, layernorm (comma-
+                         separated, or all) instead of the float ones
+  --bench <runs>         run each image <runs> times and report the median, min and max
+                         forward time ("ms" is then the median)
+  --verbose              print model, kernel, thread and memory figures on stderr:
+                         artifact bytes + activation arena bytes = the runtime's peak
+  -h, --help             show this help
+
+EXAMPLES:
+  fips-run --model dinov2_s.fips photos/chelsea.png photos/coffee.png
+  fips-run --model classifier.fips --top-k 3 --features-out feats/ frame.jpg
+  fips-run --model dinov2_s.fips --threads 2 --verbose photos/chelsea.png
+  fips-run --model dinov2_s.q8.fips --threads 2 --bench 20 photos/chelsea.png
+  FIPS_KERNEL=scalar fips-run --model fips33.q4.fips --integer-nonlinear all frame.jpg
+"""
+
+/// The pool's own limit (FIPS_POOL_MAX_THREADS).
+let maxThreads = 256
+
+let runFlags = FlagTable<RunOptions>(
+    defaults: RunOptions(),
+    flags: [
+        .value("--model", missing: "--model needs a path") { o, v in o.model = v; return nil },
+        .integer("--top-k", in: 1...Int.max, error: "--top-k needs a positive integer") { o, k in o.topK = k },
+        .value("--features-out", missing: "--features-out needs a directory") { o, v in o.featuresOut = v; return nil },
+        .integer("--max-pixels", in: 1...Int.max, error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
+        .value("--threads", missing: "--threads needs an integer from 1 to \(maxThreads)") { o, v in
+            guard let k = parseInt(v), k >= 1 && k <= maxThreads else {
+                return "--threads needs an integer from 1 to \(maxThreads), not '\(v)'"
+            }
+            o.threads = k
+            return nil
+        },
+        .value("--kernel", missing: "--kernel needs a name (scalar, avx2, avx512vnni, neon, neon-dotprod)") { o, v in
+            o.kernel = v
+            return nil
+        },
+        .value("--integer-nonlinear", missing: "--integer-nonlinear needs softmax, gelu, layernorm (comma-separated) or all") { o, v in
+            guard let bad = o.nonlinear.selectIntegerNonlinearities(v) else { return nil }
+            return "--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all"
+        },
+        .integer("--bench", in: 1...100_000, error: "--bench needs a run count from 1 to 100000") { o, k in o.benchRuns = k },
+        .set("--verbose", "-v") { $0.verbose = true },
+    ],
+    loneDashIsArgument: true,
+    argument: { o, a in o.images.append(a); return nil },
+    finish: { o in
+        if o.model.isEmpty { return "missing --model" }
+        if o.images.isEmpty { return "no images given" }
+        return nil
+    })
