@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
+import FipsHostModel
 import FipsKernels
-import FipsHostCore   // SplitMix64
 
 /// The integer GEMM kernels (CFipsKernels through FipsKernels.QuantizedGemm)
 /// against a plain Swift reference of the contract in docs/KERNELS.md,

@@ -1,7 +1,7 @@
 import COpenBLAS
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 
 public enum CompressionMethod: String, CaseIterable {
     /// Shared basis per group of blocks, sparse per-layer projections.
@@ -89,14 +89,6 @@ public struct CompressionOptions {
         if rankMultiple > 0 { return rankMultiple }
         return sparsity > 0 && pattern.isStructured ? 64 : 1
     }
-}
-
-/// Per block and per group, the MLP inputs (LN2 outputs) and MLP outputs (before
-/// LayerScale) of the original model, [N, d] each, the same N rows for every block.
-public struct MLPCalibration {
-    public var inputs: [HostTensor]
-    public var outputs: [HostTensor]
-    public init(inputs: [HostTensor], outputs: [HostTensor]) { self.inputs = inputs; self.outputs = outputs }
 }
 
 public struct CompressionReport: CustomStringConvertible {

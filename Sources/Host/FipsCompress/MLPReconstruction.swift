@@ -1,7 +1,7 @@
 import COpenBLAS
 import Dispatch
 import Foundation
-import FipsHostCore
+import FipsHostModel
 
 /// The factorised MLPs of one group, in the layout the runtime uses:
 /// fc1 `y = (x·U_in)·V1 + b1`, fc2 `y = (h·V2ᵀ)·U_outᵀ + b2`.

@@ -1,6 +1,7 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsBLASBackend
+import FipsHostModel
 import FipsViT
 
 /// What `fips eval` measures on one image set.

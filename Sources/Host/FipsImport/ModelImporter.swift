@@ -1,5 +1,5 @@
 import Foundation
-import FipsHostCore
+import FipsHostModel
 
 /// Entry point of `fips import`: picks the reader by extension or content.
 ///   - `.onnx`: `ONNXImporter` (HF DINOv2 backbone exports)

@@ -1,6 +1,6 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 
 /// The position embedding as the source file stores it, before it was
 /// resampled to the model's grid.

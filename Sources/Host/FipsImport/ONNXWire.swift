@@ -1,5 +1,4 @@
 import Foundation
-import FipsHostCore
 
 // A small reader for the protobuf wire format of ONNX files: ModelProto,
 // GraphProto, NodeProto, AttributeProto, TensorProto and ValueInfoProto, with

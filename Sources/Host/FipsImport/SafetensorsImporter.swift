@@ -1,6 +1,6 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 
 /// Imports ViT checkpoints in `.safetensors` with Hugging Face names
 /// (google/vit-*, facebook/deit-*, facebook/dinov2-*, optionally with their

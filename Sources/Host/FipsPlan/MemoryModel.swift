@@ -1,6 +1,8 @@
 import FipsArtifact
+import FipsArtifactWriter
 import FipsCompress
 import FipsHostCore
+import FipsHostModel
 import FipsRunner
 import FipsViT
 

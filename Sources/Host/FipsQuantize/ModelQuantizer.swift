@@ -1,5 +1,7 @@
 import FipsArtifact
+import FipsArtifactWriter
 import FipsHostCore
+import FipsHostModel
 
 /// What `fips import --bits` and `fips compress --bits` ask for.
 public struct ModelQuantizationOptions {

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
 import FipsArtifact
+import FipsArtifactWriter
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsImport
 import FipsLatency
 import FipsPlan

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
 import FipsArtifact
+import FipsArtifactWriter
 import FipsCompress
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsImport
 
 struct Compress: ParsableCommand {
@@ -127,7 +128,7 @@ struct Compress: ParsableCommand {
         var (compressed, report): (ViTModel, CompressionReport)
         do {
             (compressed, report) = try FipsCompressor.compress(
-                original, calibration: MLPCalibration(inputs: recorded.inputs, outputs: recorded.outputs), options: o,
+                original, calibration: recorded, options: o,
                 progress: { line in
                     // One overwritten status line on a terminal; nothing when piped
                     // (the per-block report below says what a log needs).

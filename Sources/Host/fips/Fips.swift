@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsArtifactWriter
+import FipsBLASBackend
+import FipsHostModel
 import FipsImage
 import FipsImport
 import FipsViT

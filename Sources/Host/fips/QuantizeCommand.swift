@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import FipsHostCore
+import FipsArtifactWriter
+import FipsHostModel
 import FipsImport
 
 /// Quantises an existing float artifact (imported or FiPS-compressed), so
