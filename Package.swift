@@ -72,7 +72,7 @@ let package = Package(
         host("FipsArtifactWriter", ["FipsArtifact", "FipsHostCore", "FipsHostModel"]),
         // The executor's ComputeBackend over OpenBLAS: the host's fp32 forward pass.
         host("FipsBLASBackend", ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsViT", "FipsHostModel"]),
-        host("FipsImport", ["FipsArtifact", "FipsHostModel"]),
+        host("FipsImport", ["FipsArtifact", "FipsArtifactWriter", "FipsHostModel"]),
         host("FipsCompress", ["COpenBLAS", "FipsArtifact", "FipsHostModel"]),
         // Prices a ModelExecution from a device profile or a board's roofline figures.
         host("FipsLatency", ["FipsArtifact"]),

@@ -125,7 +125,7 @@ struct FipsPlanCommand: ParsableCommand {
         } else {
             let path = model!
             do {
-                original = path.hasSuffix(".fips") ? try ArtifactReaderHost.load(path: path) : try ModelImporter.load(path: path)
+                original = try ModelImporter.loadArtifactOrImport(path: path)
             } catch { fail("\(path): \(error)") }
             modelName = path
             for i in 0..<original.config.depth where original.isFactorised(block: i) {

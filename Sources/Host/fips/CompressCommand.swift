@@ -91,7 +91,7 @@ struct Compress: ParsableCommand {
         var t0 = Date()
         let original: ViTModel
         do {
-            original = model.hasSuffix(".fips") ? try ArtifactReaderHost.load(path: model) : try ModelImporter.load(path: model)
+            original = try ModelImporter.loadArtifactOrImport(path: model)
         } catch { throw CommandFailure(description: "\(error)") }
         lap("load", t0)
 
