@@ -90,7 +90,7 @@ public enum CalibrationRecorder {
         }
         progress.finish()
         let acts = MLPCalibration(inputs: ins.map { HostTensor(shape: [rows, d], data: $0) },
-                                          outputs: outs.map { HostTensor(shape: [rows, d], data: $0) })
+                                  outputs: outs.map { HostTensor(shape: [rows, d], data: $0) })
         return (acts, Report(images: n, rowsPerBlock: rows, bytes: acts.bytes, seconds: Date().timeIntervalSince(t0)))
     }
 }
