@@ -66,27 +66,42 @@ let package = Package(
         // ---- host ----
         .systemLibrary(name: "COpenBLAS", path: "Sources/Host/COpenBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/Host/CZlib"),
-        host("FipsHostCore", ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT"]),
-        host("FipsImport", ["FipsArtifact", "FipsHostCore"]),
-        host("FipsCompress", ["COpenBLAS", "FipsArtifact", "FipsHostCore"]),
+        // The host's model in memory: HostTensor, ViTModel, MLPCalibration, parameter counts, similarity figures.
+        host("FipsHostModel", ["FipsArtifact"]),
+        // Only PackedWeights (artifact v2 packed formats ↔ logical values) is left here; it is being
+        // rewritten against a new format table, and then moves beside the artifact writer.
+        host("FipsHostCore", ["FipsArtifact", "FipsKernels"]),
+        // A host model to .fips and back: ArtifactWriter, ArtifactLayout, ArtifactReaderHost.
+        host("FipsArtifactWriter", ["FipsArtifact", "FipsHostCore", "FipsHostModel"]),
+        // The executor's ComputeBackend over OpenBLAS: the host's fp32 forward pass.
+        host("FipsBLASBackend", ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsViT", "FipsHostModel"]),
+        host("FipsImport", ["FipsArtifact", "FipsArtifactWriter", "FipsHostModel"]),
+        host("FipsCompress", ["COpenBLAS", "FipsArtifact", "FipsHostModel"]),
         // Prices a ModelExecution from a device profile or a board's roofline figures.
         host("FipsLatency", ["FipsArtifact"]),
-        host("FipsData", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostCore", "FipsImage", "FipsViT"]),
-        host("FipsQuantize", ["COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsViT", "FipsData"]),
+        host("FipsData", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostModel", "FipsBLASBackend", "FipsImage", "FipsViT"]),
+        host("FipsQuantize", [
+            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsViT",
+            "FipsData",
+        ]),
         hostProgram("fips", [
-            "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress",
+            "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend",
+            "FipsImport", "FipsData", "FipsCompress",
             "FipsQuantize", "FipsLatency", argumentParser,
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
         host("FipsPlan", [
-            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsKernels", "FipsViT", "FipsDeviceSupport", "FipsData", "FipsCompress",
+            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsHostModel", "FipsArtifactWriter", "FipsKernels", "FipsViT",
+            "FipsDeviceSupport", "FipsData", "FipsCompress",
             "FipsQuantize", "FipsLatency",
         ]),
         hostProgram("fips-plan", [
-            "FipsArtifact", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan", argumentParser,
+            "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan",
+            argumentParser,
         ]),
         .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport", "FipsRunner", "FipsDaemon", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport", "FipsDaemon", "FipsHostCore", "FipsHostModel", "FipsArtifactWriter",
+            "FipsBLASBackend", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
             "FipsPlan",
         ], exclude: ["Fixtures"]),
     ],

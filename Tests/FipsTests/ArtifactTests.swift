@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
 import FipsArtifact
-import FipsHostCore
+import FipsArtifactWriter
+import FipsHostModel
 
 final class ArtifactTests: XCTestCase {
     func writeTiny(_ precision: ArtifactWriter.Precision, classes: Int = 3) throws -> (ViTModel, String) {

@@ -1,8 +1,8 @@
 import Foundation
 import XCTest
 import FipsArtifact
-import FipsHostCore
 import FipsCompress
+import FipsHostModel
 import FipsKernels
 
 // MARK: helpers

@@ -1,7 +1,9 @@
 import Foundation
 import XCTest
 import FipsArtifact
-import FipsHostCore
+import FipsArtifactWriter
+import FipsBLASBackend
+import FipsHostModel
 import FipsImport
 import FipsViT
 

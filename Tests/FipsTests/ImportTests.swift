@@ -1,7 +1,7 @@
 import XCTest
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 import FipsImport
 
 /// Shared paths and the (slow) real-model import, done once per test run.

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
+import FipsHostModel
 import FipsKernels
-import FipsHostCore
 
 /// The I-ViT integer non-linearities against the float ones they replace.
 /// Bounds are set from measured errors with some headroom, and tight enough

@@ -1,8 +1,11 @@
 import Foundation
 import XCTest
 import FipsArtifact
+import FipsArtifactWriter
+import FipsBLASBackend
 import FipsData
 import FipsHostCore
+import FipsHostModel
 import FipsKernels
 import FipsQuantize
 import FipsViT

@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
+import FipsBLASBackend
+import FipsHostModel
 import FipsKernels
 import FipsViT
-import FipsHostCore
 
 final class KernelTests: XCTestCase {
     func naive(_ a: [Float], _ w: [Float], M: Int, N: Int, K: Int, bias: [Float]?) -> [Float] {

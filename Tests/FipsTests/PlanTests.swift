@@ -1,9 +1,10 @@
 import Foundation
 import XCTest
 import FipsArtifact
+import FipsArtifactWriter
 import FipsData
 import FipsDeviceSupport
-import FipsHostCore
+import FipsHostModel
 import FipsLatency
 import FipsPlan
 import FipsQuantize

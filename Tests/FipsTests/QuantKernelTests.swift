@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
+import FipsHostModel
 import FipsKernels
-import FipsHostCore   // SplitMix64
 import FipsArtifact
 
 /// The integer GEMM kernels (CFipsKernels through FipsKernels.QuantizedGemm)

@@ -1,8 +1,9 @@
 import Foundation
 import XCTest
 import FipsArtifact
+import FipsArtifactWriter
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsQuantize
 
 final class QuantizeTests: XCTestCase {

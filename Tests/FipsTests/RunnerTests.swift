@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
 import FipsArtifact
-import FipsHostCore
+import FipsArtifactWriter
+import FipsHostModel
 
 /// `fips-run` as a user runs it: the built executable, real images, bad inputs.
 final class RunnerTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 
 /// Paths and small builders shared by the tests.
 enum TestPaths {

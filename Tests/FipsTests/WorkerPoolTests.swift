@@ -2,7 +2,8 @@ import Foundation
 import Synchronization
 import XCTest
 import FipsArtifact
-import FipsHostCore
+import FipsBLASBackend
+import FipsHostModel
 import FipsKernels
 import FipsViT
 

@@ -1,7 +1,7 @@
 import COpenBLAS
 import Dispatch
 import Foundation
-import FipsHostCore
+import FipsHostModel
 
 /// Cholesky factors of calibration covariances, for activation-aware initialisation.
 ///

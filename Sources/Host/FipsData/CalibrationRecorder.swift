@@ -1,26 +1,8 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsBLASBackend
+import FipsHostModel
 import FipsViT
-
-/// Per block, the MLP's input (LN2 output) and output (before LayerScale) in
-/// the original model, rows = recorded tokens: the teacher-forcing data of
-/// block-wise reconstruction. Same layout as FipsCompress's struct of the
-/// same name (defined here too so FipsData does not depend on FipsCompress).
-public struct RecordedMLPActivations {
-    /// Per block, [N, dim].
-    public var inputs: [HostTensor]
-    /// Per block, [N, dim].
-    public var outputs: [HostTensor]
-
-    public init(inputs: [HostTensor], outputs: [HostTensor]) {
-        self.inputs = inputs
-        self.outputs = outputs
-    }
-
-    /// Bytes held by the recorded floats.
-    public var bytes: Int { 4 * (inputs.reduce(0) { $0 + $1.count } + outputs.reduce(0) { $0 + $1.count }) }
-}
 
 /// Runs the original model over calibration images with the executor's MLP
 /// observer and keeps, per image, a subset of tokens: always the CLS token
@@ -61,7 +43,7 @@ public enum CalibrationRecorder {
     }
 
     public static func record(_ model: ViTModel, images: any ImageSet, options o: Options = Options(),
-                              progressLabel: String = "calibration") throws -> (RecordedMLPActivations, Report) {
+                              progressLabel: String = "calibration") throws -> (MLPCalibration, Report) {
         let c = model.config, d = c.dim, T = c.tokenCount, depth = c.depth
         let n = images.count
         guard n > 0 else { throw DataError("no calibration images") }
@@ -107,8 +89,8 @@ public enum CalibrationRecorder {
             progress.update(start)
         }
         progress.finish()
-        let acts = RecordedMLPActivations(inputs: ins.map { HostTensor(shape: [rows, d], data: $0) },
-                                          outputs: outs.map { HostTensor(shape: [rows, d], data: $0) })
+        let acts = MLPCalibration(inputs: ins.map { HostTensor(shape: [rows, d], data: $0) },
+                                  outputs: outs.map { HostTensor(shape: [rows, d], data: $0) })
         return (acts, Report(images: n, rowsPerBlock: rows, bytes: acts.bytes, seconds: Date().timeIntervalSince(t0)))
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsBLASBackend
+import FipsHostModel
 import FipsViT
 
 /// What `fips eval` measures on one image set.
@@ -52,19 +53,7 @@ public enum Evaluation {
                            runtimeOptions: ExecutorOptions = ExecutorOptions()) throws -> EvaluationReport {
         let c = model.config, d = c.dim, T = c.tokenCount
         precondition(reference == nil || cached == nil, "give a reference model or cached reference outputs, not both")
-        if let r = cached {
-            guard r.count == images.count, r.dim == d, r.tokenCount == T else {
-                throw DataError("cached reference outputs (\(r.count) images, width \(r.dim), \(r.tokenCount) tokens) do not match this run (\(images.count) images, width \(d), \(T) tokens)")
-            }
-        }
-        if let r = reference?.config {
-            guard r.dim == d, r.tokenCount == T, r.imageSize == c.imageSize else {
-                throw DataError("reference model (width \(r.dim), \(r.tokenCount) tokens, \(r.imageSize) px) does not match the model (width \(d), \(T) tokens, \(c.imageSize) px)")
-            }
-            guard r.mean == c.mean, r.std == c.std else {
-                throw DataError("reference model normalises inputs differently (mean/std) from the model")
-            }
-        }
+        try checkReference(c, images: images.count, reference: reference?.config, cached: cached)
         let n = images.count
         guard n > 0 else { throw DataError("no images to evaluate") }
         let B = max(1, min(batch, n))
@@ -105,43 +94,11 @@ public enum Evaluation {
                 for i in 0..<m { for k in 0..<d { clsAll[(start + i) * d + k] = tok[i * T * d + k] } }
             }
             if let r = cached {
-                tok.withUnsafeBufferPointer { a in
-                    r.cls.withUnsafeBufferPointer { rc in
-                        r.patches.withUnsafeBufferPointer { rp in
-                            let k = r.patchesPerImage
-                            for i in 0..<m {
-                                let g = start + i
-                                let cc = Similarity.cosine(UnsafeBufferPointer(rebasing: a[(i * T * d)..<((i * T + 1) * d)]),
-                                                           UnsafeBufferPointer(rebasing: rc[(g * d)..<((g + 1) * d)]))
-                                clsSum += cc
-                                clsMin = min(clsMin, cc)
-                                var ps = 0.0
-                                for (j, t) in r.patchIndices(image: g).enumerated() {
-                                    ps += Similarity.cosine(UnsafeBufferPointer(rebasing: a[((i * T + t) * d)..<((i * T + t + 1) * d)]),
-                                                            UnsafeBufferPointer(rebasing: rp[((g * k + j) * d)..<((g * k + j + 1) * d)]))
-                                }
-                                patchSum += ps / Double(k)
-                            }
-                        }
-                    }
-                }
+                addCosines(tok, against: r, start: start, count: m, tokens: T, dim: d,
+                           clsSum: &clsSum, clsMin: &clsMin, patchSum: &patchSum)
             }
             if refEx != nil {
-                tok.withUnsafeBufferPointer { a in
-                    refTok.withUnsafeBufferPointer { b in
-                        for i in 0..<m {
-                            func row(_ p: UnsafeBufferPointer<Float>, _ t: Int) -> UnsafeBufferPointer<Float> {
-                                UnsafeBufferPointer(rebasing: p[((i * T + t) * d)..<((i * T + t + 1) * d)])
-                            }
-                            let cc = Similarity.cosine(row(a, 0), row(b, 0))
-                            clsSum += cc
-                            clsMin = min(clsMin, cc)
-                            var ps = 0.0
-                            for t in 1..<T { ps += Similarity.cosine(row(a, t), row(b, t)) }
-                            patchSum += ps / Double(T - 1)
-                        }
-                    }
-                }
+                addCosines(tok, against: refTok, count: m, tokens: T, dim: d, clsSum: &clsSum, clsMin: &clsMin, patchSum: &patchSum)
             }
             start += m
             progress.update(start)
@@ -156,17 +113,7 @@ public enum Evaluation {
             rep.top5 = Metrics.topK(logits, classes: C, labels: labels, k: min(5, C))
         }
         if let labels = images.labels {
-            for h in extraHeads {
-                let hc = h.config.numClasses
-                let w = h.tensors[TensorNames.headWeight]!.data, b = h.tensors[TensorNames.headBias]!.data
-                var l = [Float](repeating: 0, count: n * hc)
-                for i in 0..<n { for j in 0..<hc {
-                    var acc = b[j]
-                    for k in 0..<d { acc += clsAll[i * d + k] * w[j * d + k] }
-                    l[i * hc + j] = acc
-                } }
-                rep.extraTop1.append(Metrics.topK(l, classes: hc, labels: labels, k: 1))
-            }
+            rep.extraTop1 = extraHeadsTop1(extraHeads, cls: clsAll, labels: labels, images: n, dim: d)
         }
         if refEx != nil || cached != nil {
             rep.meanClsCosine = clsSum / Double(n)
@@ -174,6 +121,88 @@ public enum Evaluation {
             rep.meanPatchCosine = patchSum / Double(n)
         }
         return rep
+    }
+
+    /// Cached reference outputs or a reference model must match the model's
+    /// width, tokens (and, for a model, image size and normalisation).
+    static func checkReference(_ c: ViTConfig, images: Int, reference: ViTConfig?, cached: ReferenceOutputs?) throws {
+        let d = c.dim, T = c.tokenCount
+        if let r = cached {
+            guard r.count == images, r.dim == d, r.tokenCount == T else {
+                throw DataError("cached reference outputs (\(r.count) images, width \(r.dim), \(r.tokenCount) tokens) do not match this run (\(images) images, width \(d), \(T) tokens)")
+            }
+        }
+        if let r = reference {
+            guard r.dim == d, r.tokenCount == T, r.imageSize == c.imageSize else {
+                throw DataError("reference model (width \(r.dim), \(r.tokenCount) tokens, \(r.imageSize) px) does not match the model (width \(d), \(T) tokens, \(c.imageSize) px)")
+            }
+            guard r.mean == c.mean, r.std == c.std else {
+                throw DataError("reference model normalises inputs differently (mean/std) from the model")
+            }
+        }
+    }
+
+    /// Adds the batch's CLS cosines and mean patch cosines against cached
+    /// reference outputs (images start..<start+m, their sampled patch tokens).
+    static func addCosines(_ tok: [Float], against r: ReferenceOutputs, start: Int, count m: Int, tokens T: Int, dim d: Int,
+                           clsSum: inout Double, clsMin: inout Double, patchSum: inout Double) {
+        tok.withUnsafeBufferPointer { a in
+            r.cls.withUnsafeBufferPointer { rc in
+                r.patches.withUnsafeBufferPointer { rp in
+                    let k = r.patchesPerImage
+                    for i in 0..<m {
+                        let g = start + i
+                        let cc = Similarity.cosine(UnsafeBufferPointer(rebasing: a[(i * T * d)..<((i * T + 1) * d)]),
+                                                   UnsafeBufferPointer(rebasing: rc[(g * d)..<((g + 1) * d)]))
+                        clsSum += cc
+                        clsMin = min(clsMin, cc)
+                        var ps = 0.0
+                        for (j, t) in r.patchIndices(image: g).enumerated() {
+                            ps += Similarity.cosine(UnsafeBufferPointer(rebasing: a[((i * T + t) * d)..<((i * T + t + 1) * d)]),
+                                                    UnsafeBufferPointer(rebasing: rp[((g * k + j) * d)..<((g * k + j + 1) * d)]))
+                        }
+                        patchSum += ps / Double(k)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same against a reference model's token features of the same batch (every patch token).
+    static func addCosines(_ tok: [Float], against refTok: [Float], count m: Int, tokens T: Int, dim d: Int,
+                           clsSum: inout Double, clsMin: inout Double, patchSum: inout Double) {
+        tok.withUnsafeBufferPointer { a in
+            refTok.withUnsafeBufferPointer { b in
+                for i in 0..<m {
+                    func row(_ p: UnsafeBufferPointer<Float>, _ t: Int) -> UnsafeBufferPointer<Float> {
+                        UnsafeBufferPointer(rebasing: p[((i * T + t) * d)..<((i * T + t + 1) * d)])
+                    }
+                    let cc = Similarity.cosine(row(a, 0), row(b, 0))
+                    clsSum += cc
+                    clsMin = min(clsMin, cc)
+                    var ps = 0.0
+                    for t in 1..<T { ps += Similarity.cosine(row(a, t), row(b, t)) }
+                    patchSum += ps / Double(T - 1)
+                }
+            }
+        }
+    }
+
+    /// Top-1 of each extra (CLS-pooled) head on the images' CLS features [n, d].
+    static func extraHeadsTop1(_ heads: [ViTModel], cls clsAll: [Float], labels: [Int], images n: Int, dim d: Int) -> [Double] {
+        var out = [Double]()
+        for h in heads {
+            let hc = h.config.numClasses
+            let w = h.tensors[TensorNames.headWeight]!.data, b = h.tensors[TensorNames.headBias]!.data
+            var l = [Float](repeating: 0, count: n * hc)
+            for i in 0..<n { for j in 0..<hc {
+                var acc = b[j]
+                for k in 0..<d { acc += clsAll[i * d + k] * w[j * d + k] }
+                l[i * hc + j] = acc
+            } }
+            out.append(Metrics.topK(l, classes: hc, labels: labels, k: 1))
+        }
+        return out
     }
 }
 

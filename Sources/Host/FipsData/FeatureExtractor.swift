@@ -1,6 +1,7 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsBLASBackend
+import FipsHostModel
 import FipsViT
 
 /// Fills the executor's input buffer for images `start ..< start + n`.

@@ -1,6 +1,6 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 import FipsImage
 
 /// Random resized crop + horizontal flip, as torchvision's

@@ -1,7 +1,7 @@
 import COpenBLAS
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 
 /// Multinomial logistic regression (softmax + cross-entropy, L2 on the
 /// weights, not the bias), trained full-batch with L-BFGS: deterministic

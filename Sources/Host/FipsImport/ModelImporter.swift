@@ -1,5 +1,6 @@
 import Foundation
-import FipsHostCore
+import FipsArtifactWriter
+import FipsHostModel
 
 /// Entry point of `fips import`: picks the reader by extension or content.
 ///   - `.onnx`: `ONNXImporter` (HF DINOv2 backbone exports)
@@ -16,6 +17,13 @@ public enum ModelImporter {
         }
         if let problem = model.validate() { throw ImportError(path: file, "imported model is inconsistent: \(problem)") }
         return model
+    }
+
+    /// The model a command's `--model` names: a `.fips` artifact read back into
+    /// a host model (`ArtifactReaderHost`, integer weights dequantised), or
+    /// anything `load(path:)` imports, with default import options.
+    public static func loadArtifactOrImport(path: String) throws -> ViTModel {
+        path.hasSuffix(".fips") ? try ArtifactReaderHost.load(path: path) : try load(path: path)
     }
 
     enum Kind { case onnx, safetensors }

@@ -1,4 +1,4 @@
-import FipsHostCore
+import FipsHostModel
 
 /// How a position-embedding grid is resampled to another grid.
 public enum PositionEmbeddingResizeMode: Equatable, Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import FipsHostCore
+import FipsHostModel
 
 /// A `.safetensors` file, memory-mapped: 8-byte little-endian header length,
 /// a JSON header {name: {dtype, shape, data_offsets}}, then the data.

@@ -1,6 +1,6 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 
 /// Imports ViT checkpoints in `.safetensors` with Hugging Face names
 /// (google/vit-*, facebook/deit-*, facebook/dinov2-*, optionally with their
@@ -68,8 +68,28 @@ private struct Mapper {
     mutating func run() throws -> SafetensorsImporter.Result {
         let keys = file.entries.keys.sorted()
         guard !keys.isEmpty else { throw fail("holds no tensors") }
+        try refuseUnsupported(keys)
+        let (layout, prefix) = try namingScheme(keys)
+        let family = try self.family(layout, prefix: prefix)
+        var c = ViTConfig()
+        c.family = family
+        let original = try embeddings(layout, prefix: prefix, config: &c)
+        let b = try blocks(keys, layout, prefix: prefix, family: family, d: c.dim)
+        let h = try head(layout, d: c.dim, dino: b.dino)
+        try refuseUnplaced(keys, layout, prefix: prefix, family: family)
+        try configure(&c, layout: layout, blocks: b, head: h)
+        let labels = try self.labels(numClasses: h.numClasses)
 
-        // Refusals with a clear reason.
+        let model = ViTModel(config: c, tensors: tensors, labels: labels)
+        if let problem = model.validate() { throw fail("imported model is inconsistent: \(problem)") }
+        return SafetensorsImporter.Result(model: model,
+                                          positionEmbedding: ImportedPositionEmbedding(original: original.tensor, grid: original.grid,
+                                                                                       mode: .pytorchBicubic),
+                                          layout: layout)
+    }
+
+    /// Refusals with a clear reason.
+    func refuseUnsupported(_ keys: [String]) throws {
         for k in keys {
             if k.hasSuffix("distillation_token") || k.hasPrefix("distillation_classifier.") || k == "dist_token" || k.hasPrefix("head_dist.") {
                 throw fail("tensor \(k): distilled DeiT (distillation token) is not supported; use a non-distilled checkpoint (facebook/deit-*-patch16-224, timm deit_*_patch16_224)")
@@ -78,41 +98,49 @@ private struct Mapper {
                 throw fail("tensor \(k): ViTs with register tokens are not supported")
             }
         }
+    }
 
-        let layout: SafetensorsImporter.Layout
-        var prefix = ""
+    /// Hugging Face or timm names, and the Hugging Face prefix ("", "vit.", "deit.", "dinov2.").
+    func namingScheme(_ keys: [String]) throws -> (SafetensorsImporter.Layout, String) {
         if has("patch_embed.proj.weight") || keys.contains(where: { $0.hasPrefix("blocks.") }) {
-            layout = .timm
+            return (.timm, "")
         } else if let pk = keys.first(where: { $0.hasSuffix("embeddings.patch_embeddings.projection.weight") }) {
-            layout = .huggingFace
-            prefix = String(pk.dropLast("embeddings.patch_embeddings.projection.weight".count))
+            let prefix = String(pk.dropLast("embeddings.patch_embeddings.projection.weight".count))
             guard ["", "vit.", "deit.", "dinov2."].contains(prefix) else {
                 throw fail("tensor \(pk): unknown prefix \"\(prefix)\"")
             }
+            return (.huggingFace, prefix)
         } else {
             throw fail("cannot place tensor \(keys[0]): neither Hugging Face (embeddings.patch_embeddings...) nor timm (patch_embed.proj...) ViT names")
         }
+    }
 
-        // Family.
+    /// Family.
+    func family(_ layout: SafetensorsImporter.Layout, prefix: String) throws -> ViTConfig.Family {
         let modelType = (json["model_type"] as? String)?.lowercased()
         let timmArch = ((json["architecture"] as? String) ?? URL(fileURLWithPath: path).lastPathComponent).lowercased()
-        let family: ViTConfig.Family
         if let f = options.family {
-            family = f
+            return f
         } else if layout == .huggingFace {
             switch modelType ?? "" {
-            case "dinov2": family = .dinov2
-            case "deit": family = .deit
-            case "vit": family = .vit
+            case "dinov2": return .dinov2
+            case "deit": return .deit
+            case "vit": return .vit
             default:
                 if let t = modelType { throw fail("config.json model_type \(t) is not a ViT, DeiT or DINOv2") }
-                family = prefix == "dinov2." || has(prefix + "encoder.layer.0.norm1.weight") ? .dinov2 : (prefix == "deit." ? .deit : .vit)
+                return prefix == "dinov2." || has(prefix + "encoder.layer.0.norm1.weight") ? .dinov2 : (prefix == "deit." ? .deit : .vit)
             }
         } else {
-            family = timmArch.contains("dinov2") || has("blocks.0.ls1.gamma") ? .dinov2 : (timmArch.hasPrefix("deit") ? .deit : .vit)
+            return timmArch.contains("dinov2") || has("blocks.0.ls1.gamma") ? .dinov2 : (timmArch.hasPrefix("deit") ? .deit : .vit)
         }
+    }
 
-        // Embeddings.
+    /// Embeddings: patch embedding, CLS token and position embedding (resized
+    /// to the image size); sets the config's patch size, channels, width and
+    /// image size. Returns the position embedding as the file holds it.
+    mutating func embeddings(_ layout: SafetensorsImporter.Layout, prefix: String,
+                             config c: inout ViTConfig) throws -> (tensor: HostTensor, grid: Int) {
+        let family = c.family
         let pwName = layout == .timm ? "patch_embed.proj.weight" : prefix + "embeddings.patch_embeddings.projection.weight"
         guard let pwe = file.entries[pwName], pwe.shape.count == 4, pwe.shape[2] == pwe.shape[3] else {
             throw fail("tensor \(pwName) has shape \(file.entries[pwName]?.shape ?? []), expected [dim, C, p, p]")
@@ -138,8 +166,6 @@ private struct Mapper {
         }
         let original = HostTensor(shape: [tokens, d], data: try take(posName))
 
-        var c = ViTConfig()
-        c.family = family
         c.patchSize = p
         c.channels = channels
         c.dim = d
@@ -152,8 +178,20 @@ private struct Mapper {
         guard c.imageSize % p == 0 else { throw fail("image size \(c.imageSize) is not a multiple of the patch size \(p)") }
         let to = c.imageSize / p
         tensors[TensorNames.posEmbed] = resizePositionEmbedding(original, from: grid, to: to, mode: .pytorchBicubic)
+        return (original, grid)
+    }
 
-        // Blocks.
+    struct Blocks {
+        var depth: Int
+        var mlp: Int
+        var hasLayerScale: Bool
+        /// Hugging Face DINOv2 names.
+        var dino: Bool
+    }
+
+    /// Blocks, and the final LayerNorm.
+    mutating func blocks(_ keys: [String], _ layout: SafetensorsImporter.Layout, prefix: String,
+                         family: ViTConfig.Family, d: Int) throws -> Blocks {
         let layerPrefix = layout == .timm ? "blocks." : prefix + "encoder.layer."
         var depth = 0
         for k in keys where k.hasPrefix(layerPrefix) {
@@ -212,8 +250,12 @@ private struct Mapper {
         let normPrefix = layout == .timm ? "norm" : prefix + "layernorm"
         tensors[TensorNames.normWeight] = HostTensor(shape: [d], data: try take(normPrefix + ".weight", shape: [d]))
         tensors[TensorNames.normBias] = HostTensor(shape: [d], data: try take(normPrefix + ".bias", shape: [d]))
+        return Blocks(depth: depth, mlp: mlp, hasLayerScale: hasLS, dino: dino)
+    }
 
-        // Head.
+    /// Head: classes and pooling; no head tensors, no classes.
+    mutating func head(_ layout: SafetensorsImporter.Layout, d: Int,
+                       dino: Bool) throws -> (numClasses: Int, pooling: ViTConfig.HeadPooling) {
         let headName = layout == .timm ? "head" : "classifier"
         var numClasses = 0
         var pooling = ViTConfig.HeadPooling.cls
@@ -225,33 +267,46 @@ private struct Mapper {
             tensors[TensorNames.headWeight] = HostTensor(shape: [numClasses, inDim], data: try take(headName + ".weight"))
             tensors[TensorNames.headBias] = HostTensor(shape: [numClasses], data: try take(headName + ".bias", shape: [numClasses]))
         }
+        return (numClasses, pooling)
+    }
+
+    /// Every tensor of the file must have found its place (the Hugging Face pooler is left out on purpose).
+    mutating func refuseUnplaced(_ keys: [String], _ layout: SafetensorsImporter.Layout, prefix: String,
+                                 family: ViTConfig.Family) throws {
         if layout == .huggingFace {
             for k in keys where k.hasPrefix(prefix + "pooler.") { used.insert(k) }   // ViTModel pooler: unused by classification
         }
         if let stray = keys.first(where: { !used.contains($0) }) {
             throw fail("cannot place tensor \(stray) (shape \(file.entries[stray]!.shape)) in a \(layout.rawValue) \(family) ViT")
         }
+    }
 
-        // Configuration.
-        c.depth = depth
+    /// Configuration: what the tensors do not say, from config.json or the family's defaults.
+    func configure(_ c: inout ViTConfig, layout: SafetensorsImporter.Layout, blocks b: Blocks,
+                   head h: (numClasses: Int, pooling: ViTConfig.HeadPooling)) throws {
+        let family = c.family, d = c.dim
+        c.depth = b.depth
         c.heads = options.heads ?? jsonInt("num_attention_heads") ?? max(1, d / 64)
-        c.mlpDim = mlp
-        c.numClasses = numClasses
+        c.mlpDim = b.mlp
+        c.numClasses = h.numClasses
         c.layerNormEps = jsonFloat("layer_norm_eps") ?? (layout == .timm || family == .dinov2 ? 1e-6 : 1e-12)
-        c.hasLayerScale = hasLS
+        c.hasLayerScale = b.hasLayerScale
         switch (json["hidden_act"] as? String) ?? "gelu" {
         case "gelu": c.geluTanh = false
         case "gelu_new", "gelu_pytorch_tanh", "gelu_fast": c.geluTanh = true
         case let act: throw fail("config.json hidden_act \(act) is not supported (gelu or gelu_pytorch_tanh)")
         }
-        c.headPooling = pooling
+        c.headPooling = h.pooling
         c.setPreprocessing(for: family)
         if let cfg = json["pretrained_cfg"] as? [String: Any],
            let mean = cfg["mean"] as? [NSNumber], let std = cfg["std"] as? [NSNumber], mean.count == 3, std.count == 3 {
             c.mean = (mean[0].floatValue, mean[1].floatValue, mean[2].floatValue)
             c.std = (std[0].floatValue, std[1].floatValue, std[2].floatValue)
         }
+    }
 
+    /// Labels from config.json's id2label; generic LABEL_n names are dropped.
+    func labels(numClasses: Int) throws -> [String] {
         var labels: [String] = []
         if numClasses > 0, let id2label = json["id2label"] as? [String: Any] {
             var byIndex: [Int: String] = [:]
@@ -262,11 +317,6 @@ private struct Mapper {
                 throw fail("config.json id2label has \(byIndex.count) labels for \(numClasses) classes")
             }
         }
-
-        let model = ViTModel(config: c, tensors: tensors, labels: labels)
-        if let problem = model.validate() { throw fail("imported model is inconsistent: \(problem)") }
-        return SafetensorsImporter.Result(model: model,
-                                          positionEmbedding: ImportedPositionEmbedding(original: original, grid: grid, mode: .pytorchBicubic),
-                                          layout: layout)
+        return labels
     }
 }

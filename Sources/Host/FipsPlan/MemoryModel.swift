@@ -1,7 +1,9 @@
 import FipsArtifact
+import FipsArtifactWriter
 import FipsCompress
 import FipsDeviceSupport
 import FipsHostCore
+import FipsHostModel
 import FipsViT
 
 /// A block group's MLP: dense, or FiPS with a shared rank-r basis and V pruned to `sparsity`.

@@ -1,8 +1,9 @@
 import Foundation
 import FipsArtifact
+import FipsArtifactWriter
 import FipsCompress
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsLatency
 import FipsQuantize
 
@@ -20,7 +21,7 @@ public enum PlanPipeline {
 
     public struct Calibration {
         public var images: any ImageSet
-        public var activations: RecordedMLPActivations
+        public var activations: MLPCalibration
         public var attention: [String: InputStatistics]
         /// Per block, when collected: the MLP's input and hidden Hessians over every calibration token.
         public var mlpHessians: [Sensitivity.MLPHessians]?
@@ -140,9 +141,7 @@ public enum PlanPipeline {
             o.groupSparsity = fipsGroups.map { plan.chosen[$0].choice.mlp.sparsity }
             o.steps = b.steps; o.learningRate = b.learningRate; o.batchRows = b.batchRows; o.seed = b.seed; o.threads = b.threads
             o.rankMultiple = 1
-            let r = try FipsCompressor.compress(model, calibration: MLPCalibration(inputs: cal.activations.inputs,
-                                                                                    outputs: cal.activations.outputs),
-                                                options: o, progress: progress)
+            let r = try FipsCompressor.compress(model, calibration: cal.activations, options: o, progress: progress)
             compressed = r.0
             report = r.1
         }

@@ -1,5 +1,5 @@
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 
 /// Models with random weights, for sizes no real checkpoint is at hand for.
 public enum RandomViT {

@@ -2,7 +2,7 @@ import COpenBLAS
 import Foundation
 import FipsArtifact
 import FipsCompress
-import FipsHostCore
+import FipsHostModel
 import FipsKernels
 import FipsQuantize
 

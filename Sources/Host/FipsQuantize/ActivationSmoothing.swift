@@ -1,6 +1,6 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsHostModel
 
 /// SmoothQuant (Xiao et al., 2023) folded into the float model before
 /// quantisation. ViT activations have a few channels tens of times larger

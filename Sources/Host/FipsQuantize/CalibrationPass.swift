@@ -1,7 +1,8 @@
 import Foundation
 import FipsArtifact
+import FipsBLASBackend
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsViT
 
 /// Runs the float model over calibration images and collects, for every

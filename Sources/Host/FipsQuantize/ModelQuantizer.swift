@@ -1,5 +1,7 @@
 import FipsArtifact
+import FipsArtifactWriter
 import FipsHostCore
+import FipsHostModel
 
 /// What `fips import --bits` and `fips compress --bits` ask for.
 public struct ModelQuantizationOptions {
@@ -49,15 +51,7 @@ public enum ModelQuantizer {
     public static func quantize(_ model: ViTModel, statistics: [String: InputStatistics],
                                 options o: ModelQuantizationOptions) throws -> (tensors: [String: QuantizedTensor], report: [QuantizedLayerReport]) {
         let c = model.config
-        if let bb = o.blockBits, bb.count != c.depth {
-            throw QuantizationError(description: "\(bb.count) per-block bit widths for a model of depth \(c.depth)")
-        }
-        if let bb = o.blockAttentionBits, bb.count != c.depth {
-            throw QuantizationError(description: "\(bb.count) per-block attention bit widths for a model of depth \(c.depth)")
-        }
-        for b in (o.blockBits ?? []) + (o.blockAttentionBits ?? []) + [o.bits, o.headBits] where ![8, 4, 3].contains(b) {
-            throw QuantizationError(description: "bit width \(b) is not one of 8, 4, 3")
-        }
+        try checkBitWidths(o, depth: c.depth)
         var out = [String: QuantizedTensor]()
         var report = [QuantizedLayerReport]()
 
@@ -71,27 +65,10 @@ public enum ModelQuantizer {
         /// Quantises W [rows, cols] (already in [out, in] orientation), packs it.
         func add(floatName: String, storedName: String, w: [Float], rows: Int, cols: Int, bits: Int,
                  hessian: [Double]?, inputStats: InputStatistics?) {
-            let zeros = bits == 8 && w.contains(0) ? w.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } : 0
-            let sparse = zeros > (o.sparseWhenSmaller ? 0 : w.count / 4)
-            // GPTQ would spread rounding error into pruned weights; pruned
-            // projections keep their mask with round-to-nearest.
-            let rounding: WeightRounding = (hessian == nil || sparse) ? .nearest : o.rounding
-            let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: rounding,
-                                             hessian: rounding == .gptq ? hessian : nil)
-            let logical = PackedWeights.Logical(bits: bits, rows: rows, cols: cols, values: q.values, scales: q.scales)
-            var dtype = PackedWeights.denseType(bits: bits)
-            var packed = PackedWeights.pack(logical, as: dtype)
-            if sparse {
-                let s = PackedWeights.pack(logical, as: .q8sparse)
-                if s.data.count + s.aux.count < packed.data.count + packed.aux.count { packed = s; dtype = .q8sparse }
-            }
-            let layer = String(floatName.split(separator: ".").dropLast().joined(separator: "."))
-            let dynamic = o.dynamicInputs.contains { layer.hasSuffix($0) || floatName.hasSuffix($0) }
-            let act = dynamic ? nil : o.activations.flatMap { m in inputStats.map { ActivationCalibrator.range($0, method: m).scale } }
-            out[floatName] = QuantizedTensor(storedName: storedName, shape: [rows, cols], packed: packed, actScale: act)
-            let err = hessian.map { WeightQuantizer.outputError(original: w, quantized: q, hessian: $0) }
-            report.append(QuantizedLayerReport(name: storedName, bits: bits, format: dtype.name,
-                                               bytes: packed.data.count + packed.aux.count, outputError: err, actScale: act))
+            let (t, r) = quantizeLayer(floatName: floatName, storedName: storedName, w: w, rows: rows, cols: cols, bits: bits,
+                                       hessian: hessian, inputStats: inputStats, options: o)
+            out[floatName] = t
+            report.append(r)
         }
         func transpose(_ t: HostTensor) -> [Float] {
             let r = t.shape[0], k = t.shape[1]
@@ -113,12 +90,7 @@ public enum ModelQuantizer {
         // Blocks whose MLPs share a basis (a FiPS group) quantise the shared
         // factor once, from the group's pooled Hessian, so the writer can
         // still store it once.
-        var sharedWith = [Int: [Int]]()
-        for i in 0..<c.depth where model.isFactorised(block: i) {
-            let u = model[TensorNames.block(i, "mlp.fc1.U")]
-            let owner = (0..<i).first { j in model.isFactorised(block: j) && model[TensorNames.block(j, "mlp.fc1.U")] == u } ?? i
-            sharedWith[owner, default: []].append(i)
-        }
+        let sharedWith = sharedBasisGroups(model)
 
         for i in 0..<c.depth {
             let bits = o.blockBits?[i] ?? o.bits
@@ -156,5 +128,57 @@ public enum ModelQuantizer {
                 cols: t.shape[1], bits: o.headBits, hessian: o.rounding == .gptq ? s?.hessian : nil, inputStats: s)
         }
         return (out, report)
+    }
+
+    static func checkBitWidths(_ o: ModelQuantizationOptions, depth: Int) throws {
+        if let bb = o.blockBits, bb.count != depth {
+            throw QuantizationError(description: "\(bb.count) per-block bit widths for a model of depth \(depth)")
+        }
+        if let bb = o.blockAttentionBits, bb.count != depth {
+            throw QuantizationError(description: "\(bb.count) per-block attention bit widths for a model of depth \(depth)")
+        }
+        for b in (o.blockBits ?? []) + (o.blockAttentionBits ?? []) + [o.bits, o.headBits] where ![8, 4, 3].contains(b) {
+            throw QuantizationError(description: "bit width \(b) is not one of 8, 4, 3")
+        }
+    }
+
+    /// Quantises W [rows, cols] (already in [out, in] orientation) and packs it:
+    /// the artifact tensor (with its activation scale) and its report line.
+    static func quantizeLayer(floatName: String, storedName: String, w: [Float], rows: Int, cols: Int, bits: Int,
+                              hessian: [Double]?, inputStats: InputStatistics?,
+                              options o: ModelQuantizationOptions) -> (QuantizedTensor, QuantizedLayerReport) {
+        let zeros = bits == 8 && w.contains(0) ? w.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } : 0
+        let sparse = zeros > (o.sparseWhenSmaller ? 0 : w.count / 4)
+        // GPTQ would spread rounding error into pruned weights; pruned
+        // projections keep their mask with round-to-nearest.
+        let rounding: WeightRounding = (hessian == nil || sparse) ? .nearest : o.rounding
+        let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: rounding,
+                                         hessian: rounding == .gptq ? hessian : nil)
+        let logical = PackedWeights.Logical(bits: bits, rows: rows, cols: cols, values: q.values, scales: q.scales)
+        var dtype = PackedWeights.denseType(bits: bits)
+        var packed = PackedWeights.pack(logical, as: dtype)
+        if sparse {
+            let s = PackedWeights.pack(logical, as: .q8sparse)
+            if s.data.count + s.aux.count < packed.data.count + packed.aux.count { packed = s; dtype = .q8sparse }
+        }
+        let layer = String(floatName.split(separator: ".").dropLast().joined(separator: "."))
+        let dynamic = o.dynamicInputs.contains { layer.hasSuffix($0) || floatName.hasSuffix($0) }
+        let act = dynamic ? nil : o.activations.flatMap { m in inputStats.map { ActivationCalibrator.range($0, method: m).scale } }
+        let tensor = QuantizedTensor(storedName: storedName, shape: [rows, cols], packed: packed, actScale: act)
+        let err = hessian.map { WeightQuantizer.outputError(original: w, quantized: q, hessian: $0) }
+        return (tensor, QuantizedLayerReport(name: storedName, bits: bits, format: dtype.name,
+                                             bytes: packed.data.count + packed.aux.count, outputError: err, actScale: act))
+    }
+
+    /// Per FiPS group, the blocks sharing a basis, keyed by the first of them
+    /// (a block with its own basis is a group of one).
+    static func sharedBasisGroups(_ model: ViTModel) -> [Int: [Int]] {
+        var sharedWith = [Int: [Int]]()
+        for i in 0..<model.config.depth where model.isFactorised(block: i) {
+            let u = model[TensorNames.block(i, "mlp.fc1.U")]
+            let owner = (0..<i).first { j in model.isFactorised(block: j) && model[TensorNames.block(j, "mlp.fc1.U")] == u } ?? i
+            sharedWith[owner, default: []].append(i)
+        }
+        return sharedWith
     }
 }

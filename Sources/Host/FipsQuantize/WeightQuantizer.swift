@@ -1,5 +1,5 @@
 import COpenBLAS
-import FipsHostCore
+import FipsHostModel
 
 /// GPTQ's knobs; the defaults are the paper's.
 public struct GPTQOptions: Equatable {

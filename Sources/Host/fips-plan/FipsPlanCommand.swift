@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
 import FipsArtifact
+import FipsArtifactWriter
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsImport
 import FipsLatency
 import FipsPlan
@@ -102,6 +103,66 @@ struct FipsPlanCommand: ParsableCommand {
         Foundation.exit(1)
     }
 
+    /// The dense fp32 model to plan (or the random ViT-B/16) and its name in the report.
+    func loadModel() -> (ViTModel, String) {
+        if randomVitB16 { return (RandomViT.make(RandomViT.vitB16), "random ViT-B/16") }
+        let path = model!
+        let original: ViTModel
+        do {
+            original = try ModelImporter.loadArtifactOrImport(path: path)
+        } catch { fail("\(path): \(error)") }
+        for i in 0..<original.config.depth where original.isFactorised(block: i) {
+            fail("\(path): block \(i) is already compressed; fips-plan needs the dense fp32 model")
+        }
+        return (original, path)
+    }
+
+    /// The latency model of `--profile` or `--board`, and the board's thread count.
+    func loadLatencyModel() -> (LatencyModel, Int) {
+        do {
+            if let p = profile {
+                let prof = try DeviceProfile.load(path: p)
+                return (LatencyModel(profile: prof), prof.system.usableCpus)
+            } else {
+                let b = board!
+                let desc = b.hasSuffix(".board") ? try BoardDescription.load(path: b)
+                                                 : try BoardDescription.load(name: b, boardsDirectory: boardsDir)
+                return (LatencyModel(board: desc), desc.cores)
+            }
+        } catch { fail("\(error)") }
+    }
+
+    func planOptions(threads: Int) throws -> PlanOptions {
+        var o = PlanOptions(budgetBytes: parseBytes(budget!)!)
+        o.latencyMs = latency.flatMap(parseMilliseconds)
+        o.threads = threads
+        o.groupSize = groupSize
+        o.mlpBudgets = try list(mlpBudgets, "--mlp-budgets", Double.init)
+        o.sparsities = try list(sparsities, "--sparsities", Double.init)
+        o.mlpBits = try list(mlpBits, "--mlp-bits", Int.init)
+        o.attentionBits = try list(attentionBits, "--attention-bits", Int.init)
+        o.frame = try parseFrame()
+        o.gptqProxy = rounding == "gptq"
+        return o
+    }
+
+    /// The baselines: every uniform setting (the same choice in every group) that fits, best proxy first;
+    /// printed, and returned for the plan's JSON.
+    func reportUniforms(_ uniformList: [Plan]) -> [[String: Any]] {
+        func describe(_ g: GroupChoice) -> String {
+            (g.mlp.rank > 0 ? "fips r\(g.mlp.rank)" + (g.mlp.sparsity > 0 ? " s\(g.mlp.sparsity)" : "") : "dense") + " \(g.mlpBits)/\(g.attentionBits)b"
+        }
+        print("uniform settings that fit: \(uniformList.count)")
+        for (i, u) in uniformList.enumerated() {
+            print(String(format: "  uniform %2d: %@  memory %d  error proxy %.4e  predicted %.2f ms", i + 1,
+                         describe(u.chosen[0].choice), u.memory.totalBytes, u.totalError, u.predictedMs))
+        }
+        return uniformList.enumerated().map { i, u in
+            ["k": i + 1, "setting": describe(u.chosen[0].choice), "memory_bytes": u.memory.totalBytes, "error": u.totalError,
+             "predicted_ms": u.predictedMs]
+        }
+    }
+
     func run() throws {
         let onTerminal = isatty(2) != 0
         func progress(_ line: String) {
@@ -116,48 +177,10 @@ struct FipsPlanCommand: ParsableCommand {
             note("wrote \(path): random \(randomVitB16 ? "ViT-B/16" : "tiny ViT") backbone, \(ParameterCount(m).backbone) parameters")
             return
         }
-        let original: ViTModel
-        let modelName: String
-        if randomVitB16 {
-            original = RandomViT.make(RandomViT.vitB16)
-            modelName = "random ViT-B/16"
-        } else {
-            let path = model!
-            do {
-                original = path.hasSuffix(".fips") ? try ArtifactReaderHost.load(path: path) : try ModelImporter.load(path: path)
-            } catch { fail("\(path): \(error)") }
-            modelName = path
-            for i in 0..<original.config.depth where original.isFactorised(block: i) {
-                fail("\(path): block \(i) is already compressed; fips-plan needs the dense fp32 model")
-            }
-        }
-        let latencyModel: LatencyModel
-        let defaultThreads: Int
-        do {
-            if let p = profile {
-                let prof = try DeviceProfile.load(path: p)
-                latencyModel = LatencyModel(profile: prof)
-                defaultThreads = prof.system.usableCpus
-            } else {
-                let b = board!
-                let desc = b.hasSuffix(".board") ? try BoardDescription.load(path: b)
-                                                 : try BoardDescription.load(name: b, boardsDirectory: boardsDir)
-                latencyModel = LatencyModel(board: desc)
-                defaultThreads = desc.cores
-            }
-        } catch { fail("\(error)") }
+        let (original, modelName) = loadModel()
+        let (latencyModel, defaultThreads) = loadLatencyModel()
         let threads = max(1, self.threads ?? defaultThreads)
-
-        var o = PlanOptions(budgetBytes: parseBytes(budget!)!)
-        o.latencyMs = latency.flatMap(parseMilliseconds)
-        o.threads = threads
-        o.groupSize = groupSize
-        o.mlpBudgets = try list(mlpBudgets, "--mlp-budgets", Double.init)
-        o.sparsities = try list(sparsities, "--sparsities", Double.init)
-        o.mlpBits = try list(mlpBits, "--mlp-bits", Int.init)
-        o.attentionBits = try list(attentionBits, "--attention-bits", Int.init)
-        o.frame = try parseFrame()
-        o.gptqProxy = rounding == "gptq"
+        let o = try planOptions(threads: threads)
 
         let t0 = Date()
         let calibration: PlanPipeline.Calibration
@@ -182,19 +205,7 @@ struct FipsPlanCommand: ParsableCommand {
         note(String(format: "sensitivity: %d candidates per group measured in %.1f s", sens.mlp.first?.count ?? 0, sens.seconds))
         print("plan for \(modelName) (\(ParameterCount(original).backbone) parameters), \(plan.latencySource):")
         print(plan.table())
-        // The baselines: every uniform setting (the same choice in every group) that fits, best proxy first.
-        func describe(_ g: GroupChoice) -> String {
-            (g.mlp.rank > 0 ? "fips r\(g.mlp.rank)" + (g.mlp.sparsity > 0 ? " s\(g.mlp.sparsity)" : "") : "dense") + " \(g.mlpBits)/\(g.attentionBits)b"
-        }
-        print("uniform settings that fit: \(uniformList.count)")
-        for (i, u) in uniformList.enumerated() {
-            print(String(format: "  uniform %2d: %@  memory %d  error proxy %.4e  predicted %.2f ms", i + 1,
-                         describe(u.chosen[0].choice), u.memory.totalBytes, u.totalError, u.predictedMs))
-        }
-        let uniformJSON: [[String: Any]] = uniformList.enumerated().map { i, u in
-            ["k": i + 1, "setting": describe(u.chosen[0].choice), "memory_bytes": u.memory.totalBytes, "error": u.totalError,
-             "predicted_ms": u.predictedMs]
-        }
+        let uniformJSON = reportUniforms(uniformList)
         var inputs: [String: Any] = ["model": modelName, "calib": calib!, "calib_images": calibration.images.count,
                                      "tokens_per_image": tokensPerImage, "group_size": groupSize, "threads": threads,
                                      "mlp_budgets": o.mlpBudgets, "sparsities": o.sparsities, "mlp_bits": o.mlpBits,

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
 import FipsArtifact
+import FipsArtifactWriter
 import FipsCompress
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsImport
 
 struct Compress: ParsableCommand {
@@ -90,7 +91,7 @@ struct Compress: ParsableCommand {
         var t0 = Date()
         let original: ViTModel
         do {
-            original = model.hasSuffix(".fips") ? try ArtifactReaderHost.load(path: model) : try ModelImporter.load(path: model)
+            original = try ModelImporter.loadArtifactOrImport(path: model)
         } catch { throw CommandFailure(description: "\(error)") }
         lap("load", t0)
 
@@ -127,7 +128,7 @@ struct Compress: ParsableCommand {
         var (compressed, report): (ViTModel, CompressionReport)
         do {
             (compressed, report) = try FipsCompressor.compress(
-                original, calibration: MLPCalibration(inputs: recorded.inputs, outputs: recorded.outputs), options: o,
+                original, calibration: recorded, options: o,
                 progress: { line in
                     // One overwritten status line on a terminal; nothing when piped
                     // (the per-block report below says what a log needs).

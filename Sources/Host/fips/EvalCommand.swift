@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
 import FipsArtifact
+import FipsArtifactWriter
 import FipsData
-import FipsHostCore
 import FipsKernels
 import FipsViT
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import FipsArtifact
-import FipsHostCore
+import FipsArtifactWriter
+import FipsBLASBackend
+import FipsHostModel
 import FipsImage
 import FipsImport
 import FipsViT
@@ -52,7 +54,11 @@ struct Import: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output artifact path.")
     var output: String
 
-    @Flag(help: "Store the linear layers as int8 for the float runtime (version 1; dequantised at load). --bits 8 is the integer runtime's format.")
+    @Flag(help: """
+        Store the linear layers as int8 with one scale per output row (artifact version 1); the runtime \
+        quantises each input row to int8 on the fly and multiplies int8 x int8. --bits 8 is the packed \
+        format of the integer runtime (version 2).
+        """)
     var int8 = false
 
     @OptionGroup(title: "Quantisation for the integer runtime") var quant: QuantizeOptions
@@ -141,12 +147,7 @@ struct Bench: ParsableCommand {
     var kernels = "blas"
 
     func run() throws {
-        let vit: ViTModel
-        if model.hasSuffix(".fips") {
-            vit = try ArtifactReaderHost.load(path: model)
-        } else {
-            vit = try ModelImporter.load(path: model)
-        }
+        let vit = try ModelImporter.loadArtifactOrImport(path: model)
         let c = vit.config
         let n = c.channels * c.imageSize * c.imageSize
         var rng = SplitMix64(seed: 1)

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
 import FipsArtifact
+import FipsArtifactWriter
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsQuantize
 
 /// Where labelled images come from, shared by `fips head` and `fips eval`.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import FipsHostCore
+import FipsArtifactWriter
+import FipsHostModel
 import FipsImport
 
 /// Quantises an existing float artifact (imported or FiPS-compressed), so
@@ -40,7 +41,7 @@ struct Quantize: ParsableCommand {
         let start = Date()
         var vit: ViTModel
         do {
-            vit = model.hasSuffix(".fips") ? try ArtifactReaderHost.load(path: model) : try ModelImporter.load(path: model)
+            vit = try ModelImporter.loadArtifactOrImport(path: model)
         } catch { throw CommandFailure(description: "\(error)") }
         let config = vit.config
         let quantized = try quant.quantize(&vit, calibration: calib.map { c in

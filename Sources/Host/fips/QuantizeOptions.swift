@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import FipsArtifact
+import FipsArtifactWriter
 import FipsData
-import FipsHostCore
+import FipsHostModel
 import FipsQuantize
 import FipsViT
-import FipsArtifact
 
 /// The weight and activation quantisation flags shared by `fips import`,
 /// `fips compress` and `fips quantize`. Without `--bits` nothing is quantised.

@@ -1,6 +1,7 @@
 import COpenBLAS
 import Dispatch
 import FipsArtifact
+import FipsHostModel
 import FipsKernels
 import FipsViT
 

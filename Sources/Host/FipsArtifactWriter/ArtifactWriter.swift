@@ -1,5 +1,7 @@
 import Foundation
 import FipsArtifact
+import FipsHostCore
+import FipsHostModel
 
 /// One tensor as it will be encoded in the artifact.
 public struct EncodedTensor {

@@ -1,3 +1,5 @@
+import FipsHostModel
+
 /// Symmetric per-output-row int8 quantisation: q = round(w / s), s = max|w_row| / 127.
 /// Round-to-nearest; data-aware rounding belongs to the runtime issue.
 public enum Int8Quantizer {

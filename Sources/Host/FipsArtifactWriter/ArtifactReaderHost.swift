@@ -1,4 +1,6 @@
 import FipsArtifact
+import FipsHostCore
+import FipsHostModel
 
 /// Loads an artifact back into a host `ViTModel`: integer weights are
 /// dequantised, the transposed factors of a quantised FiPS MLP (fc1.Ut,
@@ -49,19 +51,4 @@ public enum ArtifactReaderHost {
         }
         return ViTModel(config: a.config, tensors: tensors, labels: a.labels)
     }
-}
-
-/// A small deterministic generator for test data and benchmarks.
-public struct SplitMix64 {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    public mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
