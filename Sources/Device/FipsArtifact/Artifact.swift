@@ -373,8 +373,3 @@ struct ByteReader {
         String(decoding: UnsafeRawBufferPointer(start: base + o, count: n), as: UTF8.self)
     }
 }
-
-extension Artifact {
-    /// The header's payload CRC-32 (bytes 56..59): the model's identity.
-    public var checksum: UInt32 { base.loadUnaligned(fromByteOffset: 56, as: UInt32.self).littleEndian }
-}
