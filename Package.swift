@@ -82,10 +82,15 @@ let package = Package(
         hostProgram("fips-plan", [
             "FipsArtifact", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan", argumentParser,
         ]),
-        .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsDaemon", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
-            "FipsPlan",
-        ], exclude: ["Fixtures"]),
+        // ---- tests: Tests/Device/ needs only device modules, Tests/Host/ the host ones ----
+        // Paths and FIPS_REQUIRE_DATA handling shared by both test targets.
+        .target(name: "FipsTestSupport", path: "Tests/Support/FipsTestSupport"),
+        .testTarget(name: "FipsDeviceTests", dependencies: ["FipsTestSupport", "FipsDaemon", "FipsImage"],
+                    path: "Tests/Device/FipsDeviceTests", exclude: ["Fixtures"]),
+        .testTarget(name: "FipsHostTests", dependencies: [
+            "FipsTestSupport", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsRunner", "FipsHostCore", "FipsImport",
+            "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency", "FipsPlan",
+        ], path: "Tests/Host/FipsHostTests", exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,
     // which Swift 6's Sendable checking cannot express without wrappers.

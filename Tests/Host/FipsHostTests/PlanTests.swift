@@ -8,6 +8,7 @@ import FipsPlan
 import FipsQuantize
 import FipsRunner
 import FipsViT
+import FipsTestSupport
 
 final class PlanTests: XCTestCase {
     // MARK: knapsack

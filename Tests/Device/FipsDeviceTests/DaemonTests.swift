@@ -2,7 +2,7 @@ import XCTest
 import FipsDaemon
 
 /// fipsd's parsers of untrusted bytes (the end-to-end daemon checks are
-/// scripts/check_fipsd.py; these parsers are also fuzzed by scripts/fuzz.sh).
+/// Tests/Integration/check_fipsd.py; these parsers are also fuzzed by scripts/fuzz.sh).
 final class DaemonTests: XCTestCase {
     /// A minimal JPEG-shaped byte string: SOI, an APP1 segment holding `app1`,
     /// SOS with a 2-byte header, entropy data, EOI.

@@ -5,13 +5,14 @@ import FipsData
 import FipsHostCore
 import FipsImage
 import FipsViT
+import FipsTestSupport
 
 /// FipsData: datasets, image folders, calibration recording, logistic head, evaluation.
-/// Fixture: Tests/FipsTests/Fixtures/fmnist (scripts/fixtures/make_fmnist_fixture.py).
+/// Fixture: Tests/Host/FipsHostTests/Fixtures/fmnist (scripts/fixtures/make_fmnist_fixture.py).
 /// Fashion-MNIST itself: Debian dataset-fashion-mnist (skips locally when missing).
 final class DataTests: XCTestCase {
-    static let fmnistFixtures = TestPaths.fixtures.appendingPathComponent("fmnist")
-    static let imageFixtures = TestPaths.fixtures.appendingPathComponent("images")
+    static let fmnistFixtures = TestPaths.hostFixtures.appendingPathComponent("fmnist")
+    static let imageFixtures = TestPaths.deviceFixtures.appendingPathComponent("images")
     static let trainImages = FashionMNIST.defaultDirectory + "/train-images-idx3-ubyte.gz"
     static let testImages = FashionMNIST.defaultDirectory + "/t10k-images-idx3-ubyte.gz"
 

@@ -4,6 +4,7 @@ import FipsArtifact
 import FipsData
 import FipsHostCore
 import FipsQuantize
+import FipsTestSupport
 
 final class QuantizeTests: XCTestCase {
     // MARK: helpers

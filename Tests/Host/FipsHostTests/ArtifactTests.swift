@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import FipsArtifact
 import FipsHostCore
+import FipsTestSupport
 
 final class ArtifactTests: XCTestCase {
     func writeTiny(_ precision: ArtifactWriter.Precision, classes: Int = 3) throws -> (ViTModel, String) {

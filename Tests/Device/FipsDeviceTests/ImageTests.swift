@@ -1,9 +1,10 @@
 import Foundation
 import XCTest
 import FipsImage
+import FipsTestSupport
 
 /// FipsImage: decoding, bad inputs, PIL-exact preprocessing, camera frames.
-/// Fixtures: Tests/FipsTests/Fixtures/images (scripts/fixtures/make_image_fixtures.py);
+/// Fixtures: Tests/Device/FipsDeviceTests/Fixtures/images (scripts/fixtures/make_image_fixtures.py);
 /// photos: data/photos (scripts/setup.sh, not committed).
 final class ImageTests: XCTestCase {
     static let imagesDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

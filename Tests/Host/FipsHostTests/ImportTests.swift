@@ -3,11 +3,11 @@ import Foundation
 import FipsArtifact
 import FipsHostCore
 import FipsImport
+import FipsTestSupport
 
 /// Shared paths and the (slow) real-model import, done once per test run.
 enum ImportFixtures {
-    static let repoRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repoRoot = TestPaths.packageRoot
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
     static let onnxPath = repoRoot.appendingPathComponent("data/vit_s_focus.onnx").path
 

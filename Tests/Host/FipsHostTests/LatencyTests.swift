@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import FipsArtifact
 @testable import FipsLatency
+import FipsTestSupport
 
 final class LatencyTests: XCTestCase {
     var boardsDir: String { TestPaths.packageRoot.appendingPathComponent("boards").path }

@@ -5,6 +5,7 @@ import FipsArtifact
 import FipsHostCore
 import FipsKernels
 import FipsViT
+import FipsTestSupport
 
 /// The device worker pool: every index exactly once, nesting, shutdown, and
 /// results that do not depend on the thread count.

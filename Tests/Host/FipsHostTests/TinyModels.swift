@@ -1,41 +1,6 @@
 import Foundation
-import XCTest
 import FipsArtifact
 import FipsHostCore
-
-/// Paths and small builders shared by the tests.
-enum TestPaths {
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-    static let data = packageRoot.appendingPathComponent("data")
-    static let fixtures = packageRoot.appendingPathComponent("Tests/FipsTests/Fixtures")
-    static var onnxModel: String { data.appendingPathComponent("vit_s_focus.onnx").path }
-    static var golden: URL { data.appendingPathComponent("golden") }
-    static var photos: URL { data.appendingPathComponent("photos") }
-    /// Directory holding the built executables (next to the test bundle).
-    static var products: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    }
-
-    /// Downloaded inputs (model, photos, golden outputs) come from scripts/setup.sh
-    /// and .ci/run. Locally a missing input skips; in CI (FIPS_REQUIRE_DATA=1) it fails,
-    /// so a broken download can never turn into a silently skipped test.
-    static func require(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        if FileManager.default.fileExists(atPath: path) { return }
-        let msg = "\(path) is missing; run scripts/setup.sh"
-        if ProcessInfo.processInfo.environment["FIPS_REQUIRE_DATA"] == "1" {
-            XCTFail(msg, file: file, line: line)
-            throw XCTSkip(msg)
-        }
-        throw XCTSkip(msg)
-    }
-
-    static func temporaryDirectory() -> URL {
-        let u = FileManager.default.temporaryDirectory.appendingPathComponent("fips-tests-\(UUID().uuidString)")
-        try? FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
-        return u
-    }
-}
 
 /// A tiny random ViT with every tensor the executor needs.
 func makeTinyModel(seed: UInt64 = 7, classes: Int = 0, pooling: ViTConfig.HeadPooling = .cls) -> ViTModel {
@@ -89,19 +54,4 @@ func makeTinyFactorisedPair(rank r: Int, prune: Bool) -> (dense: ViTModel, facto
 func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
     var rng = SplitMix64(seed: seed)
     return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) * scale }
-}
-
-/// Runs an executable and returns (status, stdout, stderr).
-func runProcess(_ executable: URL, _ args: [String]) throws -> (Int32, String, String) {
-    let p = Process()
-    p.executableURL = executable
-    p.arguments = args
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    let o = out.fileHandleForReading.readDataToEndOfFile()
-    let e = err.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }

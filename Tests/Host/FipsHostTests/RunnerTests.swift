@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import FipsArtifact
 import FipsHostCore
+import FipsTestSupport
 
 /// `fips-run` as a user runs it: the built executable, real images, bad inputs.
 final class RunnerTests: XCTestCase {

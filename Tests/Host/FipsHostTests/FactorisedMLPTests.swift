@@ -4,6 +4,7 @@ import FipsArtifact
 import FipsHostCore
 import FipsKernels
 import FipsViT
+import FipsTestSupport
 
 /// The executor's FiPS form of an MLP against the dense MLP it encodes.
 final class FactorisedMLPTests: XCTestCase {

@@ -6,6 +6,7 @@ import FipsHostCore
 import FipsKernels
 import FipsQuantize
 import FipsViT
+import FipsTestSupport
 
 /// Artifact version 2 and the executor's integer path: packed weights written
 /// by the host, mapped and run by the device code, against the float model

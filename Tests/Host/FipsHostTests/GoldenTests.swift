@@ -4,6 +4,7 @@ import FipsArtifact
 import FipsHostCore
 import FipsImport
 import FipsViT
+import FipsTestSupport
 
 /// The Swift forward pass against onnxruntime on the real DINOv2-S/14 weights
 /// (fixtures from scripts/fixtures/make_golden.py).
