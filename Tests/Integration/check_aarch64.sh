@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/check_aarch64.sh [MODEL]   (default data/dinov2_s.fips)
+# Tests/Integration/check_aarch64.sh [MODEL]   (default data/dinov2_s.fips)
 #
 # Cross-builds fips-run for the Raspberry Pi 5 (./boards/build rpi5 --release),
 # runs it under qemu-aarch64-static on three photos, runs the x86-64 host build
@@ -24,7 +24,7 @@
 #   CHECK_EXACT=1               require bit-identical features and outputs (the
 #                               integer runtime's contract) instead of 1e-3 / 1e-4
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 
 MODEL="${1:-data/dinov2_s.fips}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# scripts/check_profile.sh
+# Tests/Integration/check_profile.sh
 #
 # fips-profile in CI: runs the aarch64 build (Pi 5, ./boards/build rpi5
 # --release) under qemu-aarch64-static and the x86-64 host build, both with
@@ -12,7 +12,7 @@
 # built), CHECK_QEMU=qemu-aarch64-static (the emulator), CHECK_KEEP=1 (keep
 # the output directory and print its path).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 QEMU="${CHECK_QEMU:-qemu-aarch64-static}"
 say() { printf 'check_profile: %s\n' "$*"; }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# scripts/check_kernels_aarch64.sh
+# Tests/Integration/check_kernels_aarch64.sh
 #
 # Bit-exactness of the integer GEMM kernels (Sources/Device/CFipsKernels) across
-# architectures, without the Swift toolchain: builds Tests/kernels/qgemm_check.c
+# architectures, without the Swift toolchain: builds Tests/Integration/kernels/qgemm_check.c
 # with the kernels
 #   - for x86-64 with gcc, runs it (scalar, avx2, avx512vnni as the CPU has them),
 #   - for aarch64 with aarch64-linux-gnu-gcc -static, runs it under
@@ -16,7 +16,7 @@
 # Environment: CHECK_QEMU=qemu-aarch64-static (the emulator), CHECK_KEEP=1
 # (keep the build directory and print its path).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 QEMU="${CHECK_QEMU:-qemu-aarch64-static}"
 say() { printf 'check_kernels_aarch64: %s\n' "$*"; }
@@ -29,7 +29,7 @@ done
 WORK="$(mktemp -d)"
 if [ "${CHECK_KEEP:-}" = 1 ]; then say "keeping $WORK"; else trap 'rm -rf "$WORK"' EXIT; fi
 
-SRC=(Tests/kernels/qgemm_check.c Sources/Device/CFipsKernels/*.c)
+SRC=(Tests/Integration/kernels/qgemm_check.c Sources/Device/CFipsKernels/*.c)
 # -ffp-contract=off is part of the contract: gcc fuses a*b+c by default.
 FLAGS=(-O2 -ffp-contract=off -Wall -Wextra -Werror -I Sources/Device/CFipsKernels/include)
 
