@@ -82,6 +82,11 @@ let package = Package(
         hostProgram("fips-plan", [
             "FipsArtifact", "FipsHostCore", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan", argumentParser,
         ]),
+        // Measurements, not tests (Benchmarks/README.md): kernel, activation and preprocessing speed,
+        // the RTN/GPTQ report on the real model.
+        .executableTarget(name: "fips-bench", dependencies: [
+            "FipsArtifact", "FipsKernels", "FipsImage", "FipsHostCore", "FipsData", "FipsQuantize",
+        ], path: "Benchmarks/fips-bench"),
         // ---- tests: Tests/Device/ needs only device modules, Tests/Host/ the host ones ----
         // Paths and FIPS_REQUIRE_DATA handling shared by both test targets.
         .target(name: "FipsTestSupport", path: "Tests/Support/FipsTestSupport"),

@@ -9,7 +9,8 @@
   scripts/modules.py graph         the module graph as a Mermaid diagram (docs/ARCHITECTURE.md)
 
 The line between device and host is the folder: Sources/Device/ or Sources/Host/ (Package.swift);
-the tests mirror it: Tests/Device/ depends on no host module, Tests/Host/ and Tests/Support/ may.
+the tests mirror it: Tests/Device/ depends on no host module, Tests/Host/ and Tests/Support/ may;
+Benchmarks/ is host code.
 One list, read by SwiftPM and by the cross build, so the two cannot drift.
 """
 import json
@@ -50,6 +51,9 @@ def side(t):
     if t["path"].startswith("Sources/Device/"):
         return "device"
     if t["path"].startswith("Sources/Host/"):
+        return "host"
+    # Benchmarks/fips-bench measures device code from the host, with host helpers.
+    if t["path"].startswith("Benchmarks/"):
         return "host"
     # Tests run on the host (XCTest, Foundation), but Tests/Device/ tests only device modules.
     if t["path"].startswith("Tests/Device/"):
@@ -111,7 +115,7 @@ def check(targets):
             continue
         s = side(t)
         if s == "other":
-            errors.append(f"{n}: {t['path']} is under none of Sources/Device/, Sources/Host/, Tests/")
+            errors.append(f"{n}: {t['path']} is under none of Sources/Device/, Sources/Host/, Tests/, Benchmarks/")
         for dep in t["deps"]:
             if dep in targets and s in ("device", "device-test") and side(targets[dep]) == "host":
                 errors.append(f"{n} ({s}) depends on {dep} (host)")

@@ -259,17 +259,4 @@ final class ImageTests: XCTestCase {
         let img = buf.withUnsafeBytes { CameraFrame.fromRGB24($0, width: 2, height: 2, stride: 10) }
         XCTAssertEqual(img.pixels, Array(1...12).map { UInt8($0) })
     }
-
-    func testPreprocessSpeed() throws {
-        var px = [UInt8](repeating: 0, count: 640 * 480 * 3)
-        for i in 0..<px.count { px[i] = UInt8(truncatingIfNeeded: i &* 2654435761 >> 9) }
-        let img = RGBImage(width: 640, height: 480, pixels: px)
-        let pre = Preprocessor.imageNet
-        var t = [Float](repeating: 0, count: 3 * 224 * 224)
-        let start = Date()
-        let n = 5
-        for _ in 0..<n { t.withUnsafeMutableBufferPointer { pre.tensor(img, into: $0.baseAddress!) } }
-        let us = Date().timeIntervalSince(start) * 1_000_000 / Double(n)
-        print("ImageTests: 640x480 -> 224x224 tensor: \(Int(us)) µs per frame (this build configuration)")
-    }
 }
