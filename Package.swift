@@ -99,11 +99,21 @@ let package = Package(
             "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan",
             argumentParser,
         ]),
-        .testTarget(name: "FipsTests", dependencies: [
-            "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport", "FipsDaemon", "FipsHostCore", "FipsHostModel", "FipsArtifactWriter",
-            "FipsBLASBackend", "FipsImport", "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency",
-            "FipsPlan",
-        ], exclude: ["Fixtures"]),
+        // Measurements, not tests (Benchmarks/README.md): kernel, activation and preprocessing speed,
+        // the RTN/GPTQ report on the real model.
+        .executableTarget(name: "fips-bench", dependencies: [
+            "FipsArtifact", "FipsArtifactWriter", "FipsKernels", "FipsImage", "FipsHostModel", "FipsData", "FipsQuantize",
+        ], path: "Benchmarks/fips-bench"),
+        // ---- tests: Tests/Device/ needs only device modules, Tests/Host/ the host ones ----
+        // Paths and FIPS_REQUIRE_DATA handling shared by both test targets.
+        .target(name: "FipsTestSupport", path: "Tests/Support/FipsTestSupport"),
+        .testTarget(name: "FipsDeviceTests", dependencies: ["FipsTestSupport", "FipsDaemon", "FipsDeviceSupport", "FipsImage"],
+                    path: "Tests/Device/FipsDeviceTests", exclude: ["Fixtures"]),
+        .testTarget(name: "FipsHostTests", dependencies: [
+            "FipsTestSupport", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport", "FipsHostCore",
+            "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsImport",
+            "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency", "FipsPlan",
+        ], path: "Tests/Host/FipsHostTests", exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,
     // which Swift 6's Sendable checking cannot express without wrappers.

@@ -17,22 +17,18 @@ import argparse
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIPS = os.path.join(ROOT, ".build/release/fips")
+import bench_common as bench
+from bench_common import FIPS, ROOT
+
 OUT = os.path.join(ROOT, "data/bench_compression")
 RESULTS = os.path.join(OUT, "results.json")
 
 
 def run(args, capture=True):
-    print("$ fips " + " ".join(args), flush=True)
-    p = subprocess.run([FIPS] + args, capture_output=capture, text=True)
-    if p.returncode != 0:
-        sys.exit(f"fips {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
-    return p.stdout
+    return bench.run([FIPS] + args, echo="fips " + " ".join(args), capture=capture,
+                     fail=lambda p: f"fips {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}").stdout
 
 
 def mlp_budget_for(compression, backbone, mlp_weights):

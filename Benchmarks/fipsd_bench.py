@@ -33,7 +33,8 @@ import subprocess
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import bench_common as bench
+from bench_common import ROOT
 
 
 def percentile(xs, p):
@@ -156,7 +157,7 @@ def one_run(a, photos, work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=os.path.join(ROOT, "data/dinov2_s.q8.fips"))
-    ap.add_argument("--fipsd", default=os.path.join(ROOT, "build/x86-64/fipsd"))
+    ap.add_argument("--fipsd", default=bench.board_binary("x86-64", "fipsd"))
     ap.add_argument("--photos", default=os.path.join(ROOT, "data/photos"))
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--repeats", type=int, default=3)

@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -19,7 +18,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import bench_common as bench
+from bench_common import ROOT
+
 BACKBONE_OUT = "/backbone/layernorm/Add_1_output_0"
 
 
@@ -71,10 +72,9 @@ def time_ort(sess, runs, warmup):
 
 
 def time_swift(model, threads, runs, warmup, kernels):
-    exe = os.path.join(ROOT, ".build/release/fips")
-    out = subprocess.run([exe, "bench", "--model", model, "--threads", str(threads), "--runs", str(runs),
-                          "--warmup", str(warmup), "--kernels", kernels],
-                         check=True, capture_output=True, text=True, env=dict(os.environ, OPENBLAS_NUM_THREADS=str(threads)))
+    out = bench.run([bench.FIPS, "bench", "--model", model, "--threads", str(threads), "--runs", str(runs),
+                     "--warmup", str(warmup), "--kernels", kernels],
+                    check=True, env=dict(os.environ, OPENBLAS_NUM_THREADS=str(threads)))
     return json.loads(out.stdout.strip().splitlines()[-1])["median_ms"]
 
 

@@ -30,7 +30,6 @@ import os
 import re
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,8 +39,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
 from forward_vs_onnxruntime import cut_at_backbone  # noqa: E402
 
-FIPS = os.path.join(ROOT, ".build/release/fips")
-FIPS_RUN = os.path.join(ROOT, ".build/release/fips-run")
+import bench_common as bench  # noqa: E402
+from bench_common import FIPS, FIPS_RUN  # noqa: E402
+
 OUT = os.path.join(ROOT, "data/bench_int8")
 PHOTO = os.path.join(ROOT, "data/photos/chelsea.png")
 # 33% of DINOv2-S's 21,628,800 backbone parameters, all taken from the
@@ -51,11 +51,8 @@ MLP_BUDGET_33 = 1 - 0.33 * 21_628_800 / 14_155_776
 
 def sh(args, **kw):
     shown = ["<child>" if "\n" in a else os.path.relpath(a, ROOT) if a.startswith(ROOT) else a for a in args]
-    print("$ " + " ".join(shown), flush=True)
-    p = subprocess.run(args, capture_output=True, text=True, **kw)
-    if p.returncode != 0:
-        sys.exit(f"{args[0]} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
-    return p
+    return bench.run(args, echo=" ".join(shown),
+                     fail=lambda p: f"{args[0]} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}", **kw)
 
 
 def make_models():
@@ -132,7 +129,7 @@ def time_fips(model, threads, runs, exe=FIPS_RUN):
 
 
 def board_build(board):
-    exe = os.path.join(ROOT, "build", board, "fips-run")
+    exe = bench.board_binary(board, "fips-run")
     sh([os.path.join(ROOT, "boards/build"), board, "--release"])
     return exe
 

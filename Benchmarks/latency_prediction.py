@@ -32,14 +32,14 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIPS = os.path.join(ROOT, ".build/release/fips")
-FIPS_RUN = os.path.join(ROOT, "build/x86-64/fips-run")
-FIPS_PROFILE = os.path.join(ROOT, "build/x86-64/fips-profile")
+import bench_common as bench
+from bench_common import FIPS, ROOT
+
+FIPS_RUN = bench.board_binary("x86-64", "fips-run")
+FIPS_PROFILE = bench.board_binary("x86-64", "fips-profile")
 PLANS = os.path.join(ROOT, "data/profile_plans")
 BASE = os.path.join(ROOT, "data/dinov2_s.fips")
 PHOTO = os.path.join(ROOT, "data/photos/chelsea.png")
@@ -67,10 +67,8 @@ PLAN_LIST = [
 
 
 def run(args, **kw):
-    p = subprocess.run(args, capture_output=True, text=True, **kw)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return p
+    return bench.run(args, fail=lambda p: f"{' '.join(args)} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}",
+                     **kw)
 
 
 def build_plans():

@@ -19,22 +19,20 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLAN = os.path.join(ROOT, ".build/release/fips-plan")
-RUN = os.path.join(ROOT, ".build/release/fips-run")
+import bench_common as bench
+from bench_common import ROOT
+
+PLAN = bench.FIPS_PLAN
+RUN = bench.FIPS_RUN
 OUT = os.path.join(ROOT, "data/plan_bench")
 HEAD = os.path.join(ROOT, "data/bench_compression/original_head.fips")
 PHOTO = os.path.join(ROOT, "data/photos/chelsea.png")
 
 
 def run(cmd):
-    print("$ " + " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd), flush=True)
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"failed:\n{p.stdout}\n{p.stderr}")
+    p = bench.run(cmd, echo=bench.shown(cmd), fail=lambda p: f"failed:\n{p.stdout}\n{p.stderr}")
     return p.stdout + p.stderr
 
 

@@ -40,13 +40,13 @@ Resumable (data/plan_bench/uniform_results.json). Writes Benchmarks/plan_results
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLAN = os.path.join(ROOT, ".build/release/fips-plan")
-FIPS = os.path.join(ROOT, ".build/release/fips")
+import bench_common as bench
+from bench_common import FIPS, ROOT
+
+PLAN = bench.FIPS_PLAN
 OUT = os.path.join(ROOT, "data/plan_bench")
 RESULTS = os.path.join(OUT, "uniform_results.json")
 HEAD = os.path.join(ROOT, "data/bench_compression/original_head.fips")
@@ -63,8 +63,7 @@ def mean_sd(xs):
 
 
 def run(cmd):
-    print("$ " + " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd), flush=True)
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = bench.run(cmd, echo=bench.shown(cmd))
     if p.returncode != 0:
         return None, p.stdout + p.stderr
     return p.stdout, p.stderr

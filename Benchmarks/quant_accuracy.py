@@ -18,11 +18,11 @@ data/bench_quant/results.json. Writes Benchmarks/quant_accuracy.md.
 import argparse
 import json
 import os
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FIPS = os.path.join(ROOT, ".build/release/fips")
+import bench_common as bench
+from bench_common import FIPS, ROOT
+
 OUT = os.path.join(ROOT, "data/bench_quant")
 RESULTS = os.path.join(OUT, "results.json")
 HEAD = os.path.join(ROOT, "data/bench_compression/original_head.fips")
@@ -47,11 +47,8 @@ VARIANTS = {
 
 
 def run(args):
-    print("$ fips " + " ".join(args), flush=True)
-    p = subprocess.run([FIPS] + args, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"fips {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
-    return p.stdout
+    return bench.run([FIPS] + args, echo="fips " + " ".join(args),
+                     fail=lambda p: f"fips {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}").stdout
 
 
 def evaluate(model, extra=()):

@@ -8,7 +8,9 @@
                                    and the cross build compiles exactly the device library modules
   scripts/modules.py graph         the module graph as a Mermaid diagram (docs/ARCHITECTURE.md)
 
-The line between device and host is the folder: Sources/Device/ or Sources/Host/ (Package.swift).
+The line between device and host is the folder: Sources/Device/ or Sources/Host/ (Package.swift);
+the tests mirror it: Tests/Device/ depends on no host module, Tests/Host/ and Tests/Support/ may;
+Benchmarks/ is host code.
 One list, read by SwiftPM and by the cross build, so the two cannot drift.
 """
 import json
@@ -50,7 +52,15 @@ def side(t):
         return "device"
     if t["path"].startswith("Sources/Host/"):
         return "host"
-    return "test" if t["type"] == "test" else "other"
+    # Benchmarks/fips-bench measures device code from the host, with host helpers.
+    if t["path"].startswith("Benchmarks/"):
+        return "host"
+    # Tests run on the host (XCTest, Foundation), but Tests/Device/ tests only device modules.
+    if t["path"].startswith("Tests/Device/"):
+        return "device-test"
+    if t["path"].startswith("Tests/"):
+        return "test"
+    return "other"
 
 
 def files(t, ext):
@@ -105,10 +115,10 @@ def check(targets):
             continue
         s = side(t)
         if s == "other":
-            errors.append(f"{n}: {t['path']} is neither under Sources/Device/ nor Sources/Host/")
+            errors.append(f"{n}: {t['path']} is under none of Sources/Device/, Sources/Host/, Tests/, Benchmarks/")
         for dep in t["deps"]:
-            if dep in targets and s == "device" and side(targets[dep]) == "host":
-                errors.append(f"{n} (device) depends on {dep} (host)")
+            if dep in targets and s in ("device", "device-test") and side(targets[dep]) == "host":
+                errors.append(f"{n} ({s}) depends on {dep} (host)")
         for f in files(t, ".swift"):
             rel = os.path.relpath(f, ROOT)
             for m in set(IMPORT.findall(open(f, encoding="utf-8").read())):

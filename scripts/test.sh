@@ -31,16 +31,16 @@ smallest=$(sed -n 's/.*smallest feasible memory budget is .* (\([0-9]*\) bytes).
 [ -n "$smallest" ] || { cat data/plan_smoke.err >&2; exit 1; }
 .build/release/fips-plan --model data/dinov2_s.fips --calib data/photos --calib-images 6 --board rpi5 \
   --budget "$smallest" --dry-run > /dev/null
-scripts/check_aarch64.sh data/dinov2_s.fips
+Tests/Integration/check_aarch64.sh data/dinov2_s.fips
 # A FiPS-compressed artifact (shared bases, CSR projections at 50% sparsity)
 # through the same comparison; a short calibration, since only the runtime
 # path is under test here (compression quality is Benchmarks/compression_table.py).
 .build/release/fips compress --model data/dinov2_s.fips --calib fashion-mnist --calib-images 16 --steps 20 \
   --mlp-budget 0.5 --sparsity 0.5 -o data/fips_smoke.fips > /dev/null
-CHECK_SKIP_BUILD=1 CHECK_PHOTOS=data/photos/chelsea.png scripts/check_aarch64.sh data/fips_smoke.fips
+CHECK_SKIP_BUILD=1 CHECK_PHOTOS=data/photos/chelsea.png Tests/Integration/check_aarch64.sh data/fips_smoke.fips
 # The integer runtime: every GEMM kernel bit-exact against the scalar one on
 # x86-64 and aarch64 (qemu, with and without dotprod) ...
-scripts/check_kernels_aarch64.sh
+Tests/Integration/check_kernels_aarch64.sh
 # ... and whole models bit-identical between x86-64 and aarch64: int8 (GPTQ,
 # static activation scales from 16 calibration images) on the Pi 5 build (SDOT)
 # and the Pi 4 build as a Cortex-A72 (NEON, no dotprod); the FiPS smoke model at
@@ -50,15 +50,15 @@ scripts/check_kernels_aarch64.sh
 .build/release/fips quantize --model data/fips_smoke.fips --calib fashion-mnist --calib-images 16 --bits 4 \
   -o data/fips_smoke.q4.fips 2> /dev/null
 CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS="data/photos/chelsea.png data/photos/rocket.jpg" \
-  scripts/check_aarch64.sh data/q8_smoke.fips
-CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/coffee.png scripts/check_aarch64.sh data/fips_smoke.q4.fips
+  Tests/Integration/check_aarch64.sh data/q8_smoke.fips
+CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/coffee.png Tests/Integration/check_aarch64.sh data/fips_smoke.q4.fips
 CHECK_BOARD=rpi4 CHECK_QEMU_CPU=cortex-a72 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/chelsea.png \
-  scripts/check_aarch64.sh data/q8_smoke.fips
+  Tests/Integration/check_aarch64.sh data/q8_smoke.fips
 # fips-profile: the aarch64 build under qemu and the x86-64 build, --quick
 # --functional-only, their JSON and the committed profiles validated against
 # profiles/schema.json.
-CHECK_SKIP_BUILD=1 scripts/check_profile.sh
-# fipsd, the daemon (scripts/check_fipsd.py): folder and HTTP mode against fips-run on the
+CHECK_SKIP_BUILD=1 Tests/Integration/check_profile.sh
+# fipsd, the daemon (Tests/Integration/check_fipsd.py): folder and HTTP mode against fips-run on the
 # photos with the real DINOv2-S and a linear Fashion-MNIST head (50 training images: only the
 # equality of labels is under test), fp32 and int8; corrupt JPEGs, a 5,000-frame RSS soak,
 # signals, HTTP abuse, a full disk and a missing camera with a tiny random model; the same on
@@ -74,12 +74,12 @@ python3 -c 'import os, sys; a, b = (os.path.getsize(f"data/fipsd_head.q8{s}.fips
 sys.exit(0 if abs(a - b) <= 8192 else f"fips head on a packed model changed its size {a} -> {b} bytes")'
 .build/release/fips-run --model data/fipsd_head.q8.refit.fips data/photos/chelsea.png > /dev/null
 python3 scripts/fixtures/make_tiny_model.py data/fipsd_tiny.fips
-python3 scripts/check_fipsd.py --fipsd .build/release/fipsd --fips-run .build/release/fips-run \
+python3 Tests/Integration/check_fipsd.py --fipsd .build/release/fipsd --fips-run .build/release/fips-run \
   --model data/fipsd_head.fips --tiny data/fipsd_tiny.fips
-python3 scripts/check_fipsd.py --fipsd .build/release/fipsd --fips-run .build/release/fips-run \
+python3 Tests/Integration/check_fipsd.py --fipsd .build/release/fipsd --fips-run .build/release/fips-run \
   --model data/fipsd_head.q8.fips --tiny data/fipsd_tiny.fips --only labels
 [ -x build/rpi5/fipsd ] || ./boards/build rpi5 --release
-python3 scripts/check_fipsd.py --qemu qemu-aarch64-static --fipsd build/rpi5/fipsd --fips-run build/rpi5/fips-run \
+python3 Tests/Integration/check_fipsd.py --qemu qemu-aarch64-static --fipsd build/rpi5/fipsd --fips-run build/rpi5/fips-run \
   --model data/fipsd_head.q8.fips --tiny data/fipsd_tiny.fips
 scripts/fuzz.sh 60
 echo "test.sh: all passed"
