@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 # Foundation, and the cross build (which reads its module list from Package.swift) builds
 # every device module.
 python3 scripts/modules.py check
+# No Swift file over 400 lines, no function over 100 outside the GEMM kernels (the exceptions,
+# with their reasons, are listed in docs/ARCHITECTURE.md).
+python3 scripts/check_sizes.py
 swift build -c release
 # The fp32 artifact of the real model: the data tests and the qemu check use it.
 if [ ! -f data/dinov2_s.fips ] || [ data/vit_s_focus.onnx -nt data/dinov2_s.fips ]; then

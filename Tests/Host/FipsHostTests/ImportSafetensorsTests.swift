@@ -89,38 +89,10 @@ final class ImportSafetensorsTests: XCTestCase {
     func testHFViTWithHeadAndDinov2Classifier() throws {
         let dir = try ImportFixtures.tempDir("tinyvit")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let d = 8, p = 4, mlp = 16, grid = 3
-        var seed: UInt32 = 1
-        func rnd(_ s: [Int]) -> HostTensor {
-            HostTensor(shape: s, data: (0..<s.reduce(1, *)).map { _ in
-                seed = seed &* 1_664_525 &+ 1_013_904_223
-                return Float(Int(seed >> 9) % 2001 - 1000) / 1000
-            })
-        }
-        func vit(_ prefix: String, dino: Bool) -> [String: HostTensor] {
-            var t: [String: HostTensor] = [
-                prefix + "embeddings.cls_token": rnd([1, 1, d]),
-                prefix + "embeddings.position_embeddings": rnd([1, 1 + grid * grid, d]),
-                prefix + "embeddings.patch_embeddings.projection.weight": rnd([d, 3, p, p]),
-                prefix + "embeddings.patch_embeddings.projection.bias": rnd([d]),
-                prefix + "layernorm.weight": rnd([d]), prefix + "layernorm.bias": rnd([d]),
-            ]
-            for i in 0..<2 {
-                let l = prefix + "encoder.layer.\(i)."
-                for n in ["query", "key", "value"] {
-                    t[l + "attention.attention.\(n).weight"] = rnd([d, d]); t[l + "attention.attention.\(n).bias"] = rnd([d])
-                }
-                t[l + "attention.output.dense.weight"] = rnd([d, d]); t[l + "attention.output.dense.bias"] = rnd([d])
-                let (n1, n2, f1, f2) = dino ? ("norm1", "norm2", "mlp.fc1", "mlp.fc2")
-                    : ("layernorm_before", "layernorm_after", "intermediate.dense", "output.dense")
-                t[l + n1 + ".weight"] = rnd([d]); t[l + n1 + ".bias"] = rnd([d])
-                t[l + n2 + ".weight"] = rnd([d]); t[l + n2 + ".bias"] = rnd([d])
-                t[l + f1 + ".weight"] = rnd([mlp, d]); t[l + f1 + ".bias"] = rnd([mlp])
-                t[l + f2 + ".weight"] = rnd([d, mlp]); t[l + f2 + ".bias"] = rnd([d])
-                if dino { t[l + "layer_scale1.lambda1"] = rnd([d]); t[l + "layer_scale2.lambda1"] = rnd([d]) }
-            }
-            return t
-        }
+        let ck = TinyHFCheckpoint()
+        let d = ck.d
+        func rnd(_ s: [Int]) -> HostTensor { ck.rnd(s) }
+        func vit(_ prefix: String, dino: Bool) -> [String: HostTensor] { ck.vit(prefix, dino: dino) }
         // google/vit: classifier [3, d], labels, 12x12 input at import (grid 3 -> 3).
         var g = vit("vit.", dino: false)
         g["classifier.weight"] = rnd([3, d]); g["classifier.bias"] = rnd([3])
@@ -217,5 +189,45 @@ final class ImportSafetensorsTests: XCTestCase {
         XCTAssertThrowsError(try SafetensorsFile(path: t)) { e in
             XCTAssertTrue("\(e)".contains("truncated"), "\(e)")
         }
+    }
+}
+
+/// A tiny random Hugging Face ViT checkpoint (google/vit, DeiT or DINOv2
+/// tensor names): d 8, patch 4, MLP 16, a 3x3 grid, two blocks. One seeded
+/// generator for every tensor, so a test's checkpoints are reproducible.
+final class TinyHFCheckpoint {
+    let d = 8, p = 4, mlp = 16, grid = 3
+    private var seed: UInt32 = 1
+
+    func rnd(_ s: [Int]) -> HostTensor {
+        HostTensor(shape: s, data: (0..<s.reduce(1, *)).map { _ in
+            seed = seed &* 1_664_525 &+ 1_013_904_223
+            return Float(Int(seed >> 9) % 2001 - 1000) / 1000
+        })
+    }
+
+    func vit(_ prefix: String, dino: Bool) -> [String: HostTensor] {
+        var t: [String: HostTensor] = [
+            prefix + "embeddings.cls_token": rnd([1, 1, d]),
+            prefix + "embeddings.position_embeddings": rnd([1, 1 + grid * grid, d]),
+            prefix + "embeddings.patch_embeddings.projection.weight": rnd([d, 3, p, p]),
+            prefix + "embeddings.patch_embeddings.projection.bias": rnd([d]),
+            prefix + "layernorm.weight": rnd([d]), prefix + "layernorm.bias": rnd([d]),
+        ]
+        for i in 0..<2 {
+            let l = prefix + "encoder.layer.\(i)."
+            for n in ["query", "key", "value"] {
+                t[l + "attention.attention.\(n).weight"] = rnd([d, d]); t[l + "attention.attention.\(n).bias"] = rnd([d])
+            }
+            t[l + "attention.output.dense.weight"] = rnd([d, d]); t[l + "attention.output.dense.bias"] = rnd([d])
+            let (n1, n2, f1, f2) = dino ? ("norm1", "norm2", "mlp.fc1", "mlp.fc2")
+                : ("layernorm_before", "layernorm_after", "intermediate.dense", "output.dense")
+            t[l + n1 + ".weight"] = rnd([d]); t[l + n1 + ".bias"] = rnd([d])
+            t[l + n2 + ".weight"] = rnd([d]); t[l + n2 + ".bias"] = rnd([d])
+            t[l + f1 + ".weight"] = rnd([mlp, d]); t[l + f1 + ".bias"] = rnd([mlp])
+            t[l + f2 + ".weight"] = rnd([d, mlp]); t[l + f2 + ".bias"] = rnd([d])
+            if dino { t[l + "layer_scale1.lambda1"] = rnd([d]); t[l + "layer_scale2.lambda1"] = rnd([d]) }
+        }
+        return t
     }
 }
