@@ -4,7 +4,7 @@
 //                    cross-built for aarch64 by ./boards/build, which reads its module
 //                    list from this manifest (`swift package dump-package`).
 //   Sources/Host/    Foundation, swift-argument-parser, OpenBLAS/LAPACK allowed.
-// scripts/check_modules.py checks that every import respects the line and that the
+// scripts/modules.py check checks that every import respects the line and that the
 // cross build compiles exactly the device modules. docs/ARCHITECTURE.md draws the graph.
 import PackageDescription
 
@@ -68,11 +68,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/Host/CZlib"),
         // The host's model in memory: HostTensor, ViTModel, MLPCalibration, parameter counts, similarity figures.
         host("FipsHostModel", ["FipsArtifact"]),
-        // Only PackedWeights (artifact v2 packed formats ↔ logical values) is left here; it is being
-        // rewritten against a new format table, and then moves beside the artifact writer.
-        host("FipsHostCore", ["FipsArtifact", "FipsKernels"]),
-        // A host model to .fips and back: ArtifactWriter, ArtifactLayout, ArtifactReaderHost.
-        host("FipsArtifactWriter", ["FipsArtifact", "FipsHostCore", "FipsHostModel"]),
+        // A host model to .fips and back: ArtifactWriter, ArtifactLayout, ArtifactReaderHost, and
+        // PackedWeights (the packed formats to and from logical values, through the kernels' packer).
+        host("FipsArtifactWriter", ["FipsArtifact", "FipsKernels", "FipsHostModel"]),
         // The executor's ComputeBackend over OpenBLAS: the host's fp32 forward pass.
         host("FipsBLASBackend", ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsViT", "FipsHostModel"]),
         host("FipsImport", ["FipsArtifact", "FipsArtifactWriter", "FipsHostModel"]),
@@ -81,7 +79,7 @@ let package = Package(
         host("FipsLatency", ["FipsArtifact"]),
         host("FipsData", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostModel", "FipsBLASBackend", "FipsImage", "FipsViT"]),
         host("FipsQuantize", [
-            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsViT",
+            "COpenBLAS", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsViT",
             "FipsData",
         ]),
         hostProgram("fips", [
@@ -91,7 +89,7 @@ let package = Package(
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
         host("FipsPlan", [
-            "COpenBLAS", "FipsArtifact", "FipsHostCore", "FipsHostModel", "FipsArtifactWriter", "FipsKernels", "FipsViT",
+            "COpenBLAS", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsKernels", "FipsViT",
             "FipsDeviceSupport", "FipsData", "FipsCompress",
             "FipsQuantize", "FipsLatency",
         ]),
@@ -110,7 +108,7 @@ let package = Package(
         .testTarget(name: "FipsDeviceTests", dependencies: ["FipsTestSupport", "FipsDaemon", "FipsDeviceSupport", "FipsImage"],
                     path: "Tests/Device/FipsDeviceTests", exclude: ["Fixtures"]),
         .testTarget(name: "FipsHostTests", dependencies: [
-            "FipsTestSupport", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport", "FipsHostCore",
+            "FipsTestSupport", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport",
             "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsImport",
             "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency", "FipsPlan",
         ], path: "Tests/Host/FipsHostTests", exclude: ["Fixtures"]),

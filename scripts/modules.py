@@ -5,7 +5,8 @@
                                    "c NAME PATH", "swift NAME PATH DEP,DEP", "program NAME PATH SYMBOL"
   scripts/modules.py check         every `import` of a package module is a declared dependency,
                                    no device module imports a host module or Foundation/Dispatch,
-                                   and the cross build compiles exactly the device library modules
+                                   the cross build compiles exactly the device library modules,
+                                   and docs/ARCHITECTURE.md draws the current graph
   scripts/modules.py graph         the module graph as a Mermaid diagram (docs/ARCHITECTURE.md)
 
 The line between device and host is the folder: Sources/Device/ or Sources/Host/ (Package.swift);
@@ -142,19 +143,46 @@ def check(targets):
 
 
 def graph(targets):
+    """Mermaid flowchart of the package's modules: the transitive reduction of the declared
+    dependencies (an arrow that another path already implies is left out, so the drawing
+    stays readable), device and host in their own boxes."""
+    shown = {n for n, t in targets.items() if side(t) in ("device", "host")}
+    deps = {n: [d for d in targets[n]["deps"] if d in shown] for n in shown}
+    reach = {}
+
+    def reachable(n):
+        if n not in reach:
+            reach[n] = set()
+            for d in deps[n]:
+                reach[n] |= {d} | reachable(d)
+        return reach[n]
+
+    def node(n):
+        return n.replace("-", "_")
+
     lines = ["flowchart BT"]
     for s in ("device", "host"):
         lines.append(f"  subgraph {s}")
-        for n, t in sorted(targets.items()):
-            if side(t) == s:
-                lines.append(f"    {n.replace('-', '_')}[{n}]")
+        lines += [f"    {node(n)}[{n}]" for n in sorted(shown) if side(targets[n]) == s]
         lines.append("  end")
-    for n, t in sorted(targets.items()):
-        if side(t) in ("device", "host"):
-            for d in t["deps"]:
-                if d in targets:
-                    lines.append(f"  {n.replace('-', '_')} --> {d.replace('-', '_')}")
+    for n in sorted(shown):
+        for d in sorted(deps[n]):
+            if not any(d in reachable(o) for o in deps[n] if o != d):
+                lines.append(f"  {node(n)} --> {node(d)}")
     return lines
+
+
+def graph_in_docs_is_current(targets):
+    """docs/ARCHITECTURE.md draws the graph `graph` prints, between its ```mermaid fences."""
+    doc = os.path.join(ROOT, "docs/ARCHITECTURE.md")
+    text = open(doc, encoding="utf-8").read() if os.path.exists(doc) else ""
+    m = re.search(r"```mermaid\n(.*?)```", text, re.S)
+    if not m:
+        return ["docs/ARCHITECTURE.md has no ```mermaid module graph"]
+    if m.group(1).strip().split("\n") != graph(targets):
+        return ["docs/ARCHITECTURE.md's module graph differs from Package.swift: "
+                "paste the output of `python3 scripts/modules.py graph` into it"]
+    return []
 
 
 def main():
@@ -165,7 +193,7 @@ def main():
     elif cmd == "graph":
         print("\n".join(graph(targets)))
     elif cmd == "check":
-        errors = check(targets)
+        errors = check(targets) + graph_in_docs_is_current(targets)
         for e in errors:
             print("modules.py: " + e, file=sys.stderr)
         if errors:

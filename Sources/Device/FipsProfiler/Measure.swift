@@ -17,16 +17,9 @@ struct Rng {
     mutating func float(_ scale: Float) -> Float { Float(unit() * 2 - 1) * scale }
 }
 
-/// Format names as the profile and docs/ARTIFACT.md spell them.
-func formatName(_ f: Int32) -> String {
-    switch f {
-    case FIPS_QFORMAT_Q8: return "q8"
-    case FIPS_QFORMAT_Q8SPARSE: return "q8-sparse"
-    case FIPS_QFORMAT_Q4G32: return "q4g32"
-    case FIPS_QFORMAT_Q3G32: return "q3g32"
-    default: return "f32"
-    }
-}
+/// Format names as the profile and docs/ARTIFACT.md spell them: the format
+/// table's, and "f32" for the float matrices (id `formatF32`, no packed format).
+func formatName(_ f: Int32) -> String { QuantFormat(rawValue: f)?.name ?? "f32" }
 let formatF32: Int32 = 0
 
 /// One weight matrix [rows = N][cols = K] in a packed format (or f32), with

@@ -1,5 +1,4 @@
 import FipsArtifact
-import FipsHostCore
 import FipsHostModel
 
 /// Loads an artifact back into a host `ViTModel`: integer weights are

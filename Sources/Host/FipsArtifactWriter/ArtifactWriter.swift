@@ -1,6 +1,5 @@
 import Foundation
 import FipsArtifact
-import FipsHostCore
 import FipsHostModel
 
 /// One tensor as it will be encoded in the artifact.

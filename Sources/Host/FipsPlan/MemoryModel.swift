@@ -2,7 +2,6 @@ import FipsArtifact
 import FipsArtifactWriter
 import FipsCompress
 import FipsDeviceSupport
-import FipsHostCore
 import FipsHostModel
 import FipsViT
 

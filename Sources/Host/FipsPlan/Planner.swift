@@ -1,7 +1,7 @@
 import Foundation
 import FipsArtifact
 import FipsCompress
-import FipsHostCore
+import FipsArtifactWriter
 import FipsLatency
 
 public enum PlanError: Error, CustomStringConvertible, Equatable {

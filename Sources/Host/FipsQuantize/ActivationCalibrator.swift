@@ -14,7 +14,7 @@ public enum ActivationCalibration: Equatable {
 
 /// A static per-tensor activation scale and what it was derived from.
 public struct ActivationRange: Equatable {
-    /// s: a_q = clamp(round(x / s), ±127) (QFORMAT.md, static activations).
+    /// s: a_q = clamp(round(x / s), ±127) (docs/KERNELS.md, "The numeric contract").
     public var scale: Float
     /// The clipping value, 127 · s.
     public var clip: Float

@@ -1,6 +1,5 @@
 import FipsArtifact
 import FipsArtifactWriter
-import FipsHostCore
 import FipsHostModel
 
 /// What `fips import --bits` and `fips compress --bits` ask for.

@@ -1,6 +1,5 @@
 import FipsArtifact
 import FipsArtifactWriter
-import FipsHostCore
 
 /// Puts a newly trained head into a packed (version 2) artifact and copies
 /// every other tensor byte for byte. Going through `ViTModel` would

@@ -1,5 +1,5 @@
 /// A linear weight W [rows = outputs, cols = inputs] as symmetric integers and
-/// float scales: the LOGICAL values the runtime's packer (QFORMAT.md) lays out
+/// float scales: the LOGICAL values the runtime's packer (docs/ARTIFACT.md, "Packed integer weights") lays out
 /// into tiles. ŵ[r][k] = scale(r, k) · values[r][k].
 public struct QuantizedWeight: Equatable {
     /// 8, 4 or 3.

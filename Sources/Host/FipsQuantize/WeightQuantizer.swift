@@ -14,7 +14,7 @@ public struct GPTQOptions: Equatable {
 }
 
 /// Symmetric weight quantisation of linear layers to the runtime's q8,
-/// q4g32 and q3g32 logical values (QFORMAT.md).
+/// q4g32 and q3g32 logical values (their ranges: QuantFormat, the format table in fips_qgemm.h).
 public enum WeightQuantizer {
     /// Quantises W [rows = outputs, cols = inputs] (y = x·Wᵀ), row-major.
     /// `hessian` is the layer's H = XᵀX [cols, cols] (`InputStatistics.hessian`);

@@ -4,7 +4,6 @@ import FipsArtifact
 import FipsArtifactWriter
 import FipsBLASBackend
 import FipsData
-import FipsHostCore
 import FipsHostModel
 import FipsKernels
 import FipsQuantize

@@ -38,9 +38,7 @@ static void hash_bytes(const void *p, size_t n) {
 }
 
 static const int formats[4] = {FIPS_QFORMAT_Q8, FIPS_QFORMAT_Q4G32, FIPS_QFORMAT_Q3G32, FIPS_QFORMAT_Q8SPARSE};
-static const char *format_name(int f) {
-    return f == FIPS_QFORMAT_Q8 ? "q8" : f == FIPS_QFORMAT_Q4G32 ? "q4g32" : f == FIPS_QFORMAT_Q3G32 ? "q3g32" : "q8sparse";
-}
+static const char *format_name(int f) { return fips_qformat_traits_of(f)->name; }
 
 typedef struct {
     fips_qmatrix w;
