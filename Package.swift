@@ -100,15 +100,18 @@ let package = Package(
         // Measurements, not tests (Benchmarks/README.md): kernel, activation and preprocessing speed,
         // the RTN/GPTQ report on the real model.
         .executableTarget(name: "fips-bench", dependencies: [
-            "FipsArtifact", "FipsArtifactWriter", "FipsKernels", "FipsImage", "FipsHostModel", "FipsData", "FipsQuantize",
+            "FipsSyntheticInputs", "FipsArtifact", "FipsArtifactWriter", "FipsKernels", "FipsImage", "FipsHostModel", "FipsData", "FipsQuantize",
         ], path: "Benchmarks/fips-bench"),
         // ---- tests: Tests/Device/ needs only device modules, Tests/Host/ the host ones ----
         // Paths and FIPS_REQUIRE_DATA handling shared by both test targets.
         .target(name: "FipsTestSupport", path: "Tests/Support/FipsTestSupport"),
+        // Seeded ViT-like inputs for the kernel tests and fips-bench, which times the same kernels on them.
+        .target(name: "FipsSyntheticInputs", dependencies: ["FipsHostModel", "FipsKernels"],
+                path: "Tests/Support/FipsSyntheticInputs"),
         .testTarget(name: "FipsDeviceTests", dependencies: ["FipsTestSupport", "FipsDaemon", "FipsDeviceSupport", "FipsImage"],
                     path: "Tests/Device/FipsDeviceTests", exclude: ["Fixtures"]),
         .testTarget(name: "FipsHostTests", dependencies: [
-            "FipsTestSupport", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport",
+            "FipsTestSupport", "FipsSyntheticInputs", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport",
             "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsImport",
             "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency", "FipsPlan",
         ], path: "Tests/Host/FipsHostTests", exclude: ["Fixtures"]),

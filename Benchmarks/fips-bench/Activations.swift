@@ -1,40 +1,13 @@
 // swift build -c release --product fips-bench && .build/release/fips-bench activations
 import Foundation
 import FipsKernels
+import FipsSyntheticInputs
 import FipsHostModel  // SplitMix64
 
 /// `fips-bench activations`: ns per element of the float and integer non-linearities.
-/// Moved from IntegerActivationTests.testReportSpeed; Gaussian and layerNormRows are
-/// IntegerActivationTests' input generators, copied so the inputs stay the same.
+/// Moved from IntegerActivationTests.testReportSpeed; the inputs are
+/// IntegerActivationTests' (FipsSyntheticInputs).
 enum ActivationBench {
-    struct Gaussian {
-        var rng: SplitMix64
-        init(seed: UInt64) { rng = SplitMix64(seed: seed) }
-        mutating func next() -> Float {
-            let u1 = max(rng.nextUnit(), 1e-12), u2 = rng.nextUnit()
-            return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-        }
-    }
-
-    /// ViT-like LayerNorm inputs: unit-variance rows with a shifted mean and,
-    /// in half the rows, three "massive activation" channels of ±40…±200.
-    static func layerNormRows(rows: Int, cols: Int, seed: UInt64) -> [Float] {
-        var g = Gaussian(seed: seed)
-        var rng = SplitMix64(seed: seed &+ 7)
-        var x = [Float](repeating: 0, count: rows * cols)
-        for r in 0..<rows {
-            let mean = Float(rng.nextUnit() * 2 - 1)
-            for k in 0..<cols { x[r * cols + k] = mean + g.next() }
-            if r % 2 == 1 {
-                for j in 0..<min(3, cols) {
-                    let c = (j * 131 + 17) % cols
-                    x[r * cols + c] = Float(rng.nextUnit() > 0.5 ? 1 : -1) * Float(40 + rng.nextUnit() * 160)
-                }
-            }
-        }
-        return x
-    }
-
     /// ns per element, single thread, on ViT-S/14 shapes (257 tokens, dim 384, MLP 1536).
     static func run() {
         func measure(_ reps: Int, _ body: () -> Void) -> Double {

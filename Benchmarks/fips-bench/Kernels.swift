@@ -1,37 +1,17 @@
 // swift build -c release --product fips-bench && .build/release/fips-bench kernels
 import Foundation
 import FipsKernels
+import FipsSyntheticInputs
 import FipsHostModel  // SplitMix64
 
 /// `fips-bench kernels`: GMAC/s of each integer GEMM kernel and format on the ViT-S shapes.
-/// Moved from QuantKernelTests.testThroughputReport (FIPS_BENCH=1); Acts, range and
-/// randomWeights are QuantKernelTests' helpers, copied so the inputs stay the same.
+/// Moved from QuantKernelTests.testThroughputReport (FIPS_BENCH=1); the inputs are
+/// QuantKernelTests' (FipsSyntheticInputs).
 enum KernelBench {
-    /// Caller-owned activation buffers.
-    final class Acts {
-        let a: QuantizedActivations
-        init(rows: Int, cols: Int) {
-            let d = UnsafeMutablePointer<Int8>.allocate(capacity: max(1, QuantizedActivations.dataCount(rows: rows, cols: cols)))
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows))
-            let g = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, QuantizedActivations.groupSumCount(rows: rows, cols: cols)))
-            d.initialize(repeating: 0x55, count: max(1, QuantizedActivations.dataCount(rows: rows, cols: cols)))
-            a = QuantizedActivations(rows: rows, cols: cols, data: d, scales: s, groupSums: g)
-        }
-        deinit { a.data.deallocate(); a.scales.deallocate(); a.groupSums.deallocate() }
-        var q: [Int8] { Array(UnsafeBufferPointer(start: a.data, count: a.rows * a.paddedCols)) }
-        var scales: [Float] { Array(UnsafeBufferPointer(start: a.scales, count: a.rows)) }
-        var gsum: [Int32] { Array(UnsafeBufferPointer(start: a.groupSums, count: a.rows * a.kBlocks)) }
-    }
+    typealias Acts = ActivationBuffers
 
     static func randomWeights(_ f: QuantFormat, N: Int, K: Int, rng: inout SplitMix64) -> ([Int8], [Float]) {
-        let r = f.valueRange
-        let zeroPct = f == .q8sparse ? Int(rng.next() % 4) * 30 : 10
-        let values = (0..<(N * K)).map { _ -> Int8 in
-            Int(rng.next() % 100) < zeroPct ? 0 : Int8(r.lowerBound + Int(rng.next() % UInt64(r.count)))
-        }
-        let count = f.hasBlockScales ? N * ((K + 31) / 32) : N
-        let scales = (0..<count).map { _ in Float(rng.nextUnit() * 0.02 + 0.0001) * (rng.next() % 8 == 0 ? -1 : 1) }
-        return (values, scales)
+        randomPackedWeights(f, range: f.valueRange, N: N, K: K, rng: &rng)
     }
 
     /// GMAC/s of each kernel and format on the ViT-S shapes, next to the plain

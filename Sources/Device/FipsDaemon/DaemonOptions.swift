@@ -16,7 +16,7 @@ public enum SourceKind: Int {
 }
 
 /// `fipsd` options, parsed by `daemonFlags` (FipsDeviceSupport's flag table).
-public struct DaemonOptions {
+public struct DaemonOptions: RuntimeChoiceOptions {
     public var model = ""
     // camera
     public var camera: String? = nil
@@ -191,14 +191,8 @@ let daemonFlags = FlagTable<DaemonOptions>(
         .integer("--top-k", in: 1...100_000, error: "--top-k needs a positive integer") { o, k in o.topK = k },
         .integer("--max-pixels", in: 1...(1 << 40), error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
         .integer("--threads", in: 1...256, error: "--threads needs an integer from 1 to 256") { o, k in o.threads = k },
-        .value("--kernel", missing: "--kernel needs a name (scalar, avx2, avx512vnni, neon, neon-dotprod)") { o, v in
-            o.kernel = v
-            return nil
-        },
-        .value("--integer-nonlinear", missing: "--integer-nonlinear needs softmax, gelu, layernorm (comma-separated) or all") { o, v in
-            guard let bad = o.nonlinear.selectIntegerNonlinearities(v) else { return nil }
-            return "--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all"
-        },
+        .kernel,
+        .integerNonlinear,
         .set("--quiet", "-q") { $0.quiet = true },
     ],
     argument: { _, a in "unexpected argument '\(a)' (images come from --camera, --watch, --listen or --stdin)" },

@@ -3,7 +3,7 @@ import FipsViT
 
 /// `fips-run`: classify (or embed) images with a `.fips` model using the
 /// device kernels only. Parsed by `runFlags` (FipsDeviceSupport's flag table).
-public struct RunOptions {
+public struct RunOptions: RuntimeChoiceOptions {
     public var model: String = ""
     public var topK: Int = 5
     public var featuresOut: String? = nil
@@ -80,14 +80,8 @@ let runFlags = FlagTable<RunOptions>(
             o.threads = k
             return nil
         },
-        .value("--kernel", missing: "--kernel needs a name (scalar, avx2, avx512vnni, neon, neon-dotprod)") { o, v in
-            o.kernel = v
-            return nil
-        },
-        .value("--integer-nonlinear", missing: "--integer-nonlinear needs softmax, gelu, layernorm (comma-separated) or all") { o, v in
-            guard let bad = o.nonlinear.selectIntegerNonlinearities(v) else { return nil }
-            return "--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all"
-        },
+        .kernel,
+        .integerNonlinear,
         .integer("--bench", in: 1...100_000, error: "--bench needs a run count from 1 to 100000") { o, k in o.benchRuns = k },
         .set("--verbose", "-v") { $0.verbose = true },
     ],

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import FipsKernels
 import FipsHostModel
+import FipsSyntheticInputs
 
 /// The I-ViT integer non-linearities against the float ones they replace.
 /// Bounds are set from measured errors with some headroom, and tight enough
@@ -10,15 +11,6 @@ final class IntegerActivationTests: XCTestCase {
     static let sizes = [1, 3, 257, 384, 1536]
 
     // MARK: inputs
-
-    struct Gaussian {
-        var rng: SplitMix64
-        init(seed: UInt64) { rng = SplitMix64(seed: seed) }
-        mutating func next() -> Float {
-            let u1 = max(rng.nextUnit(), 1e-12), u2 = rng.nextUnit()
-            return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
-        }
-    }
 
     /// Attention-like rows of scaled logits: uniform ±20, N(0, 3²), N(0, 1), and
     /// one or two winners above a floor of −10…−20.
@@ -39,23 +31,9 @@ final class IntegerActivationTests: XCTestCase {
         return out
     }
 
-    /// ViT-like LayerNorm inputs: unit-variance rows with a shifted mean and,
-    /// in half the rows, three "massive activation" channels of ±40…±200.
+    /// ViT-like LayerNorm inputs (FipsSyntheticInputs, shared with fips-bench).
     static func layerNormRows(rows: Int, cols: Int, seed: UInt64) -> [Float] {
-        var g = Gaussian(seed: seed)
-        var rng = SplitMix64(seed: seed &+ 7)
-        var x = [Float](repeating: 0, count: rows * cols)
-        for r in 0..<rows {
-            let mean = Float(rng.nextUnit() * 2 - 1)
-            for k in 0..<cols { x[r * cols + k] = mean + g.next() }
-            if r % 2 == 1 {
-                for j in 0..<min(3, cols) {
-                    let c = (j * 131 + 17) % cols
-                    x[r * cols + c] = Float(rng.nextUnit() > 0.5 ? 1 : -1) * Float(40 + rng.nextUnit() * 160)
-                }
-            }
-        }
-        return x
+        FipsSyntheticInputs.layerNormRows(rows: rows, cols: cols, seed: seed)
     }
 
     struct ErrorStats: CustomStringConvertible {

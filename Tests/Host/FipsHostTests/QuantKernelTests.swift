@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import FipsHostModel
 import FipsKernels
+import FipsSyntheticInputs
 import FipsArtifact
 
 /// The integer GEMM kernels (CFipsKernels through FipsKernels.QuantizedGemm)
@@ -109,21 +110,7 @@ final class QuantKernelTests: XCTestCase {
 
     // MARK: helpers
 
-    /// Caller-owned activation buffers.
-    final class Acts {
-        let a: QuantizedActivations
-        init(rows: Int, cols: Int) {
-            let d = UnsafeMutablePointer<Int8>.allocate(capacity: max(1, QuantizedActivations.dataCount(rows: rows, cols: cols)))
-            let s = UnsafeMutablePointer<Float>.allocate(capacity: max(1, rows))
-            let g = UnsafeMutablePointer<Int32>.allocate(capacity: max(1, QuantizedActivations.groupSumCount(rows: rows, cols: cols)))
-            d.initialize(repeating: 0x55, count: max(1, QuantizedActivations.dataCount(rows: rows, cols: cols)))
-            a = QuantizedActivations(rows: rows, cols: cols, data: d, scales: s, groupSums: g)
-        }
-        deinit { a.data.deallocate(); a.scales.deallocate(); a.groupSums.deallocate() }
-        var q: [Int8] { Array(UnsafeBufferPointer(start: a.data, count: a.rows * a.paddedCols)) }
-        var scales: [Float] { Array(UnsafeBufferPointer(start: a.scales, count: a.rows)) }
-        var gsum: [Int32] { Array(UnsafeBufferPointer(start: a.groupSums, count: a.rows * a.kBlocks)) }
-    }
+    typealias Acts = ActivationBuffers
 
     static func range(_ f: QuantFormat) -> ClosedRange<Int> {
         switch f {
@@ -134,15 +121,9 @@ final class QuantKernelTests: XCTestCase {
         }
     }
 
+    /// Random weights in the range this test reads from the spec (`range`), not the table's.
     static func randomWeights(_ f: QuantFormat, N: Int, K: Int, rng: inout SplitMix64) -> ([Int8], [Float]) {
-        let r = range(f)
-        let zeroPct = f == .q8sparse ? Int(rng.next() % 4) * 30 : 10
-        let values = (0..<(N * K)).map { _ -> Int8 in
-            Int(rng.next() % 100) < zeroPct ? 0 : Int8(r.lowerBound + Int(rng.next() % UInt64(r.count)))
-        }
-        let count = f.hasBlockScales ? N * ((K + 31) / 32) : N
-        let scales = (0..<count).map { _ in Float(rng.nextUnit() * 0.02 + 0.0001) * (rng.next() % 8 == 0 ? -1 : 1) }
-        return (values, scales)
+        randomPackedWeights(f, range: range(f), N: N, K: K, rng: &rng)
     }
 
     static func bits(_ a: [Float]) -> [UInt32] { a.map { $0.bitPattern } }
