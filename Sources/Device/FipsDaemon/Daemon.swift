@@ -32,9 +32,11 @@ public final class Daemon {
         self.signalFd = signalFd
     }
 
+    /// The folder first: its done/ and failed/ folders exist before the "listening on" line,
+    /// which clients (and Tests/Integration/check_fipsd.py) take as "ready".
     func openSources() throws(DaemonError) {
-        if let host = o.listenHost { http = try HttpSource(host: host, port: o.listenPort, ctx: ctx) }
         if let dir = o.watch { folder = try FolderSource(dir: dir, ctx: ctx) }
+        if let host = o.listenHost { http = try HttpSource(host: host, port: o.listenPort, ctx: ctx) }
         if o.stdin { stdin = StdinSource(ctx: ctx) }
         if let dev = o.camera { camera = CameraSource(device: dev, ctx: ctx) }
     }
