@@ -23,6 +23,14 @@ if [ ! -f data/dinov2_s.q8.fips ] || [ data/dinov2_s.fips -nt data/dinov2_s.q8.f
   .build/release/fips import data/vit_s_focus.onnx --bits 8 --calib fashion-mnist --calib-images 64 \
     -o data/dinov2_s.q8.fips > /dev/null
 fi
+# A FiPS-compressed artifact (shared bases, CSR projections at 50% sparsity) and
+# its 4-bit quantisation: LatencyTests reads their ranks and formats back, and
+# the aarch64 checks below run them. A short calibration, since only the runtime
+# path is under test (compression quality is Benchmarks/compression_table.py).
+.build/release/fips compress --model data/dinov2_s.fips --calib fashion-mnist --calib-images 16 --steps 20 \
+  --mlp-budget 0.5 --sparsity 0.5 -o data/fips_smoke.fips > /dev/null
+.build/release/fips quantize --model data/fips_smoke.fips --calib fashion-mnist --calib-images 16 --bits 4 \
+  -o data/fips_smoke.q4.fips 2> /dev/null
 swift test -c release
 # fips-plan's command line on the real model (the planner itself is PlanTests): an infeasible budget
 # is refused naming the smallest feasible one, and that budget then plans.
@@ -35,11 +43,7 @@ smallest=$(sed -n 's/.*smallest feasible memory budget is .* (\([0-9]*\) bytes).
 .build/release/fips-plan --model data/dinov2_s.fips --calib data/photos --calib-images 6 --board rpi5 \
   --budget "$smallest" --dry-run > /dev/null
 Tests/Integration/check_aarch64.sh data/dinov2_s.fips
-# A FiPS-compressed artifact (shared bases, CSR projections at 50% sparsity)
-# through the same comparison; a short calibration, since only the runtime
-# path is under test here (compression quality is Benchmarks/compression_table.py).
-.build/release/fips compress --model data/dinov2_s.fips --calib fashion-mnist --calib-images 16 --steps 20 \
-  --mlp-budget 0.5 --sparsity 0.5 -o data/fips_smoke.fips > /dev/null
+# The FiPS-compressed artifact made above goes through the same comparison.
 CHECK_SKIP_BUILD=1 CHECK_PHOTOS=data/photos/chelsea.png Tests/Integration/check_aarch64.sh data/fips_smoke.fips
 # The integer runtime: every GEMM kernel bit-exact against the scalar one on
 # x86-64 and aarch64 (qemu, with and without dotprod) ...
@@ -50,8 +54,6 @@ Tests/Integration/check_kernels_aarch64.sh
 # 4 bits (shared basis, sparse projections) on the Pi 5 build.
 .build/release/fips quantize --model data/dinov2_s.fips --calib fashion-mnist --calib-images 16 --bits 8 \
   --act-calibration mse -o data/q8_smoke.fips 2> /dev/null
-.build/release/fips quantize --model data/fips_smoke.fips --calib fashion-mnist --calib-images 16 --bits 4 \
-  -o data/fips_smoke.q4.fips 2> /dev/null
 CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS="data/photos/chelsea.png data/photos/rocket.jpg" \
   Tests/Integration/check_aarch64.sh data/q8_smoke.fips
 CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/coffee.png Tests/Integration/check_aarch64.sh data/fips_smoke.q4.fips

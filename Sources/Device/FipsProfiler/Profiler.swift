@@ -119,7 +119,7 @@ final class Profiler {
         let d = s.dim, m = s.mlpDim
         var g = [(Int32, Double, Int, Int, Int)]()
         let dense = [(3 * d, d), (d, d), (m, d), (d, m)]
-        let denseFormats = QuantFormat.all.filter { !$0.isSparse }.map(\.rawValue) + [formatF32]
+        let denseFormats = QuantFormat.all.filter { !$0.isSparse }.map { $0.rawValue } + [formatF32]
         let tokens = functional ? [s.tokens] : [s.tokens, s.otherTokens]
         for f in denseFormats { for t in tokens { for (n, k) in dense { g.append((f, 0, t, n, k)) } } }
         for r in ranks(d) {
