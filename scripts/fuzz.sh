@@ -6,7 +6,7 @@
 # new inputs go to build/fuzz/corpus-NAME, the committed corpus is never
 # changed):
 #   image     ImageDecoder.decode + Preprocessor (Sources/Device/FipsImage, CImageCodecs)
-#   artifact  the .fips reader, Artifact.parse (Sources/Device/FipsArtifact)
+#   artifact  the .fips reader, Artifact.parse (Sources/Device/FipsArtifact, with FipsKernels' format table)
 #   stream    fipsd's MJPEG splitter and HTTP head parser (Sources/Device/FipsDaemon)
 # (-gline-tables-only: full -g with -c -o makes swift-driver 6.3.1 crash, see
 # docs/CROSS_BUILD.md.) A crash or sanitizer report fails the run; the input is kept in build/fuzz/.
@@ -20,7 +20,7 @@ OUT="$ROOT/build/fuzz"
 SWIFTC="${SWIFTC:-$(command -v swiftc || echo /opt/swift/usr/bin/swiftc)}"
 CLANG="$(dirname "$SWIFTC")/clang"
 [ -x "$CLANG" ] || CLANG=clang
-mkdir -p "$OUT/mm/CFipsSys"
+mkdir -p "$OUT/mm/CFipsSys" "$OUT/mm/CFipsKernels"
 say() { printf 'fuzz: %s\n' "$*"; }
 
 # CFipsSys has no module map of its own (SwiftPM writes one); write it.
@@ -30,6 +30,9 @@ say() { printf 'fuzz: %s\n' "$*"; }
   echo '  export *'
   echo '}'
 } >"$OUT/mm/CFipsSys/module.modulemap"
+# Nor has CFipsKernels (the packed-format table the artifact reader checks tensors against).
+printf 'module CFipsKernels {\n  header "%s"\n  export *\n}\n' "$ROOT/Sources/Device/CFipsKernels/include/fips_qgemm.h" \
+  >"$OUT/mm/CFipsKernels/module.modulemap"
 CFLAGS=(-O1 -g -fsanitize=fuzzer-no-link,address -ffp-contract=off -I "$ROOT/Sources/Device/CFipsSys/include" -I "$ROOT/Sources/Device/CImageCodecs/include")
 SWIFTFLAGS=(-parse-as-library -O -gline-tables-only -sanitize=fuzzer,address -I "$OUT/mm/CFipsSys" -I "$ROOT/Sources/Device/CImageCodecs/include"
             -Xcc -I -Xcc "$ROOT/Sources/Device/CFipsSys/include")
@@ -43,9 +46,20 @@ build() {
       "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FuzzImage Sources/Device/FipsImage/*.swift Tests/fuzz/FuzzImage.swift \
         "$OUT/fips_sys.o" "$OUT/fips_image_codecs.o" -ljpeg -lpng16 -lz -o "$OUT/fuzz-image" ;;
     artifact)
+      # The reader asks the format table (FipsKernels' QuantFormat over CFipsKernels) for packed sizes.
       "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
-      "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FuzzArtifact Sources/Device/FipsArtifact/*.swift Tests/fuzz/FuzzArtifact.swift \
-        "$OUT/fips_sys.o" -o "$OUT/fuzz-artifact" ;;
+      mkdir -p "$OUT/artifact"
+      local kobj=() c
+      for c in Sources/Device/CFipsKernels/*.c; do
+        "$CLANG" "${CFLAGS[@]}" -I Sources/Device/CFipsKernels/include -c "$c" -o "$OUT/artifact/$(basename "$c" .c).o"
+        kobj+=("$OUT/artifact/$(basename "$c" .c).o")
+      done
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/mm/CFipsKernels" -module-name FipsKernels -emit-module \
+        -emit-module-path "$OUT/artifact/FipsKernels.swiftmodule" -wmo -c Sources/Device/FipsKernels/*.swift \
+        -o "$OUT/artifact/FipsKernels.o"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/mm/CFipsKernels" -I "$OUT/artifact" -module-name FuzzArtifact \
+        Sources/Device/FipsArtifact/*.swift Tests/fuzz/FuzzArtifact.swift \
+        "$OUT/artifact/FipsKernels.o" "${kobj[@]}" "$OUT/fips_sys.o" -o "$OUT/fuzz-artifact" ;;
     stream)
       "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
       mkdir -p "$OUT/stream"
