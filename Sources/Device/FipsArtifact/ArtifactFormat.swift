@@ -50,9 +50,7 @@ public enum TensorDType: UInt8 {
     public var weightBits: Int? { packedFormat?.bits }
 }
 
-/// The packed layout's sizes live with the format table (FipsKernels).
-public typealias PackedShape = FipsKernels.PackedShape
-
+/// The packed layout's sizes (FipsKernels' PackedShape, beside the format table) for a dtype.
 extension PackedShape {
     /// Bytes of packed data for a packed `dtype` (for q8-sparse the upper bound); 0 for the others.
     public func denseBytes(_ dtype: TensorDType) -> Int { dtype.packedFormat.map { denseBytes($0) } ?? 0 }

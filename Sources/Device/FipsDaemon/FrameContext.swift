@@ -11,7 +11,7 @@ final class FrameContext {
     var metrics = Metrics()
     let sink: OutputSink
     let limits: DecodeLimits
-    var frameNo = [Int](repeating: 0, count: 4)
+    var frameNo = [Int](repeating: 0, count: SourceKind.all.count)
 
     init(options: DaemonOptions, model: LoadedModel, sink: OutputSink) {
         self.o = options

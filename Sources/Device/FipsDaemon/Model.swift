@@ -10,13 +10,13 @@ import FipsViT
 public final class LoadedModel {
     public let path: String
     public let classifier: Classifier
-    /// From the header: format version, payload CRC-32 (the model's identity), bytes.
-    public let version: UInt32
-    public let checksum: UInt32
-    public let fileBytes: Int
     public let loadedAt: String
 
     public var artifact: Artifact { classifier.artifact }
+    /// From the header: format version, payload CRC-32 (the model's identity), bytes.
+    public var version: UInt32 { artifact.version }
+    public var checksum: UInt32 { artifact.checksum }
+    public var fileBytes: Int { artifact.fileBytes }
 
     /// Maps, validates and runs one test forward pass on a grey image; a
     /// model whose outputs are not finite is refused.
@@ -24,9 +24,6 @@ public final class LoadedModel {
         let m = try Classifier(path: path, backend: backend, options: options)
         self.path = path
         self.classifier = m
-        self.version = m.artifact.version
-        self.checksum = m.artifact.checksum
-        self.fileBytes = m.artifact.fileBytes
         self.loadedAt = utcNow()
         if !m.outputsFiniteOnGrey() {
             throw .malformed(path: path, reason: "a test forward pass gives non-finite outputs")

@@ -3,6 +3,7 @@ import FipsArtifactWriter
 import FipsCompress
 import FipsDeviceSupport
 import FipsHostModel
+import FipsKernels
 import FipsViT
 
 /// A block group's MLP: dense, or FiPS with a shared rank-r basis and V pruned to `sparsity`.
