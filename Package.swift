@@ -75,6 +75,8 @@ let package = Package(
         host("FipsBLASBackend", ["COpenBLAS", "FipsArtifact", "FipsKernels", "FipsViT", "FipsHostModel"]),
         host("FipsImport", ["FipsArtifact", "FipsArtifactWriter", "FipsHostModel"]),
         host("FipsCompress", ["COpenBLAS", "FipsArtifact", "FipsHostModel"]),
+        // End-to-end fine-tuning by distillation: the whole ViT's forward and backward on OpenBLAS, AdamW, checkpoints.
+        host("FipsTrain", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsData"]),
         // Prices a ModelExecution from a device profile or a board's roofline figures.
         host("FipsLatency", ["FipsArtifact"]),
         host("FipsData", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostModel", "FipsBLASBackend", "FipsImage", "FipsViT"]),
@@ -84,7 +86,7 @@ let package = Package(
         ]),
         hostProgram("fips", [
             "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend",
-            "FipsImport", "FipsData", "FipsCompress",
+            "FipsImport", "FipsData", "FipsCompress", "FipsTrain",
             "FipsQuantize", "FipsLatency", argumentParser,
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
@@ -113,7 +115,7 @@ let package = Package(
         .testTarget(name: "FipsHostTests", dependencies: [
             "FipsTestSupport", "FipsSyntheticInputs", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport",
             "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsImport",
-            "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency", "FipsPlan",
+            "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency", "FipsPlan", "FipsTrain",
         ], path: "Tests/Host/FipsHostTests", exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,

@@ -6,9 +6,9 @@
 /// i.e. below float resolution around Φ ≈ 1 and relatively accurate in the tail), and the
 /// same `exp(−a²/2)` serves erfc and the density φ. The loops are branch-free so the
 /// compiler vectorises them.
-enum GELU {
+public enum GELU {
     @inline(__always)
-    static func expNeg(_ y0: Float) -> Float {
+    public static func expNeg(_ y0: Float) -> Float {
         // exp(y) for y ≤ 0: y = k·ln2 + f, |f| ≤ ln2/2, degree-6 Taylor for e^f, 2^k by exponent bits
         let y: Float = y0 < -87 ? -87 : y0
         // round to nearest by the 1.5·2²³ trick (no libm call, so the loop vectorises);
@@ -30,7 +30,7 @@ enum GELU {
 
     /// (Φ(a), φ(a))
     @inline(__always)
-    static func cdfPdf(_ a: Float) -> (Float, Float) {
+    public static func cdfPdf(_ a: Float) -> (Float, Float) {
         let x = abs(a) * 0.7071067811865476
         let t = 1 / (1 + 0.3275911 * x)
         let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
@@ -40,16 +40,16 @@ enum GELU {
         return (cdf, e * 0.3989422804014327)
     }
 
-    static func value(_ a: Float) -> Float { a * cdfPdf(a).0 }
-    static func derivative(_ a: Float) -> Float { let (c, p) = cdfPdf(a); return c + a * p }
+    public static func value(_ a: Float) -> Float { a * cdfPdf(a).0 }
+    public static func derivative(_ a: Float) -> Float { let (c, p) = cdfPdf(a); return c + a * p }
 
     /// h[i] = GELU(a[i]).
-    static func forward(_ a: UnsafeMutablePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ count: Int) {
+    public static func forward(_ a: UnsafeMutablePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ count: Int) {
         for i in 0..<count { let x = a[i]; h[i] = x * cdfPdf(x).0 }
     }
 
     /// h[i] = GELU(a[i]); a[i] ← GELU'(a[i]).
-    static func forwardWithDerivative(_ a: UnsafeMutablePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ count: Int) {
+    public static func forwardWithDerivative(_ a: UnsafeMutablePointer<Float>, _ h: UnsafeMutablePointer<Float>, _ count: Int) {
         for i in 0..<count {
             let x = a[i]
             let (c, p) = cdfPdf(x)
