@@ -96,13 +96,13 @@ let package = Package(
             "FipsQuantize", "FipsLatency",
         ]),
         hostProgram("fips-plan", [
-            "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan",
+            "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan", "FipsTrain",
             argumentParser,
         ]),
         // Measurements, not tests (Benchmarks/README.md): kernel, activation and preprocessing speed,
         // the RTN/GPTQ report on the real model.
         .executableTarget(name: "fips-bench", dependencies: [
-            "FipsSyntheticInputs", "FipsArtifact", "FipsArtifactWriter", "FipsKernels", "FipsImage", "FipsHostModel", "FipsData", "FipsQuantize",
+            "FipsSyntheticInputs", "FipsArtifact", "FipsArtifactWriter", "FipsKernels", "FipsImage", "FipsHostModel", "FipsData", "FipsQuantize", "FipsTrain",
         ], path: "Benchmarks/fips-bench"),
         // ---- tests: Tests/Device/ needs only device modules, Tests/Host/ the host ones ----
         // Paths and FIPS_REQUIRE_DATA handling shared by both test targets.

@@ -80,7 +80,7 @@ def main():
             log = run(["compress", "--model", original, "--calib", "fashion-mnist", "--calib-images", "256",
                        "--mlp-budget", f"{budget:.4f}", "--method", method, "--sparsity", a.sparsity,
                        "--steps", a.steps, "--lr", a.lr, "--refit-head", "fashion-mnist", "-o", path]
-                      + ([] if a.plain else ["--activation-aware"]))
+                      + (["--no-activation-aware"] if a.plain else []))
             wall = time.time() - t0
             m = re.search(r"whole-model compression ([\d.]+)%", log)
             stages = dict((k, float(v)) for k, v in re.findall(r"(\w[\w ]*?) ([\d.]+) s", log.splitlines()[-1]))

@@ -118,11 +118,14 @@ public enum PlanPipeline {
 
     public struct BuildOptions {
         public var steps = 600
-        public var learningRate: Float = 1e-3
+        public var learningRate: Float = 3e-4
         public var batchRows = 1024
         public var threads = 2
         public var seed: UInt64 = 0
         public var gptq = true
+        /// Applied to the compressed float model before quantisation when the plan has FiPS
+        /// groups: fips-plan's --finetune-steps (end-to-end distillation, FipsTrain).
+        public var refine: ((ViTModel) throws -> ViTModel)? = nil
         public init() {}
     }
 
@@ -144,6 +147,7 @@ public enum PlanPipeline {
             let r = try FipsCompressor.compress(model, calibration: cal.activations, options: o, progress: progress)
             compressed = r.0
             report = r.1
+            if let refine = b.refine { compressed = try refine(compressed) }
         }
         var q = ModelQuantizationOptions()
         let depth = model.config.depth

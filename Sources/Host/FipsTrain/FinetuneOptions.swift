@@ -2,7 +2,7 @@
 public struct FinetuneOptions {
     public var steps = 300
     public var batch = 32
-    public var learningRate: Float = 1e-4
+    public var learningRate: Float = 3e-5
     /// The cosine decay ends at this fraction of the peak rate.
     public var minLearningRateFraction: Float = 0.01
     /// Linear warm-up over this fraction of the steps.

@@ -43,10 +43,10 @@ struct Compress: ParsableCommand {
     @Option(help: "Final sparsity of the projections V (0..1).") var sparsity = 0.0
     @Option(help: "Sparsity pattern: unstructured, 2:4 (N:M), or block RxC (e.g. block4x4).") var pattern = "unstructured"
     @Option(help: "fips, or svd (per-layer truncated SVD baseline).") var method = "fips"
-    @Flag(help: "Activation-aware initialisation (whiten by the Cholesky factor of the inputs' covariance before the SVD).")
-    var activationAware = false
+    @Flag(inversion: .prefixedNo, help: "Activation-aware initialisation (whiten by the Cholesky factor of the inputs' covariance before the SVD); the default, as the compression table found best.")
+    var activationAware = true
     @Option(help: "Reconstruction steps per group.") var steps = 600
-    @Option(help: "Peak learning rate (AdamW, cosine decay).") var lr: Float = 1e-3
+    @Option(help: "Peak learning rate (AdamW, cosine decay).") var lr: Float = 3e-4
     @Option(help: "Token rows per reconstruction step.") var batchRows = 1024
     @Option(help: "Seed for token sampling and minibatches.") var seed: UInt64 = 0
     @Option(help: "Threads.") var threads = 2

@@ -23,11 +23,12 @@ struct Fips: ParsableCommand {
           fips import vit-base/model.safetensors -o vit_b.fips
           fips head --model dinov2_s.fips --fashion-mnist -o dinov2_s_fmnist.fips
           fips compress --model dinov2_s_fmnist.fips --calib fashion-mnist --mlp-budget 0.5 -o fips33.fips
+          fips finetune --model fips33.fips --teacher dinov2_s_fmnist.fips --data fashion-mnist -o fips33.ft.fips
           fips eval --model fips33.fips --fashion-mnist --reference dinov2_s.fips
           fips info dinov2_s.fips
           fips bench --model dinov2_s.fips --threads 2
         """,
-        subcommands: [Import.self, Compress.self, Quantize.self, Head.self, Eval.self, Info.self, Bench.self, Latency.self])
+        subcommands: [Import.self, Compress.self, Finetune.self, Quantize.self, Head.self, Eval.self, Info.self, Bench.self, Latency.self])
 }
 
 struct Import: ParsableCommand {

@@ -1,0 +1,51 @@
+import Foundation
+import FipsArtifact
+import FipsArtifactWriter
+import FipsData
+import FipsHostModel
+
+/// The models and images of a fine-tuning run, as the command line names them.
+public enum FinetuneInputs {
+    /// Reads a float artifact. A packed (integer) one is refused: training through
+    /// the integer grids is quantisation-aware training, which this build does not do;
+    /// fine-tune the float model, then quantise it.
+    public static func floatModel(_ path: String, role: String) throws -> ViTModel {
+        let a: Artifact
+        do { a = try Artifact(path: path) } catch { throw TrainingError("\(path): \(error.message)") }
+        if let t = a.tensors.first(where: { $0.dtype != .f32 && $0.dtype != .f32CSR }) {
+            throw TrainingError("\(path): the \(role) must be an fp32 model, but tensor \(t.name) is \(t.dtype.name) "
+                                + "(fine-tune the float model, then quantise it with fips quantize)")
+        }
+        return ArtifactReaderHost.load(a)
+    }
+
+    /// `fashion-mnist` (or `fashion-mnist:DIR`): `count` training images after the
+    /// first 200 of each class (those train the evaluation head; the test split is
+    /// never used). A folder: its JPEG/PNG files, recursively; with `augment`,
+    /// stretched to `count` inputs by random resized crops and flips.
+    public static func images(_ spec: String, config: ViTConfig, count: Int, augment: Bool, seed: UInt64) throws
+        -> (set: any ImageSet, description: String) {
+        if spec == "fashion-mnist" || spec.hasPrefix("fashion-mnist:") {
+            let dir = spec == "fashion-mnist" ? FashionMNIST.defaultDirectory : String(spec.dropFirst("fashion-mnist:".count))
+            let ds: FashionMNIST
+            do { ds = try FashionMNIST.load(split: .train, directory: dir) } catch { throw TrainingError("\(error)") }
+            let idx = ds.calibrationIndices(count: count, skipPerClass: 200)
+            guard idx.count == count else { throw TrainingError("\(dir): only \(idx.count) fine-tuning images available, \(count) asked") }
+            return (ImageSubset(ds, indices: idx), "Fashion-MNIST train, \(count) images after the first 200 of each class")
+        }
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: spec, isDirectory: &isDir), isDir.boolValue else {
+            throw TrainingError("\(spec): no such folder (give a folder of JPEG/PNG images or 'fashion-mnist')")
+        }
+        let f: ImageFolder
+        do {
+            f = try ImageFolder.open(spec, config: config, augmentation: augment ? Augmentation(seed: seed) : nil,
+                                     augmentedCount: augment ? count : nil)
+        } catch { throw TrainingError("\(error)") }
+        guard f.files.count > 0 else { throw TrainingError("\(spec): no decodable JPEG or PNG images") }
+        let set: any ImageSet = augment ? f : ImageSubset(f, indices: Array(0..<min(count, f.count)))
+        var what = "\(spec): \(f.files.count) images"
+        if augment { what += ", stretched to \(f.count) by random resized crops and flips" }
+        return (set, what)
+    }
+}

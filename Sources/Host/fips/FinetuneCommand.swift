@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import FipsArtifactWriter
+import FipsData
+import FipsHostModel
+import FipsTrain
+
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Recover a compressed model end to end by distillation from the original fp32 model.",
+        discussion: """
+        Trains the whole student ViT (attention, norms, LayerScale, tokens, dense MLPs, and a
+        FiPS group's shared basis U once with each layer's V, pruned entries kept at zero) to
+        reproduce the teacher's final features (--loss features+cls, the default), the
+        teacher's head (logits) or the data's labels (ce). The patch embedding and the head
+        stay as they are. AdamW with warm-up and cosine decay, weight decay off for norms,
+        biases and tokens. One image per worker thread at a time; deterministic for a seed
+        and thread count.
+
+        A checkpoint is written every --checkpoint-every steps (atomically, OUT.ckpt by
+        default) and removed once the model is written; --resume CKPT continues an
+        interrupted run to the same result. The model is written atomically at the end:
+        Ctrl-C or a crash leaves no partial output.
+
+        Both models must be fp32 artifacts of the same width and depth; a packed (integer)
+        student is refused: fine-tune the float model, then quantise it (fips quantize).
+
+        EXAMPLES:
+          fips finetune --model fips57.fips --teacher dinov2_s_fmnist.fips --data fashion-mnist -o fips57.ft.fips
+          fips finetune --model m.fips --teacher vit.fips --data photos/ --augment --images 4096 --epochs 2 -o m.ft.fips
+          fips finetune --model m.fips --teacher vit.fips --data fashion-mnist --resume m.ft.fips.ckpt -o m.ft.fips
+        """)
+
+    @Option(help: "The student: a compressed fp32 .fips (from fips compress).") var model: String
+    @Option(help: "The teacher: the original fp32 .fips of the same width and depth.") var teacher: String
+    @Option(help: "Images: 'fashion-mnist' (training images after the first 200 per class) or a folder of JPEG/PNG.")
+    var data: String
+    @Option(help: "Images used from --data (with --augment: inputs made from the folder).") var images = 9600
+    @Option(help: "Optimisation steps (default: one pass over --images).") var steps: Int?
+    @Option(help: "Passes over the images (instead of --steps).") var epochs: Double?
+    @Option(help: "Images per step.") var batch = 32
+    @Option(help: "Peak learning rate.") var lr: Float = FinetuneOptions().learningRate
+    @Option(help: "Weight decay of the matrices.") var weightDecay: Float = FinetuneOptions().weightDecay
+    @Option(help: "Loss terms joined by '+': features, cls, logits, ce.") var loss = FinetuneOptions().loss.description
+    @Option(help: "Softmax temperature of the logits term.") var temperature: Float = 1
+    @Flag(help: "Random resized crops and flips of a folder's images.") var augment = false
+    @Option(help: "Worker threads (the result depends on it).") var threads = 2
+    @Option(help: "Seed of the data order and augmentation.") var seed: UInt64 = 0
+    @Option(help: "Checkpoint file (default: OUTPUT.ckpt).") var checkpoint: String?
+    @Option(help: "Steps between checkpoints.") var checkpointEvery = 25
+    @Option(help: "Continue from this checkpoint.") var resume: String?
+    @Option(name: .shortAndLong, help: "Output artifact path.") var output: String
+
+    func validate() throws {
+        if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
+        if batch < 1 || threads < 1 || images < 1 { throw ValidationError("--batch, --threads and --images must be at least 1") }
+        if lr <= 0 { throw ValidationError("--lr must be positive") }
+        _ = try trainingOptions(images: images)
+    }
+
+    func trainingOptions(images count: Int) throws -> FinetuneOptions {
+        var o = FinetuneOptions()
+        do { o.loss = try LossTerms.parse(loss) } catch { throw ValidationError("\(error)") }
+        o.batch = batch
+        o.steps = steps ?? max(1, Int((Double(count) * (epochs ?? 1) / Double(batch)).rounded(.up)))
+        o.learningRate = lr; o.weightDecay = weightDecay; o.temperature = temperature
+        o.threads = threads; o.seed = seed
+        o.checkpointEvery = max(1, checkpointEvery)
+        o.checkpointPath = checkpoint ?? output + ".ckpt"
+        o.resumePath = resume
+        return o
+    }
+
+    func run() throws {
+        let t0 = Date()
+        do {
+            let student = try FinetuneInputs.floatModel(model, role: "student")
+            let teacherModel = try FinetuneInputs.floatModel(teacher, role: "teacher")
+            try Finetuner.checkPair(student: student, teacher: teacherModel)
+            let (set, what) = try FinetuneInputs.images(data, config: student.config, count: images, augment: augment, seed: seed)
+            let o = try trainingOptions(images: set.count)
+            let tuner = try Finetuner(student: student, teacher: teacherModel, data: set, options: o)
+            printError("fine-tuning \(tuner.layout.trainableCount) parameters for \(o.steps) steps of \(o.batch) images "
+                       + "(\(what)); loss \(o.loss), lr \(o.learningRate), \(o.threads) threads")
+            let (tuned, report) = try tuner.run { p in
+                let terms = p.terms.map { String(format: "%@ %.4g", $0.0, $0.1) }.joined(separator: ", ")
+                printError(String(format: "step %d/%d  loss %.5g (%@)  lr %.2e  %.2f img/s  ETA %@", p.step, p.steps, p.loss,
+                                  terms, Double(p.learningRate), p.imagesPerSecond, duration(p.secondsLeft)))
+            }
+            try ArtifactWriter.write(tuned, precision: .f32, to: output)
+            if let ck = o.checkpointPath { try? FileManager.default.removeItem(atPath: ck) }
+            print(String(format: "fine-tuned %d steps (from step %d): loss %.5g -> %.5g, %.2f images/s; wrote %@ in %@",
+                         report.steps, report.resumedFrom, report.firstLoss, report.lastLoss, report.imagesPerSecond,
+                         output, duration(Date().timeIntervalSince(t0))))
+        } catch let e as TrainingError {
+            throw CommandFailure(description: e.description)
+        }
+    }
+}
+
+func duration(_ s: Double) -> String {
+    guard s.isFinite else { return "?" }
+    let t = Int(s.rounded())
+    return t >= 3600 ? "\(t / 3600)h\(t % 3600 / 60)m" : t >= 60 ? "\(t / 60)m\(t % 60)s" : "\(t)s"
+}
