@@ -28,6 +28,7 @@ fi
 # Python reference stack (pinned): fixtures and side-by-side benchmarks only.
 python3 -m pip install -q --disable-pip-version-check \
   onnxruntime==1.32.0 onnx==1.20.0 pillow==11.3.0 numpy scikit-image==0.25.2 jsonschema==4.26.0 2>&1 | grep -v "already satisfied" || true
+python3 -m pip install -q --disable-pip-version-check torch==2.13.0+cpu 2>&1 | grep -v "already satisfied" || true  # Benchmarks/train_step_vs_pytorch.py
 
 # Real model and photos into data/ (git-ignored).
 mkdir -p data

@@ -7,6 +7,8 @@
 //   .build/release/fips-bench preprocess           µs per 640x480 frame to a 224x224 tensor
 //   .build/release/fips-bench quantization [FMNIST]  RTN vs GPTQ per layer type on data/dinov2_s.fips, with
 //                                                  FMNIST Fashion-MNIST calibration images (default 58; minutes)
+//   .build/release/fips-bench train-step [--model PATH] [--batch 32] [--threads 2] [--steps 5]
+//                                                  s per fine-tuning step (forward + backward) of FipsTrain, one JSON line
 import Foundation
 import FipsHostModel  // SplitMix64
 
@@ -33,7 +35,8 @@ func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
     return (0..<n).map { _ in Float(rng.nextUnit() * 2 - 1) * scale }
 }
 
-let usage = "usage: fips-bench kernels | activations | preprocess | quantization [FASHION_MNIST_IMAGES]"
+let usage = "usage: fips-bench kernels | activations | preprocess | quantization [FASHION_MNIST_IMAGES]\n"
+    + "       | train-step [--model PATH] [--batch 32] [--threads 2] [--steps 5]"
 let args = Array(CommandLine.arguments.dropFirst())
 do {
     switch args.first {
@@ -45,6 +48,11 @@ do {
             FileHandle.standardError.write(Data((usage + "\n").utf8)); exit(2)
         }
         try QuantizationBench.run(fashionMNIST: fm)
+    case "train-step":
+        guard let o = TrainStepBench.parse(Array(args.dropFirst())) else {
+            FileHandle.standardError.write(Data((TrainStepBench.usage + "\n").utf8)); exit(2)
+        }
+        try TrainStepBench.run(o)
     default:
         FileHandle.standardError.write(Data((usage + "\n").utf8)); exit(2)
     }

@@ -212,16 +212,6 @@ public struct ImageFolder: ImageSet {
         let pre = InputNormalizer.preprocessor(c)
         let img = prepared[index % prepared.count]
         guard let aug = augmentation else { pre.normalize(img, into: dst); return }
-        let cr = aug.crop(k: index, width: img.width, height: img.height)
-        // Crop, then resize the crop (torchvision resized_crop on a PIL image).
-        var crop = RGBImage(width: cr.w, height: cr.h)
-        for y in 0..<cr.h {
-            for x in 0..<cr.w {
-                let sx = cr.flip ? (cr.x + cr.w - 1 - x) : (cr.x + x)
-                let s = ((cr.y + y) * img.width + sx) * 3, d = (y * cr.w + x) * 3
-                crop.pixels[d] = img.pixels[s]; crop.pixels[d + 1] = img.pixels[s + 1]; crop.pixels[d + 2] = img.pixels[s + 2]
-            }
-        }
-        pre.normalize(BicubicResize.resize(crop, width: c.imageSize, height: c.imageSize), into: dst)
+        pre.normalize(aug.apply(k: index, to: img, size: c.imageSize), into: dst)
     }
 }

@@ -21,7 +21,8 @@ public enum FinetuneInputs {
 
     /// `fashion-mnist` (or `fashion-mnist:DIR`): `count` training images after the
     /// first 200 of each class (those train the evaluation head; the test split is
-    /// never used). A folder: its JPEG/PNG files, recursively; with `augment`,
+    /// never used); with `augment` each input is a random resized crop and flip of
+    /// one of them. A folder: its JPEG/PNG files, recursively; with `augment`,
     /// stretched to `count` inputs by random resized crops and flips.
     public static func images(_ spec: String, config: ViTConfig, count: Int, augment: Bool, seed: UInt64) throws
         -> (set: any ImageSet, description: String) {
@@ -31,6 +32,11 @@ public enum FinetuneInputs {
             do { ds = try FashionMNIST.load(split: .train, directory: dir) } catch { throw TrainingError("\(error)") }
             let idx = ds.calibrationIndices(count: count, skipPerClass: 200)
             guard idx.count == count else { throw TrainingError("\(dir): only \(idx.count) fine-tuning images available, \(count) asked") }
+            if augment {
+                // the same images, each input a random resized crop and flip of one
+                return (AugmentedFashionMNIST(ds, indices: idx, count: count, augmentation: Augmentation(seed: seed)),
+                        "Fashion-MNIST train, \(count) random resized crops and flips of the images after the first 200 of each class")
+            }
             return (ImageSubset(ds, indices: idx), "Fashion-MNIST train, \(count) images after the first 200 of each class")
         }
         var isDir: ObjCBool = false

@@ -35,7 +35,7 @@ struct Finetune: ParsableCommand {
     @Option(help: "The teacher: the original fp32 .fips of the same width and depth.") var teacher: String
     @Option(help: "Images: 'fashion-mnist' (training images after the first 200 per class) or a folder of JPEG/PNG.")
     var data: String
-    @Option(help: "Images used from --data (with --augment: inputs made from the folder).") var images = 9600
+    @Option(help: "Images used from --data (with --augment: inputs made from the folder).") var images = 6400
     @Option(help: "Optimisation steps (default: one pass over --images).") var steps: Int?
     @Option(help: "Passes over the images (instead of --steps).") var epochs: Double?
     @Option(help: "Images per step.") var batch = 32
@@ -43,7 +43,7 @@ struct Finetune: ParsableCommand {
     @Option(help: "Weight decay of the matrices.") var weightDecay: Float = FinetuneOptions().weightDecay
     @Option(help: "Loss terms joined by '+': features, cls, logits, ce.") var loss = FinetuneOptions().loss.description
     @Option(help: "Softmax temperature of the logits term.") var temperature: Float = 1
-    @Flag(help: "Random resized crops and flips of a folder's images.") var augment = false
+    @Flag(help: "Random resized crops and flips of the images (torchvision RandomResizedCrop, scale 0.25-1, and RandomHorizontalFlip).") var augment = false
     @Option(help: "Worker threads (the result depends on it).") var threads = 2
     @Option(help: "Seed of the data order and augmentation.") var seed: UInt64 = 0
     @Option(help: "Checkpoint file (default: OUTPUT.ckpt).") var checkpoint: String?
