@@ -76,7 +76,7 @@ let package = Package(
         host("FipsImport", ["FipsArtifact", "FipsArtifactWriter", "FipsHostModel"]),
         host("FipsCompress", ["COpenBLAS", "FipsArtifact", "FipsHostModel"]),
         // End-to-end fine-tuning by distillation: the whole ViT's forward and backward on OpenBLAS, AdamW, checkpoints.
-        host("FipsTrain", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsData"]),
+        host("FipsTrain", ["COpenBLAS", "CZlib", "CFipsKernels", "FipsKernels", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsData"]),
         // Prices a ModelExecution from a device profile or a board's roofline figures.
         host("FipsLatency", ["FipsArtifact"]),
         host("FipsData", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostModel", "FipsBLASBackend", "FipsImage", "FipsViT"]),

@@ -6,17 +6,24 @@ import FipsHostModel
 
 /// The models and images of a fine-tuning run, as the command line names them.
 public enum FinetuneInputs {
-    /// Reads a float artifact. A packed (integer) one is refused: training through
-    /// the integer grids is quantisation-aware training, which this build does not do;
-    /// fine-tune the float model, then quantise it.
+    /// Reads a float artifact. A packed (integer) one is refused: training it
+    /// means training through its integer grids, which `--qat` asks for
+    /// (`quantisedModel`).
     public static func floatModel(_ path: String, role: String) throws -> ViTModel {
         let a: Artifact
         do { a = try Artifact(path: path) } catch { throw TrainingError("\(path): \(error.message)") }
         if let t = a.tensors.first(where: { $0.dtype != .f32 && $0.dtype != .f32CSR }) {
-            throw TrainingError("\(path): the \(role) must be an fp32 model, but tensor \(t.name) is \(t.dtype.name) "
-                                + "(fine-tune the float model, then quantise it with fips quantize)")
+            throw TrainingError("\(path): the \(role) must be an fp32 model, but tensor \(t.name) is \(t.dtype.name)"
+                                + (role == "student" ? " (train it through its integer grids with --qat)" : ""))
         }
         return ArtifactReaderHost.load(a)
+    }
+
+    /// Reads a packed artifact as a quantisation-aware student.
+    public static func quantisedModel(_ path: String) throws -> QuantisedStudent {
+        let a: Artifact
+        do { a = try Artifact(path: path) } catch { throw TrainingError("\(path): \(error.message)") }
+        return try QuantisedStudent.load(a, path: path)
     }
 
     /// `fashion-mnist` (or `fashion-mnist:DIR`): `count` training images after the

@@ -8,6 +8,9 @@ public struct FinetuneOptions {
     /// Linear warm-up over this fraction of the steps.
     public var warmupFraction = 0.05
     public var weightDecay: Float = 0.05
+    /// Quantisation-aware training: the peak learning rate of the scale
+    /// multipliers (relative units: 1e-3 moves a scale by about 0.1% a step); 0 keeps the GPTQ scales.
+    public var scaleLearningRate: Float = 1e-3
     public var loss: LossTerms = [.features, .cls]
     public var temperature: Float = 1
     public var threads = 2
@@ -25,7 +28,7 @@ public struct FinetuneOptions {
     /// Everything that changes the result: a checkpoint only resumes a run made with the same.
     var resultKey: String {
         "steps=\(steps) batch=\(batch) lr=\(learningRate) min=\(minLearningRateFraction) warmup=\(warmupFraction) "
-            + "wd=\(weightDecay) loss=\(loss) tau=\(temperature) threads=\(threads) seed=\(seed)"
+            + "wd=\(weightDecay) slr=\(scaleLearningRate) loss=\(loss) tau=\(temperature) threads=\(threads) seed=\(seed)"
     }
 }
 

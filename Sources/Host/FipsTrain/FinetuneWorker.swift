@@ -12,9 +12,10 @@ final class Worker {
     let grad: UnsafeMutablePointer<Float>
     let count: Int
 
-    init(layout: ParameterLayout, teacher: ParameterLayout, inputLength: Int, parameters: Int) {
-        forward = TrainingForward(layout: layout)
-        backward = TrainingBackward(layout: layout)
+    /// `grids`: the student is trained quantisation-aware (its activations rounded as the integer runtime rounds them).
+    init(layout: ParameterLayout, teacher: ParameterLayout, inputLength: Int, parameters: Int, grids: ActivationGrids? = nil) {
+        forward = TrainingForward(layout: layout, grids: grids)
+        backward = TrainingBackward(layout: layout, integerAttention: grids?.integerAttention ?? false)
         teacherForward = TrainingForward(layout: teacher)
         act = ImageActivations(config: layout.config, rank: layout.maxRank)
         teacherAct = ImageActivations(config: teacher.config, rank: 0, keepAll: false)

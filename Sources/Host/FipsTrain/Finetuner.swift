@@ -2,6 +2,7 @@ import COpenBLAS
 import Dispatch
 import Foundation
 import FipsArtifact
+import FipsArtifactWriter
 import FipsData
 import FipsHostModel
 
@@ -11,6 +12,10 @@ import FipsHostModel
 /// loss, backward into its own gradient buffer); the buffers are summed in
 /// thread order and AdamW updates the trained slots. Deterministic for a seed
 /// and thread count; `--resume` replays the data order up to the checkpoint.
+/// With a `QuantisedStudent` it trains quantisation-aware: each step the
+/// workers see the weights rounded onto the runtime's grids and round the
+/// activations as it does; the gradient reaches the shadow weights straight
+/// through and the scale multipliers by LSQ.
 public final class Finetuner {
     public let layout: ParameterLayout
     public private(set) var params: [Float]
@@ -20,8 +25,12 @@ public final class Finetuner {
     let data: any ImageSet
     let options: FinetuneOptions
     let mask: [Float]?
+    let quantised: QuantisedStudent?
 
-    public init(student: ViTModel, teacher: ViTModel, data: any ImageSet, options: FinetuneOptions) throws {
+    /// `quantised`: train through its grids (then `student` is ignored: its model is the student).
+    public init(student: ViTModel, teacher: ViTModel, data: any ImageSet, options: FinetuneOptions,
+                quantised: QuantisedStudent? = nil) throws {
+        let student = quantised?.model ?? student
         try Finetuner.checkPair(student: student, teacher: teacher)
         if data.count == 0 { throw TrainingError("the fine-tuning data holds no images") }
         if options.loss.contains(.logits) && !(student.config.hasHead && teacher.config.hasHead) {
@@ -34,11 +43,20 @@ public final class Finetuner {
             throw TrainingError("steps, batch and threads must be at least 1")
         }
         self.student = student
-        (layout, params) = try ParameterLayout.of(student)
+        var (layout, params) = try ParameterLayout.of(student)
+        var q = quantised
+        try q?.attach(to: &layout, values: &params)
+        (self.layout, self.params) = (layout, params)
+        self.quantised = q
         (teacherLayout, teacherParams) = try ParameterLayout.of(teacher)
         self.data = data
         self.options = options
-        mask = layout.sparsityMask(params)
+        mask = layout.sparsityMask(params, except: q?.densePackedOffsets ?? [])
+    }
+
+    /// After `run`, with a quantised student: its packed tensors by model name.
+    public func packedTensors() -> [String: QuantizedTensor]? {
+        params.withUnsafeBufferPointer { p in quantised?.packed(p.baseAddress!) }
     }
 
     /// Refuses a pair that cannot be distilled, naming the difference.
@@ -71,12 +89,20 @@ public final class Finetuner {
         let opt = AdamW(learningRate: o.learningRate, minLearningRate: o.learningRate * o.minLearningRateFraction,
                         warmupSteps: max(1, Int(o.warmupFraction * Double(o.steps))), totalSteps: o.steps,
                         weightDecay: o.weightDecay)
-        let ranges = layout.slots.filter { $0.trains }.map { ($0.offset..<($0.offset + $0.count), decays: $0.decays) }
+        let scaleRate = o.scaleLearningRate / o.learningRate
+        let scaleSlots = Set(quantised?.scaleRanges.map { $0.0.lowerBound } ?? [])
+        let ranges = layout.slots.filter { $0.trains && (scaleRate > 0 || !scaleSlots.contains($0.offset)) }.map {
+            ($0.offset..<($0.offset + $0.count), decays: $0.decays, rate: scaleSlots.contains($0.offset) ? scaleRate : Float(1))
+        }
         var sampler = BatchSampler(count: data.count, seed: o.seed)
         for _ in 0..<start { _ = sampler.next(B) }
 
         let c = layout.config, inputLen = c.channels * c.imageSize * c.imageSize
-        let workers = (0..<T).map { _ in Worker(layout: layout, teacher: teacherLayout, inputLength: inputLen, parameters: n) }
+        let workers = (0..<T).map { _ in
+            Worker(layout: layout, teacher: teacherLayout, inputLength: inputLen, parameters: n, grids: quantised?.activations)
+        }
+        // the weights the workers see: the parameters, or (quantisation-aware) their rounded values
+        var rounded = quantised == nil ? [] : [Float](repeating: 0, count: n)
         let images = UnsafeMutablePointer<Float>.allocate(capacity: B * inputLen)
         let termSums = UnsafeMutablePointer<Double>.allocate(capacity: B * LossTerms.names.count)
         defer { images.deallocate(); termSums.deallocate() }
@@ -99,7 +125,12 @@ public final class Finetuner {
             }
             if let e = failure { throw e }
             let weight = 1 / Float(B)
-            params.withUnsafeBufferPointer { p in
+            if let q = quantised {
+                params.withUnsafeBufferPointer { p in
+                    rounded.withUnsafeMutableBufferPointer { q.fakeQuantise(p.baseAddress!, into: $0.baseAddress!, count: n) }
+                }
+            }
+            (quantised == nil ? params : rounded).withUnsafeBufferPointer { p in
                 teacherParams.withUnsafeBufferPointer { tp in
                     DispatchQueue.concurrentPerform(iterations: T) { t in
                         workers[t].run(images: images, indices: Worker.share(t, of: B, threads: T), inputLength: inputLen,
@@ -109,6 +140,7 @@ public final class Finetuner {
                 }
             }
             Worker.reduce(workers.map { $0.grad }, count: n)
+            params.withUnsafeBufferPointer { quantised?.backward($0.baseAddress!, grad: workers[0].grad) }
             params.withUnsafeMutableBufferPointer { p in
                 m.withUnsafeMutableBufferPointer { mm in
                     v.withUnsafeMutableBufferPointer { vv in
@@ -118,6 +150,7 @@ public final class Finetuner {
                         }
                     }
                 }
+                quantised?.clampScales(p.baseAddress!)
             }
             let nt = LossTerms.names.count
             var terms = [Double](repeating: 0, count: nt)

@@ -41,6 +41,9 @@ final class ImageActivations {
     let dfeatures: UnsafeMutablePointer<Float>  // [T, d] loss gradient w.r.t. features
     let dlogits: UnsafeMutablePointer<Float>  // [classes]
     let dpooled: UnsafeMutablePointer<Float>  // [headInputDim]
+    // quantisation-aware training: int8 rounding of activations, and
+    let rounder: ActivationRounder
+    let attnScratch: UnsafeMutablePointer<Float>  // [T, max(T, d)] V per head transposed, then P̂
     private let base: UnsafeMutablePointer<Float>
 
     /// `keepAll`: storage for every block (training); false keeps one block's worth, reused (teacher / evaluation).
@@ -51,7 +54,7 @@ final class ImageActivations {
         let stored = keepAll ? c.depth : 1
         let patchLen = c.channels * c.patchSize * c.patchSize
         let fixed = c.patchCount * patchLen + 3 * T * d + 2 * T + 2 * c.headInputDim + 2 * max(c.numClasses, 1)
-            + T * d * 2 + T * max(m, 3 * d) + T * max(r, d) + T * T
+            + T * d * 2 + T * max(m, 3 * d) + T * max(r, d) + T * T + T * max(T, d)
         let total = stored * perBlock + fixed
         base = .allocate(capacity: total)
         base.initialize(repeating: 0, count: total)
@@ -69,10 +72,15 @@ final class ImageActivations {
         dx = take(T * d); dtmp = take(T * d); dwide = take(T * max(m, 3 * d)); dnarrow = take(T * max(r, d))
         dprobs = take(T * T); dfeatures = take(T * d)
         dlogits = take(max(c.numClasses, 1)); dpooled = take(c.headInputDim)
+        attnScratch = take(T * max(T, d))
+        rounder = ActivationRounder(maxRows: max(T, d), maxCols: max(m, 3 * d, T, max(r, 1), c.headInputDim))
         precondition(p - base <= total, "activation layout overflows its allocation")
     }
 
     deinit { base.deallocate() }
+
+    /// The integer runtime's attention on this worker's scratch.
+    var integerAttention: IntegerAttention { IntegerAttention(rounder: rounder, scratch: attnScratch) }
 
     /// Storage for block i (block 0's when only one is kept).
     func block(_ i: Int) -> Block { blocks.count == 1 ? blocks[0] : blocks[i] }

@@ -112,6 +112,15 @@ public struct ParameterLayout {
         return (l, values)
     }
 
+    /// Appends a slot that is no tensor of the model (a weight grid's scale
+    /// multipliers): it trains and is checkpointed, but `model(_:base:)` skips it.
+    mutating func appendExtra(name: String, count n: Int, trains: Bool) -> Int {
+        let slot = ParameterSlot(name: name, offset: count, shape: [n], decays: false, trains: trains)
+        slots.append(slot)
+        count += n
+        return slot.offset
+    }
+
     /// The largest factor rank of any block (0 for a dense model): sizes the activations.
     var maxRank: Int { blocks.map { $0.mlp.rank }.max() ?? 0 }
 
@@ -140,9 +149,11 @@ public struct ParameterLayout {
     /// 1 where a parameter may be non-zero, 0 where a sparse projection V was
     /// pruned: a V tensor with zeros keeps exactly its zeros through training.
     /// nil when no V has zeros.
-    public func sparsityMask(_ values: [Float]) -> [Float]? {
+    /// Slots at `except` (offsets) are left free: a V rounded onto a dense integer
+    /// grid, whose zeros are grid values, not pruned weights.
+    public func sparsityMask(_ values: [Float], except: Set<Int> = []) -> [Float]? {
         var mask: [Float]? = nil
-        for s in slots where s.name.hasSuffix(".V") {
+        for s in slots where s.name.hasSuffix(".V") && !except.contains(s.offset) {
             let zeros = values[s.offset..<(s.offset + s.count)].contains(0)
             guard zeros else { continue }
             if mask == nil { mask = [Float](repeating: 1, count: count) }

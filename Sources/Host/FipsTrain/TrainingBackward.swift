@@ -5,8 +5,13 @@ import FipsArtifact
 /// gradient into `g`, a vector in the same layout as the parameters.
 /// The patch embedding and the head are not trained: their weight gradients
 /// are not formed (the head's input gradient is).
+///
+/// Quantisation-aware: the forward left the rounded activations in `act` and
+/// the roundings pass gradients straight through, so the only change is
+/// attention's product with v, which took the rounded probabilities.
 struct TrainingBackward {
     let layout: ParameterLayout
+    var integerAttention = false
 
     func run(_ p: UnsafePointer<Float>, _ act: ImageActivations, into g: UnsafeMutablePointer<Float>, headGradient: Bool) {
         let c = layout.config, T = c.tokenCount, d = c.dim
@@ -46,7 +51,7 @@ struct TrainingBackward {
         LinearOp.backward(act.dtmp, x: a.attn, rows: T, inputs: d, outputs: d, w: p + s.projW, dw: g + s.projW,
                           db: g + s.projB, dx: act.dnarrow)
         AttentionOp.backward(act.dnarrow, qkv: a.qkv, probs: a.probs, tokens: T, dim: d, heads: c.heads,
-                             scratch: act.dprobs, into: act.dwide)
+                             scratch: act.dprobs, integer: integerAttention ? act.integerAttention : nil, into: act.dwide)
         LinearOp.backward(act.dwide, x: a.h1, rows: T, inputs: d, outputs: 3 * d, w: p + s.qkvW, dw: g + s.qkvW,
                           db: g + s.qkvB, dx: act.dtmp)
         LayerNormOp.backward(act.dtmp, x: a.x, rows: T, dim: d, w: p + s.norm1W, mean: a.mean1, rstd: a.rstd1,

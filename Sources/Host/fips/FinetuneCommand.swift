@@ -22,16 +22,23 @@ struct Finetune: ParsableCommand {
         interrupted run to the same result. The model is written atomically at the end:
         Ctrl-C or a crash leaves no partial output.
 
-        Both models must be fp32 artifacts of the same width and depth; a packed (integer)
-        student is refused: fine-tune the float model, then quantise it (fips quantize).
+        Both models are artifacts of the same width and depth; the teacher is fp32. A packed
+        (integer) student from fips quantize, fips import --bits or fips-plan is trained with
+        --qat, quantisation-aware: each step rounds its weights onto their grids (q8, q4g32,
+        q3g32 and the rest, with the per-row or per-32 scales GPTQ chose) and its activations
+        as the integer runtime rounds them (per token, or the calibrated scales; int8
+        attention); gradients pass the roundings straight through and the weight scales are
+        trained too (LSQ; --scale-lr 0 keeps them). The output is packed in the same formats
+        and sizes, so the integer runtime computes what the training computed.
 
         EXAMPLES:
           fips finetune --model fips57.fips --teacher dinov2_s_fmnist.fips --data fashion-mnist -o fips57.ft.fips
           fips finetune --model m.fips --teacher vit.fips --data photos/ --augment --images 4096 --epochs 2 -o m.ft.fips
           fips finetune --model m.fips --teacher vit.fips --data fashion-mnist --resume m.ft.fips.ckpt -o m.ft.fips
+          fips finetune --qat --model plan22.fips --teacher dinov2_s_fmnist.fips --data fashion-mnist -o plan22.qat.fips
         """)
 
-    @Option(help: "The student: a compressed fp32 .fips (from fips compress).") var model: String
+    @Option(help: "The student: a compressed fp32 .fips (from fips compress), or with --qat a packed one.") var model: String
     @Option(help: "The teacher: the original fp32 .fips of the same width and depth.") var teacher: String
     @Option(help: "Images: 'fashion-mnist' (training images after the first 200 per class) or a folder of JPEG/PNG.")
     var data: String
@@ -41,6 +48,9 @@ struct Finetune: ParsableCommand {
     @Option(help: "Images per step.") var batch = 32
     @Option(help: "Peak learning rate.") var lr: Float = FinetuneOptions().learningRate
     @Option(help: "Weight decay of the matrices.") var weightDecay: Float = FinetuneOptions().weightDecay
+    @Flag(help: "Quantisation-aware training of a packed student through the integer runtime's grids.") var qat = false
+    @Option(help: "With --qat: peak learning rate of the weight scales' multipliers (0: keep the GPTQ scales).")
+    var scaleLr: Float = FinetuneOptions().scaleLearningRate
     @Option(help: "Loss terms joined by '+': features, cls, logits, ce.") var loss = FinetuneOptions().loss.description
     @Option(help: "Softmax temperature of the logits term.") var temperature: Float = 1
     @Flag(help: "Random resized crops and flips of the images (torchvision RandomResizedCrop, scale 0.25-1, and RandomHorizontalFlip).") var augment = false
@@ -55,6 +65,7 @@ struct Finetune: ParsableCommand {
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
         if batch < 1 || threads < 1 || images < 1 { throw ValidationError("--batch, --threads and --images must be at least 1") }
         if lr <= 0 { throw ValidationError("--lr must be positive") }
+        if scaleLr < 0 { throw ValidationError("--scale-lr must not be negative") }
         _ = try trainingOptions(images: images)
     }
 
@@ -63,7 +74,7 @@ struct Finetune: ParsableCommand {
         do { o.loss = try LossTerms.parse(loss) } catch { throw ValidationError("\(error)") }
         o.batch = batch
         o.steps = steps ?? max(1, Int((Double(count) * (epochs ?? 1) / Double(batch)).rounded(.up)))
-        o.learningRate = lr; o.weightDecay = weightDecay; o.temperature = temperature
+        o.learningRate = lr; o.weightDecay = weightDecay; o.temperature = temperature; o.scaleLearningRate = scaleLr
         o.threads = threads; o.seed = seed
         o.checkpointEvery = max(1, checkpointEvery)
         o.checkpointPath = checkpoint ?? output + ".ckpt"
@@ -74,20 +85,21 @@ struct Finetune: ParsableCommand {
     func run() throws {
         let t0 = Date()
         do {
-            let student = try FinetuneInputs.floatModel(model, role: "student")
+            let quantised = qat ? try FinetuneInputs.quantisedModel(model) : nil
+            let student = try quantised?.model ?? FinetuneInputs.floatModel(model, role: "student")
             let teacherModel = try FinetuneInputs.floatModel(teacher, role: "teacher")
             try Finetuner.checkPair(student: student, teacher: teacherModel)
             let (set, what) = try FinetuneInputs.images(data, config: student.config, count: images, augment: augment, seed: seed)
             let o = try trainingOptions(images: set.count)
-            let tuner = try Finetuner(student: student, teacher: teacherModel, data: set, options: o)
-            printError("fine-tuning \(tuner.layout.trainableCount) parameters for \(o.steps) steps of \(o.batch) images "
+            let tuner = try Finetuner(student: student, teacher: teacherModel, data: set, options: o, quantised: quantised)
+            printError((qat ? "quantisation-aware " : "") + "fine-tuning \(tuner.layout.trainableCount) parameters for \(o.steps) steps of \(o.batch) images "
                        + "(\(what)); loss \(o.loss), lr \(o.learningRate), \(o.threads) threads")
             let (tuned, report) = try tuner.run { p in
                 let terms = p.terms.map { String(format: "%@ %.4g", $0.0, $0.1) }.joined(separator: ", ")
                 printError(String(format: "step %d/%d  loss %.5g (%@)  lr %.2e  %.2f img/s  ETA %@", p.step, p.steps, p.loss,
                                   terms, Double(p.learningRate), p.imagesPerSecond, duration(p.secondsLeft)))
             }
-            try ArtifactWriter.write(tuned, precision: .f32, to: output)
+            try ArtifactWriter.write(tuned, precision: .f32, quantized: tuner.packedTensors() ?? [:], to: output)
             if let ck = o.checkpointPath { try? FileManager.default.removeItem(atPath: ck) }
             print(String(format: "fine-tuned %d steps (from step %d): loss %.5g -> %.5g, %.2f images/s; wrote %@ in %@",
                          report.steps, report.resumedFrom, report.firstLoss, report.lastLoss, report.imagesPerSecond,
