@@ -126,6 +126,10 @@ public enum PlanPipeline {
         /// Applied to the compressed float model before quantisation when the plan has FiPS
         /// groups: fips-plan's --finetune-steps (end-to-end distillation, FipsTrain).
         public var refine: ((ViTModel) throws -> ViTModel)? = nil
+        /// Applied to the quantised artifact's bytes: fips-plan's --finetune-steps with
+        /// --finetune qat (quantisation-aware training through the chosen grids, FipsTrain).
+        /// It must keep every tensor's format, so the plan's bytes still hold.
+        public var refineQuantised: (([UInt8]) throws -> [UInt8])? = nil
         public init() {}
     }
 
@@ -170,8 +174,9 @@ public enum PlanPipeline {
         }
         let (tensors, _) = try ModelQuantizer.quantize(compressed, statistics: stats, options: q)
         if let problem = compressed.validate() { throw PlanError.invalid("compressed model: \(problem)") }
-        let bytes = ArtifactWriter.serialize(config: compressed.config, labels: compressed.labels,
+        var bytes = ArtifactWriter.serialize(config: compressed.config, labels: compressed.labels,
                                              tensors: ArtifactWriter.encode(compressed, precision: .f32, quantized: tensors))
+        if let refine = b.refineQuantised { bytes = try refine(bytes) }
         return (compressed, bytes, report)
     }
 }

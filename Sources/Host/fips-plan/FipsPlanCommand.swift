@@ -62,8 +62,10 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Token rows per reconstruction step.") var batchRows = 1024
     @Option(help: "Peak learning rate of the reconstruction.") var lr: Float = 3e-4
     @Option(help: "Weight rounding of the chosen plan: gptq or nearest.") var rounding = "gptq"
-    @Option(help: "Fine-tune the compressed float model end to end by distillation from the original (fips finetune) for this many steps before quantising; 0: no fine-tuning. Only when the plan has FiPS groups.")
+    @Option(help: "Fine-tune end to end by distillation from the original (fips finetune) for this many steps; 0: no fine-tuning. By default quantisation-aware, through the grids of the plan's bit-widths (see --finetune).")
     var finetuneSteps = 0
+    @Option(help: "qat: train the quantised model through its integer grids (fips finetune --qat); float: train the compressed float model before quantising it (only when the plan has FiPS groups).")
+    var finetune = "qat"
     @Option(help: "Fine-tuning images: 'fashion-mnist' or a folder (default: --calib).") var finetuneData: String?
     @Option(help: "Fine-tuning images used.") var finetuneImages = 6400
     @Option(help: "Fine-tuning images per step.") var finetuneBatch = 32
@@ -85,6 +87,7 @@ struct FipsPlanCommand: ParsableCommand {
         if !dryRun && output == nil { throw ValidationError("missing -o (or --dry-run)") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads must be 1...256") }
         if !["gptq", "nearest"].contains(rounding) { throw ValidationError("--rounding must be gptq or nearest") }
+        if !["qat", "float"].contains(finetune) { throw ValidationError("--finetune must be qat or float, not '\(finetune)'") }
         if finetuneSteps < 0 || finetuneImages < 1 || finetuneBatch < 1 {
             throw ValidationError("--finetune-steps must be >= 0, --finetune-images and --finetune-batch >= 1")
         }
@@ -228,9 +231,15 @@ struct FipsPlanCommand: ParsableCommand {
         var bo = PlanPipeline.BuildOptions()
         bo.steps = steps; bo.learningRate = lr; bo.batchRows = batchRows; bo.threads = hostThreads; bo.gptq = rounding == "gptq"
         var finetuneReport: FinetuneReport? = nil
-        if finetuneSteps > 0 {
+        if finetuneSteps > 0 && finetune == "float" {
             bo.refine = { compressed in
                 let (tuned, report) = try self.finetune(compressed, teacher: original, note: note)
+                finetuneReport = report
+                return tuned
+            }
+        } else if finetuneSteps > 0 {
+            bo.refineQuantised = { bytes in
+                let (tuned, report) = try self.finetuneQuantised(bytes, teacher: original, note: note)
                 finetuneReport = report
                 return tuned
             }
@@ -260,30 +269,6 @@ struct FipsPlanCommand: ParsableCommand {
         } catch { fail("\(jsonPath): \(error)") }
         print("wrote \(out): \(artifact) bytes (planned \(plan.memory.artifactBytes)\(plan.memory.artifactExact ? ", exact" : ", bound")); "
               + "memory \(total) of \(o.budgetBytes) bytes; \(jsonPath)")
-    }
-}
-
-extension FipsPlanCommand {
-    /// `fips finetune` on the plan's compressed float model, the original as teacher.
-    func finetune(_ student: ViTModel, teacher: ViTModel, note: (String) -> Void) throws -> (ViTModel, FinetuneReport) {
-        let spec = finetuneData ?? calib!
-        let (set, what) = try FinetuneInputs.images(spec, config: student.config, count: finetuneImages, augment: false, seed: 0)
-        var o = FinetuneOptions()
-        o.steps = finetuneSteps; o.batch = finetuneBatch; o.learningRate = finetuneLr; o.threads = hostThreads
-        let tuner = try Finetuner(student: student, teacher: teacher, data: set, options: o)
-        note("fine-tuning \(tuner.layout.trainableCount) parameters for \(o.steps) steps of \(o.batch) images (\(what))")
-        let (model, report) = try tuner.run { p in
-            note(String(format: "fine-tune step %d/%d  loss %.5g  %.2f img/s", p.step, p.steps, p.loss, p.imagesPerSecond))
-        }
-        return (model, report)
-    }
-
-    /// plan.json's record of the fine-tuning (false when none ran).
-    func finetuneJSON(_ r: FinetuneReport?) -> Any {
-        guard let r = r else { return false }
-        return ["steps": r.steps, "batch": finetuneBatch, "images": finetuneImages, "data": finetuneData ?? calib!,
-                "learning_rate": Double(finetuneLr), "loss": FinetuneOptions().loss.description,
-                "loss_first": r.firstLoss, "loss_last": r.lastLoss, "seconds": r.seconds] as [String: Any]
     }
 }
 
