@@ -81,7 +81,7 @@ let package = Package(
         host("FipsLatency", ["FipsArtifact"]),
         host("FipsData", ["COpenBLAS", "CZlib", "FipsArtifact", "FipsHostModel", "FipsBLASBackend", "FipsImage", "FipsViT"]),
         host("FipsQuantize", [
-            "COpenBLAS", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsViT",
+            "COpenBLAS", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsKernels", "FipsViT",
             "FipsData",
         ]),
         hostProgram("fips", [
@@ -96,7 +96,7 @@ let package = Package(
             "FipsQuantize", "FipsLatency",
         ]),
         hostProgram("fips-plan", [
-            "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsLatency", "FipsPlan", "FipsTrain",
+            "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsKernels", "FipsLatency", "FipsPlan", "FipsTrain",
             argumentParser,
         ]),
         // Measurements, not tests (Benchmarks/README.md): kernel, activation and preprocessing speed,

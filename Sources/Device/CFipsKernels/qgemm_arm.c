@@ -4,7 +4,7 @@
 // the same binary runs on an A72 as long as getauxval said no to ASIMDDP.
 //
 // Both consume signed logical weights: q8 straight from the packed data,
-// q4g32/q3g32/q8sparse unpacked into the caller's scratch once per panel
+// q4g32/q3g32/q2g32/q8sparse unpacked into the caller's scratch once per panel
 // (amortised over all rows). No offset, so no block-sum correction.
 #if defined(__aarch64__)
 #include "qgemm_internal.h"
@@ -51,6 +51,18 @@ static void decode_q3_tile_neon(const uint8_t *s, int8_t *d) {
     }
 }
 
+static void decode_q2_tile_neon(const uint8_t *s, int8_t *d) {
+    const uint8x16_t three = vdupq_n_u8(3);
+    const int8x16_t two = vdupq_n_s8(2);
+    UNROLL
+    for (int h = 0; h < 4; h++)
+        for (int grp = 0; grp < 8; grp++) {
+            uint8x16_t x = vld1q_u8(s + (grp / 4) * 64 + h * 16);
+            x = vandq_u8(vshlq_u8(x, vdupq_n_s8((int8_t)(-2 * (grp % 4)))), three);
+            vst1q_s8(d + grp * 64 + h * 16, vsubq_s8(vreinterpretq_s8_u8(x), two));
+        }
+}
+
 static void expand_sparse_tile(const qg_args *g, int t, int8_t *d) {
     const int8_t *s = (const int8_t *)g->data + g->offsets[t];
     const uint64_t *mk = g->masks + (size_t)t * 8;
@@ -70,6 +82,7 @@ static const int8_t *panel_weights(const qg_args *g, int p) {
         switch (g->format) {
         case FIPS_QFORMAT_Q4G32: decode_q4_tile_neon(g->data + (size_t)t * 256, d); break;
         case FIPS_QFORMAT_Q3G32: decode_q3_tile_neon(g->data + (size_t)t * 192, d); break;
+        case FIPS_QFORMAT_Q2G32: decode_q2_tile_neon(g->data + (size_t)t * 128, d); break;
         default: expand_sparse_tile(g, t, d);
         }
     }

@@ -40,12 +40,12 @@ typedef struct qg_args {
 // Logical values of tile t (p*B + b) as int8 in the q8 tile order (docs/ARTIFACT.md).
 void qg_decode_tile_logical(const qg_args *g, int t, int8_t *dst);
 // The same with the format's offset added (u = value + 8 for q4g32, + 4 for
-// q3g32) so x86 kernels can feed them to vpdpbusd/vpmaddubsw as unsigned bytes;
+// q3g32, + 2 for q2g32) so x86 kernels can feed them to vpdpbusd/vpmaddubsw as unsigned bytes;
 // q8sparse decodes to the plain int8 tile. Not used for q8.
 void qg_decode_tile_unsigned(const qg_args *g, int t, uint8_t *dst);
-// Offset the unsigned decoding adds (8, 4; 0 for q8sparse).
+// Offset the unsigned decoding adds (8, 4, 2; 0 for q8sparse).
 QG_INLINE int qg_format_offset(int format) {
-    return format == FIPS_QFORMAT_Q4G32 ? 8 : format == FIPS_QFORMAT_Q3G32 ? 4 : 0;
+    return format == FIPS_QFORMAT_Q4G32 ? 8 : format == FIPS_QFORMAT_Q3G32 ? 4 : format == FIPS_QFORMAT_Q2G32 ? 2 : 0;
 }
 // One scale per output row and k-block (the table's group != 0).
 QG_INLINE int qg_is_blockwise(int format) {

@@ -86,6 +86,17 @@ int fips_qpack(int format, int rows, int cols, const int8_t *values, const float
                 }
                 break;
             }
+            case FIPS_QFORMAT_Q2G32: {
+                // q3g32's low planes alone: byte h*64+i holds groups 4h..4h+3.
+                uint8_t *d = out + ti * 128;
+                for (int h = 0; h < 2; h++)
+                    for (int i = 0; i < 64; i++) {
+                        int v = 0;
+                        for (int j = 0; j < 4; j++) v |= ((tile[(4 * h + j) * 64 + i] + 2) & 3) << (2 * j);
+                        d[h * 64 + i] = (uint8_t)v;
+                    }
+                break;
+            }
             case FIPS_QFORMAT_Q8SPARSE: {
                 offsets[ti] = (uint32_t)pos;
                 for (int wd = 0; wd < 8; wd++) {

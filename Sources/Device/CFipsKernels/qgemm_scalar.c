@@ -29,6 +29,13 @@ void qg_decode_tile_logical(const qg_args *g, int t, int8_t *dst) {
             }
         break;
     }
+    case FIPS_QFORMAT_Q2G32: {
+        const uint8_t *s = g->data + (size_t)t * 128;
+        for (int grp = 0; grp < 8; grp++)
+            for (int i = 0; i < 64; i++)
+                dst[grp * 64 + i] = (int8_t)(((s[(grp / 4) * 64 + i] >> (2 * (grp % 4))) & 3) - 2);
+        break;
+    }
     case FIPS_QFORMAT_Q8SPARSE: {
         const int8_t *s = (const int8_t *)g->data + g->offsets[t];
         const uint64_t *mk = g->masks + (size_t)t * 8;

@@ -6,7 +6,7 @@
 // Both work on one panel block (C panels of 16 outputs) at a time and sweep
 // all rows through it in blocks of R rows, so the block's weights stay in
 // L1/L2 while R*C accumulator registers do the work. q8 is read straight from
-// the packed data; q4g32/q3g32 are unpacked and q8sparse expanded into the
+// the packed data; q4g32/q3g32/q2g32 are unpacked and q8sparse expanded into the
 // caller's scratch once per panel block (amortised over all rows).
 #if defined(__x86_64__)
 #include "qgemm_internal.h"
@@ -30,7 +30,7 @@ QG_INLINE int32_t row_sum(const qg_args *g, int m) {
 }
 
 // ---------------------------------------------------------------------------
-// Unpacking q4g32 / q3g32 tiles to unsigned bytes u (AVX2; the AVX-512 kernel
+// Unpacking q4g32 / q3g32 / q2g32 tiles to unsigned bytes u (AVX2; the AVX-512 kernel
 // calls the same code, it is not the bottleneck once amortised over rows).
 
 T_AVX2 static void decode_q4_tile_avx2(const uint8_t *s, uint8_t *d) {
@@ -60,6 +60,18 @@ T_AVX2 static void decode_q3_tile_avx2(const uint8_t *s, uint8_t *d) {
     }
 }
 
+T_AVX2 static void decode_q2_tile_avx2(const uint8_t *s, uint8_t *d) {
+    const __m256i three = _mm256_set1_epi8(3);
+    UNROLL
+    for (int h = 0; h < 2; h++)
+        UNROLL
+        for (int grp = 0; grp < 8; grp++) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(s + (grp / 4) * 64 + h * 32));
+            x = _mm256_and_si256(_mm256_srl_epi16(x, _mm_cvtsi32_si128(2 * (grp % 4))), three);
+            _mm256_storeu_si256((__m256i *)(d + grp * 64 + h * 32), x);
+        }
+}
+
 static void expand_sparse_tile_scalar(const qg_args *g, int t, uint8_t *d) {
     const uint8_t *s = g->data + g->offsets[t];
     const uint64_t *mk = g->masks + (size_t)t * 8;
@@ -87,6 +99,7 @@ T_AVX2 static void decode_panels_x86(const qg_args *g, int p, int nc, int vbmi2)
             switch (g->format) {
             case FIPS_QFORMAT_Q4G32: decode_q4_tile_avx2(g->data + (size_t)t * 256, d); break;
             case FIPS_QFORMAT_Q3G32: decode_q3_tile_avx2(g->data + (size_t)t * 192, d); break;
+            case FIPS_QFORMAT_Q2G32: decode_q2_tile_avx2(g->data + (size_t)t * 128, d); break;
             default:
                 if (vbmi2) expand_sparse_tile_vbmi2(g, t, d);
                 else expand_sparse_tile_scalar(g, t, d);

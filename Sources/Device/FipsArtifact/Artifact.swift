@@ -231,7 +231,7 @@ public final class Artifact {
             elements = m
         }
         if dtype.packedFormat != nil {
-            guard version >= 2 else {
+            guard version >= dtype.introducedInVersion else {
                 throw .malformed(path: path, reason: "tensor \(name) is \(dtype.name), which version \(version) files cannot hold")
             }
             guard rank == 2, shape[0] > 0, shape[1] > 0 else {

@@ -3,17 +3,23 @@ import FipsKernels
 /// Constants of the `.fips` file layout; docs/ARTIFACT.md is the prose version.
 public enum ArtifactFormat {
     public static let magic: [UInt8] = Array("FIPSMODL".utf8)
-    /// Version 2 added the packed integer formats (dtypes 3–6); version-1
-    /// files use only dtypes 0–2 and still load.
-    public static let currentVersion: UInt32 = 2
+    /// Version 2 added the packed integer formats (dtypes 3–6), version 3 the
+    /// 2-bit q2g32 (dtype 7); nothing else changed, so files of versions 1 and
+    /// 2 still load. A writer uses the lowest version that holds its dtypes.
+    public static let currentVersion: UInt32 = 3
+
+    /// The lowest version whose readers know every one of `dtypes`.
+    public static func lowestVersion<S: Sequence>(holding dtypes: S) -> UInt32 where S.Element == TensorDType {
+        dtypes.reduce(1) { max($0, $1.introducedInVersion) }
+    }
     public static let headerBytes = 64
     public static let entryBytes = 128
     public static let maxNameBytes = 64
     public static let alignment = 64
 }
 
-/// Element encodings of a tensor. 3–6 are the packed integer weights of
-/// version 2; docs/ARTIFACT.md gives their tile layout.
+/// Element encodings of a tensor. 3–7 are the packed integer weights of
+/// versions 2 (3–6) and 3 (7); docs/ARTIFACT.md gives their tile layout.
 public enum TensorDType: UInt8 {
     /// IEEE float32, little-endian.
     case f32 = 0
@@ -32,8 +38,19 @@ public enum TensorDType: UInt8 {
     case q3g32 = 5
     /// q8 with each tile's zeros elided (a 512-bit mask per tile).
     case q8sparse = 6
+    /// 2-bit tiles (q3g32's 2-bit planes alone), one f32 scale per row per 32 inputs.
+    case q2g32 = 7
 
-    /// The packed integer format (fips_qgemm.h's table) of dtypes 3–6, nil for the others.
+    /// The first artifact version that may hold this dtype.
+    public var introducedInVersion: UInt32 {
+        switch self {
+        case .f32, .i8RowScaled, .f32CSR: return 1
+        case .q8, .q4g32, .q3g32, .q8sparse: return 2
+        case .q2g32: return 3
+        }
+    }
+
+    /// The packed integer format (fips_qgemm.h's table) of dtypes 3–7, nil for the others.
     public var packedFormat: QuantFormat? { QuantFormat(rawValue: Int32(rawValue)) }
 
     /// The name the tools print; a packed format's is the table's.

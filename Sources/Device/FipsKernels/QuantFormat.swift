@@ -21,14 +21,16 @@ public struct QuantFormat: Hashable {
     public static var q4g32: QuantFormat { QuantFormat(id: FIPS_QFORMAT_Q4G32) }
     /// int3 [-4, 3], as q4g32.
     public static var q3g32: QuantFormat { QuantFormat(id: FIPS_QFORMAT_Q3G32) }
+    /// int2 [-2, 1], as q4g32 (q3g32's 2-bit planes alone).
+    public static var q2g32: QuantFormat { QuantFormat(id: FIPS_QFORMAT_Q2G32) }
     /// q8 with zeros elided per 16×32 tile (masks + offsets).
     public static var q8sparse: QuantFormat { QuantFormat(id: FIPS_QFORMAT_Q8SPARSE) }
     /// Every format, in table order.
-    public static var all: [QuantFormat] { [.q8, .q4g32, .q3g32, .q8sparse] }
+    public static var all: [QuantFormat] { [.q8, .q4g32, .q3g32, .q8sparse, .q2g32] }
 
     private var traits: fips_qformat_traits { fips_qformat_traits_of(rawValue)!.pointee }
 
-    /// The name the artifact tools print ("q8", "q4g32", "q3g32", "q8-sparse").
+    /// The name the artifact tools print ("q8", "q4g32", "q3g32", "q8-sparse", "q2g32").
     public var name: String { String(cString: traits.name) }
     /// Bits per logical weight.
     public var bits: Int { Int(traits.bits) }
@@ -38,14 +40,22 @@ public struct QuantFormat: Hashable {
     public var tileBytes: Int { Int(traits.tile_bytes) }
     /// Inputs per scale; 0 when there is one scale per output row.
     public var groupSize: Int { Int(traits.group_size) }
-    /// True for the formats with one scale per `groupSize` inputs (q4g32, q3g32).
+    /// True for the formats with one scale per `groupSize` inputs (q4g32, q3g32, q2g32).
     public var hasBlockScales: Bool { groupSize != 0 }
     /// Zeros elided: data is the nonzero bytes, aux carries offsets and masks.
     public var isSparse: Bool { traits.sparse != 0 }
     /// The alignment the artifact requires of the aux region.
     public var auxAlignment: Int { Int(traits.aux_alignment) }
 
-    /// The dense packed format of a bit-width (8, 4 or 3).
+    /// The bit-widths of the dense formats, widest first: what `--bits` accepts.
+    public static var denseBits: [Int] { all.filter { !$0.isSparse }.map(\.bits) }
+    /// "8, 4, 3 or 2", for messages.
+    public static var denseBitsText: String {
+        let b = denseBits.map(String.init)
+        return b.dropLast().joined(separator: ", ") + " or " + b.last!
+    }
+
+    /// The dense packed format of a bit-width (8, 4, 3 or 2).
     public static func dense(bits: Int) -> QuantFormat? {
         for f in all where !f.isSparse && f.bits == bits { return f }
         return nil

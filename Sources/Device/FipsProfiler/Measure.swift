@@ -47,11 +47,12 @@ final class WeightMatrix {
             byteCount = 4 * rows * cols
             return
         }
-        let hi: Int = format == FIPS_QFORMAT_Q4G32 ? 7 : format == FIPS_QFORMAT_Q3G32 ? 3 : 127
+        let traits = fips_qformat_traits_of(format)!.pointee
+        let lo = Int(traits.min_value), hi = Int(traits.max_value)
         var values = [Int8](repeating: 0, count: rows * cols)
         for i in 0..<values.count {
             if rng.unit() < sparsity { continue }
-            var v = Int(rng.next() % UInt64(2 * hi + 1)) - hi
+            var v = Int(rng.next() % UInt64(hi - lo + 1)) + lo
             if v == 0 { v = 1 }
             values[i] = Int8(v)
         }

@@ -26,7 +26,7 @@ Measures this device for fips-plan's latency model and writes a JSON profile:
 CPU model and features (AT_HWCAP/HWCAP2 on aarch64: asimddp, i8mm, sve; CPUID
 on x86-64: avx2, avx512_vnni), cores and clusters, MemTotal/MemAvailable, the
 cgroup memory limit, the page size; memory bandwidth (read and copy); the
-integer GEMM (q8, q8-sparse at several sparsities, q4g32, q3g32) and f32 GEMM
+integer GEMM (q8, q8-sparse at several sparsities, q4g32, q3g32, q2g32) and f32 GEMM
 at the shapes a ViT runs (tokens 197 and 257, widths 384 and 768, FiPS ranks)
 on 1..N threads; and, per ViT shape, everything in a block besides its linear
 layers plus the fixed work (patch embedding, final LayerNorm), timed through

@@ -124,7 +124,7 @@ final class Profiler {
         for f in denseFormats { for t in tokens { for (n, k) in dense { g.append((f, 0, t, n, k)) } } }
         for r in ranks(d) {
             let roles = [(r, d), (m, r), (r, m), (d, r)]
-            for f in [FIPS_QFORMAT_Q8, FIPS_QFORMAT_Q4G32, FIPS_QFORMAT_Q3G32] {
+            for f in [FIPS_QFORMAT_Q8, FIPS_QFORMAT_Q4G32, FIPS_QFORMAT_Q3G32, FIPS_QFORMAT_Q2G32] {
                 for (n, k) in roles { g.append((f, 0, s.tokens, n, k)) }
             }
             for sp in sparsities {

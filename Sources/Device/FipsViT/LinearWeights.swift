@@ -62,7 +62,7 @@ public struct LinearWeights {
         switch t.dtype {
         case .f32: storage = .f32(t.floats)
         case .i8RowScaled: storage = .int8(t.int8s, scales: t.scales!)
-        case .q8, .q4g32, .q3g32, .q8sparse:
+        case .q8, .q4g32, .q3g32, .q8sparse, .q2g32:
             let m = fips_qmatrix(format: t.dtype.packedFormat!.rawValue, rows: Int32(t.shape[0]), cols: Int32(t.shape[1]),
                                  data: t.data, scales: t.scales, offsets: t.tileOffsets, masks: t.tileMasks)
             var scale: UnsafePointer<Float>? = nil
@@ -107,7 +107,7 @@ public struct FactorWeights {
         case .f32CSR:
             storage = .csr(SparseMatrix(rows: rows, cols: cols, rowStart: t.csrRowStart!, colIndex: t.csrColIndex!,
                                         values: t.floats))
-        case .i8RowScaled, .q8, .q4g32, .q3g32, .q8sparse: return nil
+        case .i8RowScaled, .q8, .q4g32, .q3g32, .q8sparse, .q2g32: return nil
         }
     }
 }

@@ -35,7 +35,7 @@ public enum ArtifactReaderHost {
                         values[r * cols + Int(t.csrColIndex![p])] = t.floats[p]
                     }
                 }
-            case .q8, .q4g32, .q3g32, .q8sparse:
+            case .q8, .q4g32, .q3g32, .q8sparse, .q2g32:
                 values = PackedWeights.unpack(t)!.dequantized()
             }
             if t.name.hasSuffix(".act_scale") { continue }

@@ -46,7 +46,7 @@ public struct ArtifactWriteError: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// Writes `.fips` version 1, or 2 when it holds packed integer weights (docs/ARTIFACT.md). Host code: the device only reads.
+/// Writes `.fips` version 1, or 2 when it holds packed integer weights, 3 with q2g32 (docs/ARTIFACT.md). Host code: the device only reads.
 public enum ArtifactWriter {
     public enum Precision: String, CaseIterable { case f32, int8 }
 
@@ -131,10 +131,11 @@ public enum ArtifactWriter {
                              to path: String) throws {
         if let problem = model.validate() { throw ArtifactWriteError(description: "\(path): refusing to write: \(problem)") }
         // The lowest version that can hold the file: without packed tensors
-        // it is a version-1 artifact, which runtimes before version 2 still read.
-        let data = serialize(config: model.config, labels: model.labels,
-                             tensors: encode(model, precision: precision, quantized: quantized),
-                             version: quantized.isEmpty ? 1 : ArtifactFormat.currentVersion)
+        // it is a version-1 artifact, which runtimes before version 2 still read;
+        // only q2g32 needs version 3.
+        let tensors = encode(model, precision: precision, quantized: quantized)
+        let data = serialize(config: model.config, labels: model.labels, tensors: tensors,
+                             version: ArtifactFormat.lowestVersion(holding: tensors.map(\.dtype)))
         try writeAtomically(data, to: path)
     }
 
@@ -159,8 +160,10 @@ public enum ArtifactWriter {
         }
     }
 
+    /// `version` nil: 2, or 3 when a tensor is q2g32 (the lowest a packed file can be).
     public static func serialize(config: ViTConfig, labels: [String], tensors: [EncodedTensor],
-                                 version: UInt32 = ArtifactFormat.currentVersion) -> [UInt8] {
+                                 version: UInt32? = nil) -> [UInt8] {
+        let version = version ?? max(2, ArtifactFormat.lowestVersion(holding: tensors.map(\.dtype)))
         // Identical tensors are stored once and share their offsets: this is
         // how every block of a FiPS group points at the one shared basis U.
         var twinOf = [Int](repeating: -1, count: tensors.count)

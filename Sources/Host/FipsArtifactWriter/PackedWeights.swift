@@ -51,14 +51,14 @@ extension PackedWeights {
         public var aux: [UInt8]
     }
 
-    /// The dense packed format of a bit-width (8, 4 or 3).
+    /// The dense packed format of a bit-width (8, 4, 3 or 2).
     public static func denseType(bits: Int) -> TensorDType {
         // (any other width gets q3g32, as it always has)
         TensorDType(rawValue: UInt8((QuantFormat.dense(bits: bits) ?? .q3g32).rawValue))!
     }
 
-    /// Packs logical values into `dtype` (q8, q4g32, q3g32 or q8sparse).
-    /// `l.bits` must be 8 for q8/q8sparse, 4 or 3 for the grouped formats.
+    /// Packs logical values into `dtype` (q8, q4g32, q3g32, q2g32 or q8sparse).
+    /// `l.bits` must be 8 for q8/q8sparse, 4, 3 or 2 for the grouped formats.
     public static func pack(_ l: Logical, as dtype: TensorDType) -> Packed {
         precondition(dtype.weightBits == l.bits, "\(dtype.name) holds \(dtype.weightBits ?? 0)-bit values, got \(l.bits)")
         guard let format = dtype.packedFormat,

@@ -83,7 +83,7 @@ public struct DeviceProfile: Codable, Equatable {
     }
 
     public struct GemmTiming: Codable, Equatable {
-        /// "q8", "q8-sparse", "q4g32", "q3g32" or "f32".
+        /// "q8", "q8-sparse", "q4g32", "q3g32", "q2g32" or "f32".
         public var format: String
         /// Fraction of zero weights (q8-sparse), 0 otherwise.
         public var sparsity: Double
@@ -198,7 +198,7 @@ extension DeviceProfile {
         if threads.isEmpty || threads.contains(where: { $0 < 1 }) { return "\"threads\" must list thread counts ≥ 1" }
         if gemm.isEmpty { return "\"gemm\" has no timings" }
         for (i, g) in gemm.enumerated() {
-            if !["q8", "q8-sparse", "q4g32", "q3g32", "f32"].contains(g.format) { return "gemm[\(i)].format \"\(g.format)\" is unknown" }
+            if !["q8", "q8-sparse", "q4g32", "q3g32", "q2g32", "f32"].contains(g.format) { return "gemm[\(i)].format \"\(g.format)\" is unknown" }
             if g.m < 1 || g.n < 1 || g.k < 1 || g.threads < 1 { return "gemm[\(i)] has a non-positive size or thread count" }
             if !(g.ms.isFinite && g.ms >= 0) { return "gemm[\(i)].ms is not a non-negative number" }
             if !(g.sparsity >= 0 && g.sparsity < 1) { return "gemm[\(i)].sparsity must be in [0, 1)" }

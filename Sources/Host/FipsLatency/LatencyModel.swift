@@ -100,6 +100,7 @@ func profileFormat(_ d: TensorDType) -> String {
     case .q8sparse: return "q8-sparse"
     case .q4g32: return "q4g32"
     case .q3g32: return "q3g32"
+    case .q2g32: return "q2g32"
     case .i8RowScaled: return "q8"
     case .f32, .f32CSR: return "f32"
     }
@@ -142,12 +143,13 @@ struct Roofline {
         case .q8sparse: bits = 8 * (1 - l.sparsity) + 1
         case .q4g32: bits = 4 + 1
         case .q3g32: bits = 3 + 1
+        case .q2g32: bits = 2 + 1
         case .f32: bits = 32
         case .f32CSR: bits = 48 * (1 - l.sparsity)
         }
         let memory = np * kp * bits / 8 / (b.memoryBandwidthGBs * 1e9)
-        // Unpacking 4/3-bit and sparse tiles to int8, once per panel and thread.
-        let unpack = (l.dtype == .q4g32 || l.dtype == .q3g32 || l.dtype == .q8sparse)
+        // Unpacking 4/3/2-bit and sparse tiles to int8, once per panel and thread.
+        let unpack = (l.dtype == .q4g32 || l.dtype == .q3g32 || l.dtype == .q2g32 || l.dtype == .q8sparse)
             ? np * kp * 1.0 / (elementRate(threads: threads)) : 0
         // Activation quantisation: M·K elements.
         let quant = int8 ? m * kp / elementRate(threads: threads) : 0
@@ -202,8 +204,12 @@ struct ProfileTable {
         let fmt = profileFormat(l.dtype)
         let rows = p.gemm.filter { $0.format == fmt }
         guard !rows.isEmpty else {
-            // Format not measured: price as q8 scaled by weight bits is wrong both ways; use q8.
-            return linearMs(LatencyModel.Linear(dtype: .q8, sparsity: 0, m: l.m, n: l.n, k: l.k), threads: threads)
+            // Format not measured (a profile older than q2g32): q2g32 unpacks
+            // like q3g32 with fewer bytes, so it is priced as q3g32 when that
+            // was measured; anything else as q8.
+            var stand = LatencyModel.Linear(dtype: .q8, sparsity: 0, m: l.m, n: l.n, k: l.k)
+            if l.dtype == .q2g32 && p.gemm.contains(where: { $0.format == "q3g32" }) { stand.dtype = .q3g32 }
+            return linearMs(stand, threads: threads)
         }
         let t = measuredThreads(threads, among: rows.map { $0.threads })
         var ms: Double

@@ -18,7 +18,7 @@ public enum MLPChoice: Hashable {
 /// What the planner picks for one block group.
 public struct GroupChoice: Hashable {
     public var mlp: MLPChoice
-    /// Weight bits of the MLP (dense weights or both FiPS factors): 8, 4 or 3.
+    /// Weight bits of the MLP (dense weights or both FiPS factors): 8, 4, 3 or 2.
     public var mlpBits: Int
     /// Weight bits of qkv and proj: 8 or 4.
     public var attentionBits: Int

@@ -25,7 +25,7 @@ public struct PlanOptions {
     /// a multiple of `rankMultiple` and capped at the model width.
     public var mlpBudgets: [Double] = [0.25, 0.375, 0.5, 0.625, 0.75]
     public var sparsities: [Double] = [0, 0.5, 0.75]
-    public var mlpBits: [Int] = [8, 4, 3]
+    public var mlpBits: [Int] = [8, 4, 3, 2]
     public var attentionBits: [Int] = [8, 4]
     public var rankMultiple = 32
     /// Dense MLPs among the candidates (tests turn it off to force FiPS).

@@ -1,10 +1,11 @@
 import FipsArtifact
 import FipsArtifactWriter
 import FipsHostModel
+import FipsKernels
 
 /// What `fips import --bits` and `fips compress --bits` ask for.
 public struct ModelQuantizationOptions {
-    /// Bits of every linear map (8, 4 or 3) unless `blockBits` says otherwise.
+    /// Bits of every linear map (8, 4, 3 or 2) unless `blockBits` says otherwise.
     public var bits = 8
     /// Bits per transformer block (a plan's choice per block group, spelled
     /// out per block); nil: `bits` everywhere.
@@ -136,8 +137,8 @@ public enum ModelQuantizer {
         if let bb = o.blockAttentionBits, bb.count != depth {
             throw QuantizationError(description: "\(bb.count) per-block attention bit widths for a model of depth \(depth)")
         }
-        for b in (o.blockBits ?? []) + (o.blockAttentionBits ?? []) + [o.bits, o.headBits] where ![8, 4, 3].contains(b) {
-            throw QuantizationError(description: "bit width \(b) is not one of 8, 4, 3")
+        for b in (o.blockBits ?? []) + (o.blockAttentionBits ?? []) + [o.bits, o.headBits] where !QuantFormat.denseBits.contains(b) {
+            throw QuantizationError(description: "bit width \(b) is not one of \(QuantFormat.denseBitsText)")
         }
     }
 

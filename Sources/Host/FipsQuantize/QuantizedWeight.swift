@@ -1,8 +1,10 @@
+import FipsKernels
+
 /// A linear weight W [rows = outputs, cols = inputs] as symmetric integers and
 /// float scales: the LOGICAL values the runtime's packer (docs/ARTIFACT.md, "Packed integer weights") lays out
 /// into tiles. ŵ[r][k] = scale(r, k) · values[r][k].
 public struct QuantizedWeight: Equatable {
-    /// 8, 4 or 3.
+    /// 8, 4, 3 or 2.
     public var bits: Int
     public var rows: Int
     public var cols: Int
@@ -54,14 +56,15 @@ public enum WeightRounding: Equatable {
 }
 
 /// The integer grid of a bit width: symmetric scale, two's-complement range
-/// (the 4- and 3-bit formats keep the extra negative level: -8 / -4).
+/// (the 4-, 3- and 2-bit formats keep the extra negative level: -8 / -4 / -2;
+/// a 2-bit scale may be negative, which moves that level to the positive side).
 public struct QuantLevels {
     public let bits: Int
     public let min: Float
     public let max: Float
 
     public init(bits: Int) {
-        precondition(bits == 8 || bits == 4 || bits == 3, "bits must be 8, 4 or 3, not \(bits)")
+        precondition(QuantFormat.denseBits.contains(bits), "bits must be \(QuantFormat.denseBitsText), not \(bits)")
         self.bits = bits
         // 8 bits stays symmetric ([-127, 127]): the q8 kernels and the
         // activation grid never use -128.

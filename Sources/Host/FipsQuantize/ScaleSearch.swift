@@ -8,6 +8,8 @@
 /// `make_qx_quants` and AWQ's clip search do:
 /// - amax·r / qmax and amax·r / |qmin| for r = 1, 0.98, …, 0.60 (the second
 ///   family puts the largest weight on the extra negative level, -8 or -4);
+/// - at 2 bits also the negatives of both (a negative scale mirrors the
+///   grid {-2, -1, 0, 1}, moving the extra level to the positive side);
 /// - then the least-squares scale for the winner's integers,
 ///   Σ x·q / Σ q², re-rounded and kept if better (twice).
 /// Every candidate is scored by re-rounding with `QuantLevels.level`, so the
@@ -38,10 +40,19 @@ enum ScaleSearch {
             if e1 < bestErr { bestErr = e1; best = s1 }
             let e2 = g.squaredError(scale: s2, levels: levels)
             if e2 < bestErr { bestErr = e2; best = s2 }
+            if levels.bits == 2 {
+                // {-2, -1, 0, 1}·s has one positive level: a negative scale
+                // mirrors the grid, so a group whose largest weight is positive
+                // can put it on the two-level side.
+                for sn in [-s1, -s2] {
+                    let e = g.squaredError(scale: sn, levels: levels)
+                    if e < bestErr { bestErr = e; best = sn }
+                }
+            }
         }
         for _ in 0..<2 {
             let (xq, qq) = g.projection(scale: best, levels: levels)
-            guard qq > 0, xq > 0 else { break }
+            guard qq > 0, xq * best > 0 else { break }
             let s = xq / qq
             let e = g.squaredError(scale: s, levels: levels)
             if e < bestErr { bestErr = e; best = s } else { break }

@@ -25,7 +25,7 @@ public struct QuantisedStudent {
     public static func load(_ a: Artifact, path: String) throws -> QuantisedStudent {
         if let t = a.tensors.first(where: { $0.dtype == .i8RowScaled }) {
             throw TrainingError("\(path): tensor \(t.name) is in the version-1 int8 format; quantise the fp32 model with "
-                                + "fips quantize (q8, q4g32, q3g32) to train it quantisation-aware")
+                                + "fips quantize (q8, q4g32, q3g32, q2g32) to train it quantisation-aware")
         }
         var grids = [WeightGrid]()
         for t in a.tensors where t.dtype.packedFormat != nil {

@@ -5,6 +5,7 @@ import FipsArtifactWriter
 import FipsData
 import FipsHostModel
 import FipsImport
+import FipsKernels
 import FipsLatency
 import FipsPlan
 import FipsTrain
@@ -54,7 +55,7 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Blocks per group (one shared basis each).") var groupSize = 4
     @Option(help: "MLP parameter budgets that set the FiPS ranks, comma-separated.") var mlpBudgets = "0.25,0.375,0.5,0.625,0.75"
     @Option(help: "Projection sparsities, comma-separated (sparse only at 8 bits: q8-sparse).") var sparsities = "0,0.5,0.75"
-    @Option(help: "MLP weight bits to consider.") var mlpBits = "8,4,3"
+    @Option(help: "MLP weight bits to consider (8, 4, 3, 2).") var mlpBits = "8,4,3,2"
     @Option(help: "Attention weight bits to consider.") var attentionBits = "8,4"
     @Option(help: "Calibration images.") var calibImages = 32
     @Option(help: "Tokens recorded per calibration image (CLS included).") var tokensPerImage = 16
@@ -94,8 +95,11 @@ struct FipsPlanCommand: ParsableCommand {
         _ = try parseFrame()
         _ = try list(mlpBudgets, "--mlp-budgets", Double.init)
         _ = try list(sparsities, "--sparsities", Double.init)
-        _ = try list(mlpBits, "--mlp-bits", Int.init)
-        _ = try list(attentionBits, "--attention-bits", Int.init)
+        for (text, flag) in [(mlpBits, "--mlp-bits"), (attentionBits, "--attention-bits")] {
+            for b in try list(text, flag, Int.init) where !QuantFormat.denseBits.contains(b) {
+                throw ValidationError("\(flag): \(b) is not one of \(QuantFormat.denseBitsText)")
+            }
+        }
     }
 
     func parseFrame() throws -> (width: Int, height: Int)? {

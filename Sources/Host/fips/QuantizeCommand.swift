@@ -34,7 +34,7 @@ struct Quantize: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output artifact path.") var output: String
 
     func validate() throws {
-        if !quant.enabled { throw ValidationError("say how many bits: --bits 8|4|3 or --block-bits") }
+        if !quant.enabled { throw ValidationError("say how many bits: --bits 8|4|3|2 or --block-bits") }
     }
 
     func run() throws {

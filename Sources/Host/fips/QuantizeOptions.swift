@@ -4,13 +4,14 @@ import FipsArtifact
 import FipsArtifactWriter
 import FipsData
 import FipsHostModel
+import FipsKernels
 import FipsQuantize
 import FipsViT
 
 /// The weight and activation quantisation flags shared by `fips import`,
 /// `fips compress` and `fips quantize`. Without `--bits` nothing is quantised.
 struct QuantizeOptions: ParsableArguments {
-    @Option(help: "Weight bits of every linear map: 8, 4 or 3 (4 and 3 with a scale per 32 weights). Writes a version-2 artifact for the integer runtime.")
+    @Option(help: "Weight bits of every linear map: 8, 4, 3 or 2 (4, 3 and 2 with a scale per 32 weights). Writes a version-2 artifact (version 3 with 2-bit weights) for the integer runtime.")
     var bits: Int?
     @Option(help: "Bits per block, overriding --bits: one per block ('8,8,4,...') or ranges ('0-3:8,4-11:4', a plan's groups).")
     var blockBits: String?
@@ -36,11 +37,11 @@ struct QuantizeOptions: ParsableArguments {
     func options(depth: Int?) throws -> ModelQuantizationOptions {
         var o = ModelQuantizationOptions()
         if let b = bits {
-            guard [8, 4, 3].contains(b) else { throw ValidationError("--bits must be 8, 4 or 3, not \(b)") }
+            guard QuantFormat.denseBits.contains(b) else { throw ValidationError("--bits must be \(QuantFormat.denseBitsText), not \(b)") }
             o.bits = b
         }
         guard (0...1).contains(smooth) else { throw ValidationError("--smooth must be in [0, 1], not \(smooth)") }
-        guard [8, 4, 3].contains(headBits) else { throw ValidationError("--head-bits must be 8, 4 or 3, not \(headBits)") }
+        guard QuantFormat.denseBits.contains(headBits) else { throw ValidationError("--head-bits must be \(QuantFormat.denseBitsText), not \(headBits)") }
         o.headBits = headBits
         switch rounding {
         case "gptq": o.rounding = .gptq
@@ -72,7 +73,7 @@ struct QuantizeOptions: ParsableArguments {
     func parseBlockBits(_ spec: String, depth: Int?) throws -> [Int] {
         let parts = spec.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         func bitsOf(_ s: Substring) throws -> Int {
-            guard let b = Int(s), [8, 4, 3].contains(b) else { throw ValidationError("--block-bits: '\(s)' is not 8, 4 or 3") }
+            guard let b = Int(s), QuantFormat.denseBits.contains(b) else { throw ValidationError("--block-bits: '\(s)' is not \(QuantFormat.denseBitsText)") }
             return b
         }
         if !parts.contains(where: { $0.contains(":") }) { return try parts.map { try bitsOf(Substring($0)) } }

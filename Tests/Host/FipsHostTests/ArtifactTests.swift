@@ -65,7 +65,7 @@ final class ArtifactTests: XCTestCase {
         try ArtifactWriter.writeAtomically(bytes, to: path)
         XCTAssertThrowsError(try Artifact(path: path)) { e in
             XCTAssertEqual((e as! ArtifactError).message,
-                           "\(path): model format version 7 is not supported by this runtime (supports 1...2); update fips-run")
+                           "\(path): model format version 7 is not supported by this runtime (supports 1...3); update fips-run")
         }
     }
 

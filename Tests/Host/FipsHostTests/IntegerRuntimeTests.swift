@@ -111,10 +111,10 @@ final class IntegerRuntimeTests: XCTestCase {
     func testPackedModelsMatchTheirDequantisedFloatModel() throws {
         let (_, fips) = makeTinyFactorisedPair(rank: 6, prune: true)
         for (model, label) in [(makeTinyModel(classes: 5), "dense"), (fips, "fips")] {
-            for bits in [8, 4, 3] {
+            for bits in [8, 4, 3, 2] {
                 let path = try write(model, bits: bits, name: "\(label).q\(bits).fips")
                 let a = try Artifact(path: path)
-                XCTAssertEqual(a.version, 2)
+                XCTAssertEqual(a.version, bits == 2 ? 3 : 2, "q2g32 needs version 3, the rest stay version 2")
                 let ex = try ViTExecutor(artifact: a, backend: PooledBackend(threads: 2))
                 XCTAssertTrue(ex.isInteger)
                 let float = try ViTExecutor<BLASBackend>.host(try ArtifactReaderHost.load(path: path))
@@ -124,7 +124,7 @@ final class IntegerRuntimeTests: XCTestCase {
                 XCTAssertGreaterThan(cosine(li, lf), 0.999, "\(label) q\(bits) logits")
                 // And the quantised model stays near the original float one.
                 let original = forward(try ViTExecutor<BLASBackend>.host(model), model.config).0
-                XCTAssertGreaterThan(cosine(fi, original), bits == 8 ? 0.999 : 0.95, "\(label) q\(bits) vs original")
+                XCTAssertGreaterThan(cosine(fi, original), [8: 0.999, 4: 0.95, 3: 0.95, 2: 0.8][bits]!, "\(label) q\(bits) vs original")
             }
         }
     }
@@ -134,7 +134,7 @@ final class IntegerRuntimeTests: XCTestCase {
     func testBitIdenticalAcrossThreadsAndKernels() throws {
         let (_, fips) = makeTinyFactorisedPair(rank: 6, prune: true)
         for (model, label) in [(makeTinyModel(classes: 5), "dense"), (fips, "fips")] {
-            for bits in [8, 4, 3] {
+            for bits in [8, 4, 3, 2] {
                 let a = try Artifact(path: try write(model, bits: bits, name: "\(label).q\(bits).fips"))
                 var reference: [Float]? = nil
                 for kernel in QuantKernel.available {
@@ -187,6 +187,21 @@ final class IntegerRuntimeTests: XCTestCase {
         XCTAssertThrowsError(try Artifact(path: old)) { e in
             let msg = (e as? ArtifactError)?.message ?? "\(e)"
             XCTAssertTrue(msg.contains("version"), msg)
+        }
+        // A q2g32 tensor one byte short, and one in a version-2 file (q2g32 came with version 3).
+        var q2 = ArtifactWriter.encode(m, precision: .f32, quantized: try quantized(m, bits: 2))
+        let j = try XCTUnwrap(q2.firstIndex { $0.name == "blocks.0.mlp.fc2.weight" })
+        XCTAssertEqual(q2[j].dtype, .q2g32)
+        for (label, version, cut) in [("short", UInt32(3), true), ("v2", UInt32(2), false)] {
+            var t = q2
+            if cut { t[j].data.removeLast() }
+            let path = TestPaths.temporaryDirectory().appendingPathComponent("q2-\(label).fips").path
+            try ArtifactWriter.writeAtomically(ArtifactWriter.serialize(config: m.config, labels: m.labels, tensors: t, version: version), to: path)
+            XCTAssertThrowsError(try Artifact(path: path), label) { e in
+                let msg = (e as? ArtifactError)?.message ?? "\(e)"
+                // Cut: the short tensor is named; version 2: the first q2g32 tensor is.
+                XCTAssertTrue(cut ? msg.contains("blocks.0.mlp.fc2.weight") : msg.contains("blocks.0.attn.qkv.weight is q2g32"), msg)
+            }
         }
         // A sparse tensor whose masks claim more nonzeros than it stores.
         var w = randomFloats(16 * 40, seed: 9)

@@ -87,6 +87,8 @@ final class QuantKernelTests: XCTestCase {
                         let low = (Int(p.data[t * 192 + (g / 4) * 64 + i]) >> (2 * (g % 4))) & 3
                         let high = (Int(p.data[t * 192 + 128 + i]) >> g) & 1
                         value = (low | high << 2) - 4
+                    case .q2g32:
+                        value = ((Int(p.data[t * 128 + (g / 4) * 64 + i]) >> (2 * (g % 4))) & 3) - 2
                     case .q8sparse:
                         let pos = g * 64 + i
                         let word = p.masks[t * 8 + pos / 64], bit = UInt64(1) << UInt64(pos % 64)
@@ -117,6 +119,7 @@ final class QuantKernelTests: XCTestCase {
         case .q8, .q8sparse: return -127...127
         case .q4g32: return -8...7
         case .q3g32: return -4...3
+        case .q2g32: return -2...1
         default: fatalError("no such format")
         }
     }
@@ -136,6 +139,7 @@ final class QuantKernelTests: XCTestCase {
         let expect: [(TensorDType, String, Int, Int, Int, Bool)] = [
             (.q8, "q8", 8, 512, 0, false), (.q4g32, "q4g32", 4, 256, 32, false),
             (.q3g32, "q3g32", 3, 192, 32, false), (.q8sparse, "q8-sparse", 8, 512, 0, true),
+            (.q2g32, "q2g32", 2, 128, 32, false),
         ]
         XCTAssertEqual(QuantFormat.all.count, expect.count)
         for (t, name, bits, tile, group, sparse) in expect {
@@ -148,8 +152,9 @@ final class QuantKernelTests: XCTestCase {
             XCTAssertEqual(f.auxAlignment, sparse ? 8 : 4)
         }
         for t in [TensorDType.f32, .i8RowScaled, .f32CSR] { XCTAssertNil(t.packedFormat); XCTAssertNil(t.weightBits) }
-        XCTAssertNil(QuantFormat(rawValue: 0)); XCTAssertNil(QuantFormat(rawValue: 7))
-        XCTAssertEqual(QuantFormat.dense(bits: 4), .q4g32)
+        XCTAssertNil(QuantFormat(rawValue: 0)); XCTAssertNil(QuantFormat(rawValue: 8))
+        XCTAssertEqual(QuantFormat.dense(bits: 4), .q4g32); XCTAssertEqual(QuantFormat.dense(bits: 2), .q2g32)
+        XCTAssertEqual(QuantFormat.denseBits, [8, 4, 3, 2])
         let s = PackedShape(rows: 40, cols: 70)
         XCTAssertEqual(s.paddedRows, 48); XCTAssertEqual(s.paddedCols, 96); XCTAssertEqual(s.tiles, 9)
         XCTAssertEqual(s.denseBytes(QuantFormat.q3g32), 9 * 192); XCTAssertEqual(s.scaleCount(QuantFormat.q4g32), 48 * 3)
@@ -179,14 +184,14 @@ final class QuantKernelTests: XCTestCase {
 
     func testPackRoundTripAndSpecLayout() {
         var rng = SplitMix64(seed: 77)
-        for f in [QuantFormat.q8, .q4g32, .q3g32, .q8sparse] {
+        for f in [QuantFormat.q8, .q4g32, .q3g32, .q2g32, .q8sparse] {
             for (N, K) in [(1, 1), (3, 5), (17, 31), (33, 33), (16, 64), (20, 100)] {
                 let (values, scales) = Self.randomWeights(f, N: N, K: K, rng: &rng)
                 guard let p = QuantizedGemm.pack(values, scales: scales, rows: N, cols: K, format: f) else {
                     XCTFail("pack \(f.name) \(N)x\(K)"); continue
                 }
                 let P = (N + 15) / 16, B = (K + 31) / 32
-                let bytesPerTile = [QuantFormat.q8: 512, .q4g32: 256, .q3g32: 192][f]
+                let bytesPerTile = [QuantFormat.q8: 512, .q4g32: 256, .q3g32: 192, .q2g32: 128][f]
                 if let bpt = bytesPerTile { XCTAssertEqual(p.data.count, P * B * bpt) }
                 else {
                     XCTAssertEqual(p.data.count, values.filter { $0 != 0 }.count)
@@ -254,7 +259,7 @@ final class QuantKernelTests: XCTestCase {
         var rng = SplitMix64(seed: 2024)
         let kernels = QuantKernel.available
         var cases = 0
-        for f in [QuantFormat.q8, .q4g32, .q3g32, .q8sparse] {
+        for f in [QuantFormat.q8, .q4g32, .q3g32, .q2g32, .q8sparse] {
             for M in [1, 2, 7, 257] { for N in [1, 3, 17, 33] { for K in [1, 5, 31, 33, 100, 384] {
                 if M == 257 && K < 100 && N < 17 { continue }     // keep the time small
                 let useStatic = rng.next() % 2 == 0, useBias = rng.next() % 2 == 0

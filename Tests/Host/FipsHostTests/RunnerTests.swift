@@ -109,10 +109,10 @@ final class RunnerTests: XCTestCase {
 
         let m = makeTinyModel()
         let future = dir.appendingPathComponent("future.fips")
-        try ArtifactWriter.writeAtomically(ArtifactWriter.serialize(config: m.config, labels: [], tensors: ArtifactWriter.encode(m, precision: .f32), version: 3), to: future.path)
+        try ArtifactWriter.writeAtomically(ArtifactWriter.serialize(config: m.config, labels: [], tensors: ArtifactWriter.encode(m, precision: .f32), version: ArtifactFormat.currentVersion + 1), to: future.path)
         (status, _, err) = try runProcess(fipsRun, ["--model", future.path, chelsea])
         XCTAssertEqual(status, 2)
-        XCTAssertTrue(err.contains("model format version 3 is not supported"), err)
+        XCTAssertTrue(err.contains("model format version \(ArtifactFormat.currentVersion + 1) is not supported"), err)
 
         (status, _, err) = try runProcess(fipsRun, ["--model", model])
         XCTAssertEqual(status, 2)

@@ -37,7 +37,8 @@ static void hash_bytes(const void *p, size_t n) {
     for (size_t i = 0; i < n; i++) { hash ^= b[i]; hash *= 1099511628211ull; }
 }
 
-static const int formats[4] = {FIPS_QFORMAT_Q8, FIPS_QFORMAT_Q4G32, FIPS_QFORMAT_Q3G32, FIPS_QFORMAT_Q8SPARSE};
+#define NFORMATS 5
+static const int formats[NFORMATS] = {FIPS_QFORMAT_Q8, FIPS_QFORMAT_Q4G32, FIPS_QFORMAT_Q3G32, FIPS_QFORMAT_Q8SPARSE, FIPS_QFORMAT_Q2G32};
 static const char *format_name(int f) { return fips_qformat_traits_of(f)->name; }
 
 typedef struct {
@@ -46,8 +47,9 @@ typedef struct {
 } packed_t;
 
 static void pack_random(packed_t *pk, int format, int N, int K, int sparse_pct) {
-    int lo = format == FIPS_QFORMAT_Q4G32 ? -8 : format == FIPS_QFORMAT_Q3G32 ? -4 : -127;
-    int hi = format == FIPS_QFORMAT_Q4G32 ? 7 : format == FIPS_QFORMAT_Q3G32 ? 3 : 127;
+    // Ranges written out (not read from the table the kernels use).
+    int lo = format == FIPS_QFORMAT_Q4G32 ? -8 : format == FIPS_QFORMAT_Q3G32 ? -4 : format == FIPS_QFORMAT_Q2G32 ? -2 : -127;
+    int hi = format == FIPS_QFORMAT_Q4G32 ? 7 : format == FIPS_QFORMAT_Q3G32 ? 3 : format == FIPS_QFORMAT_Q2G32 ? 1 : 127;
     int8_t *v = malloc((size_t)N * K);
     for (size_t i = 0; i < (size_t)N * K; i++) {
         v[i] = (int8_t)rand_int(lo, hi);
@@ -162,7 +164,7 @@ static void bench(const int *kernels, int nk) {
             do { fips_quantize_rows(kern, x, K, M, K, NULL, q, as, gs); reps++; } while (now_s() - t0 < 0.1);
             double tq = (now_s() - t0) / reps;
             printf("M=%d K=%-4d N=%-4d %-12s quantize %7.1f us |", M, K, N, fips_qgemm_kernel_name(kern), tq * 1e6);
-            for (int f = 0; f < 4; f++) {
+            for (int f = 0; f < NFORMATS; f++) {
                 packed_t pk;
                 pack_random(&pk, formats[f], N, K, formats[f] == FIPS_QFORMAT_Q8SPARSE ? 50 : 0);
                 void *scratch = malloc(fips_qgemm_scratch_bytes(&pk.w));
@@ -213,7 +215,7 @@ int main(int argc, char **argv) {
     static const int Ns[] = {1, 3, 16, 17, 33, 50, 64};
     static const int Ks[] = {1, 5, 31, 32, 33, 100, 384};
     int cases = 0;
-    for (int f = 0; f < 4; f++)
+    for (int f = 0; f < NFORMATS; f++)
         for (int i = 0; i < 24; i++) {
             int M = Ms[rand_int(0, 5)], N = Ns[rand_int(0, 6)], K = Ks[rand_int(0, 6)];
             int st = rand_int(0, 2), bias = rand_int(0, 1);
@@ -222,7 +224,7 @@ int main(int argc, char **argv) {
             cases++;
         }
     // One ViT-sized case per format (257 tokens, a padded K).
-    for (int f = 0; f < 4; f++) { run_case(kernels, nk, 257, 40, 361, formats[f], 0, 1, formats[f] == FIPS_QFORMAT_Q8SPARSE ? 60 : 0); cases++; }
+    for (int f = 0; f < NFORMATS; f++) { run_case(kernels, nk, 257, 40, 361, formats[f], 0, 1, formats[f] == FIPS_QFORMAT_Q8SPARSE ? 60 : 0); cases++; }
     printf("qgemm_check: %d cases, %d failures, checksum %016llx\n", cases, failures, (unsigned long long)hash);
     return failures ? 1 : 0;
 }

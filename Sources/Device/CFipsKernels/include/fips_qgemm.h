@@ -29,6 +29,7 @@ extern "C" {
 #define FIPS_QFORMAT_Q4G32 4
 #define FIPS_QFORMAT_Q3G32 5
 #define FIPS_QFORMAT_Q8SPARSE 6
+#define FIPS_QFORMAT_Q2G32 7
 
 // Padding shared by every format: outputs are padded to whole panels of
 // FIPS_QPANEL_ROWS, inputs to whole k-blocks of FIPS_QBLOCK_COLS; a tile is
@@ -41,7 +42,8 @@ extern "C" {
     X(FIPS_QFORMAT_Q8,       "q8",        8,  -127,  127,  512,         0,     0,      4) \
     X(FIPS_QFORMAT_Q4G32,    "q4g32",     4,    -8,    7,  256,        32,     0,      4) \
     X(FIPS_QFORMAT_Q3G32,    "q3g32",     3,    -4,    3,  192,        32,     0,      4) \
-    X(FIPS_QFORMAT_Q8SPARSE, "q8-sparse", 8,  -127,  127,  512,         0,     1,      8)
+    X(FIPS_QFORMAT_Q8SPARSE, "q8-sparse", 8,  -127,  127,  512,         0,     1,      8) \
+    X(FIPS_QFORMAT_Q2G32,    "q2g32",     2,    -2,    1,  128,        32,     0,      4)
 // name:       as the artifact tools print it (fips inspect, profiles).
 // bits:       bits per logical weight.
 // min, max:   the logical value range.
@@ -76,8 +78,8 @@ const fips_qformat_traits *fips_qformat_traits_of(int format);
 #define FIPS_QKERNEL_COUNT 5
 
 // A packed weight matrix of logical shape [rows = N][cols = K].
-//   data:    the tiles (q8, q4g32, q3g32) or the nonzero bytes (q8sparse)
-//   scales:  f32 [Np] (q8, q8sparse) or [P][B][16] (q4g32, q3g32)
+//   data:    the tiles (q8, q4g32, q3g32, q2g32) or the nonzero bytes (q8sparse)
+//   scales:  f32 [Np] (q8, q8sparse) or [P][B][16] (q4g32, q3g32, q2g32)
 //   offsets: u32 [P*B + 1] (q8sparse only, else NULL)
 //   masks:   u64 [P*B*8]   (q8sparse only, else NULL)
 // No alignment is required of any pointer.
@@ -136,7 +138,7 @@ size_t fips_qpack_scale_count(int format, int rows, int cols);          // packe
 size_t fips_qpack_logical_scale_count(int format, int rows, int cols);  // rows or rows*ceil(cols/32)
 size_t fips_qpack_tile_count(int rows, int cols);   // P*B: offsets have P*B+1, masks P*B*8 entries
 // Packs logical int8 values [rows][cols] and logical scales ([rows] for q8 /
-// q8sparse, [rows][ceil(cols/32)] for q4g32 / q3g32) into data, packed_scales
+// q8sparse, [rows][ceil(cols/32)] for q4g32 / q3g32 / q2g32) into data, packed_scales
 // (and offsets, masks for q8sparse; NULL otherwise). Returns 0, or -1 for a
 // bad format or a value outside the format's range.
 int fips_qpack(int format, int rows, int cols, const int8_t *values, const float *scales,
