@@ -10,8 +10,9 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The host programs: swift build -c release.
-RELEASE = os.path.join(ROOT, ".build/release")
+# The host programs: swift build -c release (FIPS_BIN=DIR: copies of them, so a long
+# benchmark keeps its programs while the checkout rebuilds).
+RELEASE = os.environ.get("FIPS_BIN") or os.path.join(ROOT, ".build/release")
 FIPS = os.path.join(RELEASE, "fips")
 FIPS_RUN = os.path.join(RELEASE, "fips-run")
 FIPS_PLAN = os.path.join(RELEASE, "fips-plan")

@@ -9,6 +9,13 @@ class (`fips finetune --data fashion-mnist --images N`), never the head's images
 split. Each row says the flags it used beyond the defaults.
 
     python3 Benchmarks/finetune_table.py [--rows fips57s0.5,svd57,plan22] [--images 6400] [--steps 200]
+    python3 Benchmarks/finetune_table.py --rows dense4,dense3,dense2,fips33s0q4,fips33s0q3,fips33s0q2 \
+        --qat-images 320 --qat-steps 40 --qat-batch 8
+
+Quantisation-aware rows (issue 15): `denseB` quantises the original model to B bits (`fips quantize
+--bits B`, GPTQ, calibrated like compress), `fipsLsSqB` the FiPS model of the compressed row fipsLsS;
+each is evaluated after post-training quantisation (PTQ) and after `fips finetune --qat` with the same
+images and steps for every row. plan rows train with --finetune-steps (QAT by default).
 
 Resumable: finished rows are kept in data/bench_finetune/results.json and skipped.
 Writes Benchmarks/finetune_results.md.
@@ -61,8 +68,9 @@ def finetune(student, teacher, out, a):
             "images_per_second": float(m.group(3)) if m else None}
 
 
-def compressed_row(kind, level, sparsity, original, cache, a, results):
-    """FiPS or per-layer SVD at a whole-model compression level, before and after fine-tuning."""
+def compressed_row(kind, level, sparsity, original, cache, a, results, tune=True):
+    """FiPS or per-layer SVD at a whole-model compression level, before and (tune) after fine-tuning.
+    Returns the compressed fp32 model's path."""
     key = f"{kind}{int(round(level * 100))}s{sparsity:g}"
     budget = 1 - level * BACKBONE / MLP_WEIGHTS
     path = os.path.join(OUT, f"{key}.fips")
@@ -79,7 +87,7 @@ def compressed_row(kind, level, sparsity, original, cache, a, results):
         results[key + "/before"] = r
         save_results(results)
         print(json.dumps(r), flush=True)
-    if key + "/after" not in results:
+    if tune and key + "/after" not in results:
         tuned = os.path.join(OUT, f"{key}.ft.fips")
         r = dict(results[key + "/before"])
         r.update(finetune(path, original, tuned, a))
@@ -89,16 +97,46 @@ def compressed_row(kind, level, sparsity, original, cache, a, results):
         results[key + "/after"] = r
         save_results(results)
         print(json.dumps({k: v for k, v in r.items() if k != "finetune_log"}), flush=True)
+    return path
+
+
+def quantised_row(name, label, source, bits, original, cache, a, results):
+    """`source` quantised to `bits` (PTQ), then trained quantisation-aware (QAT) with the same images and steps."""
+    ptq = os.path.join(OUT, f"{name}.ptq.fips")
+    if name + "/ptq" not in results:
+        t0 = time.time()
+        flags = ["--bits", str(bits), "--calib", "fashion-mnist", "--calib-images", "256"]
+        run(FIPS, ["quantize", "--model", source, "-o", ptq] + flags)
+        r = {"label": label, "stage": f"PTQ {bits}-bit", "seconds": time.time() - t0,
+             "artifact_bytes": os.path.getsize(ptq), "flags": "fips quantize " + " ".join(flags)}
+        r.update(evaluate(ptq, original, cache))
+        results[name + "/ptq"] = r
+        save_results(results)
+        print(json.dumps(r), flush=True)
+    if name + "/qat" not in results:
+        qat = os.path.join(OUT, f"{name}.qat.fips")
+        t0 = time.time()
+        flags = ["--qat", "--images", str(a.qat_images), "--steps", str(a.qat_steps), "--batch", str(a.qat_batch)]
+        log = run(FIPS, ["finetune", "--model", ptq, "--teacher", original, "--data", "fashion-mnist", "-o", qat] + flags)
+        m = re.search(r"loss ([\d.e+-]+) -> ([\d.e+-]+), ([\d.]+) images/s", log)
+        r = {"label": label, "stage": f"QAT {bits}-bit", "finetune_seconds": time.time() - t0,
+             "artifact_bytes": os.path.getsize(qat), "flags": "fips finetune " + " ".join(flags), "finetune_log": log,
+             "images_per_second": float(m.group(3)) if m else None}
+        r.update(evaluate(qat, original, cache))
+        results[name + "/qat"] = r
+        save_results(results)
+        print(json.dumps({k: v for k, v in r.items() if k != "finetune_log"}), flush=True)
 
 
 def plan_row(budget, original, cache, a, results):
     """fips-plan at a budget, with and without --finetune-steps."""
-    for steps in [0, a.steps]:
+    for steps in [0, a.qat_steps]:
         key = f"plan{budget}/{'after' if steps else 'before'}"
         if key in results:
             continue
         path = os.path.join(OUT, f"plan{budget}.{'ft' if steps else 'pt'}.fips")
-        flags = ["--budget", f"{budget}MB"] + (["--finetune-steps", str(steps), "--finetune-images", str(a.images)] if steps else [])
+        flags = ["--budget", f"{budget}MB"] + (["--finetune-steps", str(steps), "--finetune-images", str(a.images),
+                                                 "--finetune-batch", str(a.qat_batch)] if steps else [])
         t0 = time.time()
         log = run(FIPS_PLAN, ["--model", original, "--calib", "fashion-mnist", "--board", "rpi5", "-o", path] + flags)
         r = {"label": f"fips-plan --budget {budget}MB", "stage": "fine-tuned" if steps else "compressed",
@@ -117,7 +155,7 @@ def write_table(results):
             f"| DINOv2-S/14 fp32 | original | 0% | {100 * o.get('top1', 0):.2f}% | — | 1.000000 | — | — |"]
     for key in sorted(k for k in results if k != "original"):
         v = results[key]
-        comp = f"{100 * v['compression']:.1f}%" if v.get("compression") else f"{v.get('artifact_bytes', 0) / 1e6:.1f} MB file"
+        comp = f"{100 * v['compression']:.1f}%" if v.get("compression") else f"{v.get('artifact_bytes', 0) / 1e6:.2f} MB file"
         t = v.get("finetune_seconds", v.get("seconds", 0))
         rows.append(f"| {v['label']} | {v['stage']} | {comp} | {100 * v['top1_original_head']:.2f}% | "
                     f"{100 * v['top1_own_head']:.2f}% | {v['cls_cosine']:.6f} | {t / 60:.1f} min | `{v['flags']}` |")
@@ -133,6 +171,9 @@ def main():
     ap.add_argument("--images", type=int, default=6400, help="fine-tuning images (one pass with the default steps)")
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--finetune-flags", default="", help="extra fips finetune flags, said in the table")
+    ap.add_argument("--qat-images", type=int, default=6400, help="images of the QAT rows and of fips-plan --finetune-images")
+    ap.add_argument("--qat-steps", type=int, default=200, help="steps of the QAT rows and of fips-plan --finetune-steps")
+    ap.add_argument("--qat-batch", type=int, default=32)
     ap.add_argument("--model", default=os.path.join(ROOT, "data/dinov2_s.fips"))
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)
@@ -148,7 +189,15 @@ def main():
         save_results(results)
     for row in a.rows.split(","):
         m = re.fullmatch(r"(fips|svd)(\d+)(?:s([\d.]+))?", row)
-        if m:
+        q = re.fullmatch(r"(?:dense|(fips)(\d+)s([\d.]+)q)(\d)", row)
+        if q and not q.group(1):
+            bits = int(q.group(4))
+            quantised_row(row, f"dense {bits}-bit", original, bits, original, cache, a, results)
+        elif q:
+            level, sp, bits = int(q.group(2)), float(q.group(3)), int(q.group(4))
+            src = compressed_row("fips", level / 100, sp, original, cache, a, results, tune=False)
+            quantised_row(row, f"FIPS {level}% (s={sp:g}) {bits}-bit", src, bits, original, cache, a, results)
+        elif m:
             compressed_row(m.group(1), int(m.group(2)) / 100, float(m.group(3) or 0), original, cache, a, results)
         elif row.startswith("plan"):
             plan_row(int(row[4:]), original, cache, a, results)
