@@ -48,12 +48,7 @@ public struct QuantFormat: Hashable {
     public var auxAlignment: Int { Int(traits.aux_alignment) }
 
     /// The bit-widths of the dense formats, widest first: what `--bits` accepts.
-    public static var denseBits: [Int] { all.filter { !$0.isSparse }.map(\.bits) }
-    /// "8, 4, 3 or 2", for messages.
-    public static var denseBitsText: String {
-        let b = denseBits.map(String.init)
-        return b.dropLast().joined(separator: ", ") + " or " + b.last!
-    }
+    public static var denseBits: [Int] { all.filter { !$0.isSparse }.map { $0.bits } }
 
     /// The dense packed format of a bit-width (8, 4, 3 or 2).
     public static func dense(bits: Int) -> QuantFormat? {

@@ -76,3 +76,12 @@ extension PackedWeights {
         return Packed(dtype: dtype, data: m.data, aux: aux)
     }
 }
+
+extension QuantFormat {
+    /// "8, 4, 3 or 2": the dense bit-widths, for the tools' messages (host only:
+    /// Embedded Swift lacks the string formatting).
+    public static var denseBitsText: String {
+        let b = denseBits.map(String.init)
+        return b.dropLast().joined(separator: ", ") + " or " + b.last!
+    }
+}

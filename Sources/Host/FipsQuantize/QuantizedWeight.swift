@@ -1,3 +1,4 @@
+import FipsArtifactWriter
 import FipsKernels
 
 /// A linear weight W [rows = outputs, cols = inputs] as symmetric integers and
