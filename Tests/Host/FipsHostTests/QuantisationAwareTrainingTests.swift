@@ -73,8 +73,8 @@ final class QuantisationAwareTrainingTests: XCTestCase {
     }
 
     /// A tiny FiPS model (blocks 1 and 2 share fc1's and fc2's bases) with block 0
-    /// at 8 bits, the rest at 4, one layer with a calibrated input scale.
-    func packedStudent(in dir: URL) throws -> (path: String, teacher: ViTModel) {
+    /// at 8 bits, the rest at `bits`, one layer with a calibrated input scale.
+    func packedStudent(in dir: URL, bits: Int = 4) throws -> (path: String, teacher: ViTModel) {
         let c = TrainingModels.config()
         var model = TrainingModels.fips(c, seed: 31)
         var rng = SplitMix64(seed: 77)
@@ -82,7 +82,7 @@ final class QuantisationAwareTrainingTests: XCTestCase {
         for b in 1...2 { model.tensors[TensorNames.block(b, "mlp.fc2.U")] = u2 }
         var o = ModelQuantizationOptions()
         o.rounding = .nearest; o.activations = nil
-        o.blockBits = [8, 4, 4]
+        o.blockBits = [8, bits, bits]
         var (tensors, _) = try ModelQuantizer.quantize(model, statistics: [:], options: o)
         tensors[TensorNames.block(1, "attn.proj.weight")]!.actScale = 0.02
         let path = dir.appendingPathComponent("student.q.fips").path
@@ -126,12 +126,17 @@ final class QuantisationAwareTrainingTests: XCTestCase {
     /// Before training the training forward is the runtime on the PTQ model;
     /// after 20 steps the written artifact (same formats, same size) is the
     /// training forward at the trained parameters, and it moved away from the start.
+    /// At 4 bits and at 2 (q2g32, with its negative scales).
     func testPackedStudentAfterTrainingIsWhatTheIntegerRuntimeComputes() throws {
+        for (bits, format) in [(4, "q4g32"), (2, "q2g32")] { try packedStudentAfterTraining(bits: bits, format: format) }
+    }
+
+    func packedStudentAfterTraining(bits: Int, format: String) throws {
         let dir = TestPaths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let (path, teacher) = try packedStudent(in: dir)
+        let (path, teacher) = try packedStudent(in: dir, bits: bits)
         let student = try FinetuneInputs.quantisedModel(path)
-        XCTAssertEqual(Set(student.grids.map { $0.dtype.name }), ["q8", "q4g32"])
+        XCTAssertEqual(Set(student.grids.map { $0.dtype.name }), ["q8", format])
         let c = student.model.config
         let images = TrainingModels.images(c, count: 12, seed: 4)
         var o = FinetuneOptions()
