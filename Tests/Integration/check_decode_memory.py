@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """fips-run's image decode keeps its memory promise (run by scripts/test.sh).
 
-    python3 Tests/Integration/check_decode_memory.py [--fips-run .build/release/fips-run] [--model data/dinov2_s.q8.fips]
+    python3 Tests/Integration/check_decode_memory.py [--fips-run .build/release/fips-run] [--fipsd .build/release/fipsd]
+                                                     [--model data/dinov2_s.q8.fips]
 
 Makes its inputs at run time with PIL in a temporary folder (nothing large is
 committed) and checks:
   - a 24-megapixel baseline JPEG (chelsea.png upscaled to 6000x4000) is
     classified with a peak RSS under the artifact + arena that --verbose
     reports plus 40 MB, far below the 72 MB its full-size RGB decode alone
-    would take (measured: 45.7 MB; 187.6 MB before the reduced decode);
+    would take (measured: 45.7 MB; 187.6 MB before the reduced decode); the
+    same frame through fipsd --stdin-no-drop within the same bound;
   - with --full-decode the same image is refused by the default 8 MP limit;
   - an oversize PNG (10 MP, PNGs are not reduced), a 60000x60000 header, a
     header claiming 16000x12000 over 32x24 pixels of data, and a 24 MP
@@ -39,6 +41,19 @@ def run(fips_run, model, *args):
     return p, int(m.group(1)) + int(m.group(2)), int(rss.group(1))
 
 
+def child_peak_rss(cmd, stdin_path):
+    """Runs cmd with stdin from a file in a child Python that reports its child's
+    peak RSS (getrusage of the waited-for children, so only this command counts)."""
+    probe = ("import resource, subprocess, sys\n"
+             "p = subprocess.run(sys.argv[2:], stdin=open(sys.argv[1], 'rb'), capture_output=True, text=True)\n"
+             "print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)\n"
+             "print(p.stdout, end='')\n")
+    out = subprocess.run([sys.executable, "-c", probe, stdin_path, *cmd], capture_output=True, text=True, check=True).stdout
+    head, _, rest = out.partition("\n")
+    rc, rss = (int(x) for x in head.split())
+    return rc, rss, rest
+
+
 def lying_header(width, height):
     """A valid 32x24 JPEG whose SOF0 claims width x height."""
     buf = io.BytesIO()
@@ -55,6 +70,7 @@ def lying_header(width, height):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fips-run", default=os.path.join(ROOT, ".build/release/fips-run"))
+    ap.add_argument("--fipsd", default=os.path.join(ROOT, ".build/release/fipsd"))
     ap.add_argument("--model", default=os.path.join(ROOT, "data/dinov2_s.q8.fips"))
     a = ap.parse_args()
     problems = []
@@ -79,6 +95,13 @@ def main():
             problems.append(f"the 24 MP JPEG was not classified:\n{p.stderr}")
         if rss >= bound + SLACK:
             problems.append(f"peak RSS {rss} bytes on the 24 MP JPEG is over {bound} + {SLACK}")
+
+        rc, rss, out = child_peak_rss([a.fipsd, "--model", a.model, "--stdin-no-drop", "--quiet"], files["big.jpg"])
+        print(f"check_decode_memory: the same JPEG through fipsd --stdin-no-drop: peak RSS {rss} bytes")
+        if rc != 0 or '"cls_norm"' not in out:
+            problems.append(f"fipsd did not classify the 24 MP JPEG: exit {rc}, output {out[:300]!r}")
+        if rss >= bound + SLACK:
+            problems.append(f"fipsd's peak RSS {rss} bytes on the 24 MP JPEG is over {bound} + {SLACK}")
 
         p, _, _ = run(a.fips_run, a.model, "--full-decode", files["big.jpg"])
         want = f"{files['big.jpg']}: image is 6000x4000 = 24000000 pixels, over the limit of 8000000"
