@@ -97,6 +97,8 @@ public enum ImageDecoder {
         case FIPS_DECODE_TOO_LARGE:
             throw .tooManyPixels(path: name, width: Int(img.source_width), height: Int(img.source_height), limit: limits.maxPixels)
         case FIPS_DECODE_TOO_MUCH_MEMORY:
+            // 3 * maxPixels cannot overflow: this needs maxPixels under a third of
+            // a JPEG's coefficient bytes, which are under 2^36.
             throw .decoderMemory(path: name, width: Int(img.source_width), height: Int(img.source_height),
                                  bytes: Int(img.work_bytes), limit: 3 * limits.maxPixels)
         case FIPS_DECODE_TRUNCATED:
