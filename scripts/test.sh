@@ -32,6 +32,12 @@ fi
 .build/release/fips quantize --model data/fips_smoke.fips --calib fashion-mnist --calib-images 16 --bits 4 \
   -o data/fips_smoke.q4.fips 2> /dev/null
 swift test -c release
+# Bounded decode (Tests/Integration/check_decode_memory.py): a 24 MP JPEG made at run time is
+# classified by the q8 model within artifact + arena + 40 MB of peak RSS (it decodes at 1/8),
+# by fips-run and by fipsd;
+# an oversize PNG, lying headers and a progressive JPEG over the limit are refused by name.
+python3 Tests/Integration/check_decode_memory.py --fips-run .build/release/fips-run --fipsd .build/release/fipsd \
+  --model data/dinov2_s.q8.fips
 # fips-plan's command line on the real model (the planner itself is PlanTests): an infeasible budget
 # is refused naming the smallest feasible one, and that budget then plans.
 if .build/release/fips-plan --model data/dinov2_s.fips --calib data/photos --calib-images 6 --board rpi5 \

@@ -9,7 +9,9 @@ let fuzzOut = UnsafeMutablePointer<Float>.allocate(capacity: 3 * 32 * 32)
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzImage(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     // Keep decoded images small enough that the fuzzer explores rather than waits.
-    let limits = DecodeLimits(maxPixels: 1 << 20, maxFileBytes: 1 << 20)
+    // The input's length picks the full-size decode or the reduced one (fips-run's and
+    // fipsd's, the shorter side kept at least the resize size) so both paths are fuzzed.
+    let limits = DecodeLimits(maxPixels: 1 << 20, maxFileBytes: 1 << 20, minShorterSide: size % 2 == 0 ? 0 : 36)
     let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(data), count: size)
     do {
         let img = try ImageDecoder.decode(bytes, name: "fuzz", limits: limits)

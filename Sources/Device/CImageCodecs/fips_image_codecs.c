@@ -22,9 +22,8 @@ static void set_err(char *err, size_t errlen, const char *msg) {
 }
 
 static void clear_out(fips_image *out) {
-    out->pixels = NULL;
-    out->width = 0;
-    out->height = 0;
+    memset(out, 0, sizeof *out);
+    out->scale_denom = 1;
 }
 
 int fips_sniff_format(const uint8_t *data, size_t n) {
@@ -121,7 +120,51 @@ static void jpeg_row_to_rgb(const uint8_t *row, uint8_t *dst, uint32_t width, in
     }
 }
 
-int fips_decode_jpeg(const uint8_t *data, size_t n, uint64_t max_pixels,
+// The smallest DCT scale (1/8, 1/4, 1/2, else 1/1) whose output keeps the
+// shorter side >= min_short; sets cinfo's scale and output dimensions.
+// Powers of two only: libjpeg-turbo has SIMD IDCTs for them (its 3/8, 5/8 ..
+// 7/8 IDCTs are plain C and save little time), and they are exactly the
+// scales of PIL's Image.draft, so every reduced decode has a reference.
+static void choose_jpeg_scale(struct jpeg_decompress_struct *cinfo, uint32_t min_short) {
+    cinfo->scale_num = 1;
+    if (min_short > 0) {
+        for (unsigned d = 8; d >= 2; d /= 2) {
+            cinfo->scale_denom = d;
+            jpeg_calc_output_dimensions(cinfo);
+            uint32_t s = cinfo->output_width < cinfo->output_height ? cinfo->output_width : cinfo->output_height;
+            if (s >= min_short) return;
+        }
+    }
+    cinfo->scale_denom = 1;
+    jpeg_calc_output_dimensions(cinfo);
+}
+
+// Bytes of the whole-image coefficient buffer libjpeg allocates for a
+// multi-scan (progressive) JPEG, at full resolution whatever the output
+// scale: one 64-coefficient block of 2-byte JCOEFs per 8x8 block of each
+// component, rounded up to whole MCUs (jdcoefct.c, jinit_d_coef_controller).
+static uint64_t jpeg_coefficient_bytes(const struct jpeg_decompress_struct *cinfo) {
+    uint64_t total = 0;
+    for (int ci = 0; ci < cinfo->num_components; ci++) {
+        const jpeg_component_info *c = &cinfo->comp_info[ci];
+        uint64_t bw = (c->width_in_blocks + c->h_samp_factor - 1) / c->h_samp_factor * c->h_samp_factor;
+        uint64_t bh = (c->height_in_blocks + c->v_samp_factor - 1) / c->v_samp_factor * c->v_samp_factor;
+        total += bw * bh * sizeof(JBLOCK);
+    }
+    return total;
+}
+
+// Output colour space for the stored one: 0 RGB, 1 grey, 2 CMYK.
+static int jpeg_output_mode(struct jpeg_decompress_struct *cinfo) {
+    switch (cinfo->jpeg_color_space) {
+        case JCS_GRAYSCALE: cinfo->out_color_space = JCS_GRAYSCALE; return 1;
+        case JCS_CMYK:
+        case JCS_YCCK: cinfo->out_color_space = JCS_CMYK; return 2;
+        default: cinfo->out_color_space = JCS_RGB; return 0;
+    }
+}
+
+int fips_decode_jpeg(const uint8_t *data, size_t n, uint64_t max_pixels, uint32_t min_short_side,
                      fips_image *out, char *err, size_t errlen) {
     clear_out(out);
     set_err(err, errlen, "");
@@ -156,23 +199,31 @@ int fips_decode_jpeg(const uint8_t *data, size_t n, uint64_t max_pixels,
         set_err(err, errlen, "image has zero width or height");
         return FIPS_DECODE_BAD_SIZE;
     }
-    if ((uint64_t)w * (uint64_t)h > max_pixels) {
+    int mode = jpeg_output_mode(&cinfo);
+    choose_jpeg_scale(&cinfo, min_short_side);
+    uint32_t ow = cinfo.output_width, oh = cinfo.output_height;
+    out->source_width = w;
+    out->source_height = h;
+    out->scale_denom = cinfo.scale_denom;
+    if ((uint64_t)ow * (uint64_t)oh > max_pixels) {
         jpeg_destroy_decompress(&cinfo);
-        out->width = w;
-        out->height = h;
+        out->width = ow;
+        out->height = oh;
         set_err(err, errlen, "image is over the pixel limit");
         return FIPS_DECODE_TOO_LARGE;
     }
-
-    int mode;  // 0 RGB, 1 grey, 2 CMYK
-    switch (cinfo.jpeg_color_space) {
-        case JCS_GRAYSCALE: cinfo.out_color_space = JCS_GRAYSCALE; mode = 1; break;
-        case JCS_CMYK:
-        case JCS_YCCK: cinfo.out_color_space = JCS_CMYK; mode = 2; break;
-        default: cinfo.out_color_space = JCS_RGB; mode = 0; break;
+    if (jpeg_has_multiple_scans(&cinfo)) {
+        uint64_t need = jpeg_coefficient_bytes(&cinfo);
+        if (need / 3 > max_pixels) {  // need > 3 * max_pixels, without overflow
+            jpeg_destroy_decompress(&cinfo);
+            out->width = ow;
+            out->height = oh;
+            out->work_bytes = need;
+            set_err(err, errlen, "multi-scan JPEG needs too much decoder memory");
+            return FIPS_DECODE_TOO_MUCH_MEMORY;
+        }
     }
     jpeg_start_decompress(&cinfo);
-    uint32_t ow = cinfo.output_width, oh = cinfo.output_height;
     int comps = cinfo.output_components;
     if ((mode == 0 && comps != 3) || (mode == 1 && comps != 1) || (mode == 2 && comps != 4)) {
         jerr.code = FIPS_DECODE_UNSUPPORTED;
@@ -289,6 +340,8 @@ int fips_decode_png(const uint8_t *data, size_t n, uint64_t max_pixels,
         set_err(err, errlen, "image has zero width or height");
         return FIPS_DECODE_BAD_SIZE;
     }
+    out->source_width = w;
+    out->source_height = h;
     if ((uint64_t)w * (uint64_t)h > max_pixels) {
         png_destroy_read_struct(&png, &info, NULL);
         out->width = w;

@@ -1,4 +1,5 @@
 import FipsDeviceSupport
+import FipsImage
 import FipsViT
 
 /// Where frames come from.
@@ -42,7 +43,7 @@ public struct DaemonOptions: RuntimeChoiceOptions {
     public var output: String? = nil
     public var rotateBytes = 64 << 20
     public var topK = 5
-    public var maxPixels = 40_000_000
+    public var maxPixels = DecodeLimits.defaultMaxPixels
     public var threads: Int? = nil
     public var kernel: String? = nil
     public var nonlinear = ExecutorOptions()
@@ -103,7 +104,8 @@ OUTPUT AND MODEL:
   --rotate-bytes <n>      when <file> passes n bytes, rename it to <file>.1 and start a new
                           one (default 67108864; 0: never)
   --top-k <k>             labels per frame (default 5)
-  --max-pixels <n>        refuse images whose header declares more pixels (default 40000000)
+  --max-pixels <n>        refuse images with more pixels (default 8000000); a JPEG counts
+                          at the 1/2, 1/4 or 1/8 size it decodes at for the model's input
   --threads <n>           worker threads (default: the CPUs this process may use)
   --kernel <name>         integer GEMM kernel (scalar, avx2, avx512vnni, neon, neon-dotprod)
   --integer-nonlinear <list>

@@ -10,7 +10,8 @@ final class FrameContext {
     var model: LoadedModel
     var metrics = Metrics()
     let sink: OutputSink
-    let limits: DecodeLimits
+    /// --max-pixels and the body limit; `limits` adds the served model's resize size.
+    let baseLimits: DecodeLimits
     var frameNo = [Int](repeating: 0, count: SourceKind.all.count)
 
     init(options: DaemonOptions, model: LoadedModel, sink: OutputSink) {
@@ -20,8 +21,11 @@ final class FrameContext {
         var l = DecodeLimits()
         l.maxPixels = options.maxPixels
         l.maxFileBytes = max(options.maxBodyBytes, 64 << 20)
-        self.limits = l
+        self.baseLimits = l
     }
+
+    /// The decode limits for the model being served now (SIGHUP may change its resize size).
+    var limits: DecodeLimits { model.classifier.decodeLimits(baseLimits) }
 
     /// Counts a frame of `source`; its number (from 1, per source).
     func nextFrame(_ source: SourceKind) -> Int {

@@ -50,6 +50,15 @@ public final class Classifier {
         logits.deallocate()
     }
 
+    /// `base` with the shorter side this model's preprocessing resizes to, so
+    /// that a large JPEG decodes at 1/2, 1/4 or 1/8 of its size (DCT scaling)
+    /// instead of at full size and is then resized exactly as before.
+    public func decodeLimits(_ base: DecodeLimits) -> DecodeLimits {
+        var l = base
+        l.minShorterSide = preprocessor.resizeShorter
+        return l
+    }
+
     /// An image file, decoded.
     public static func decode(path: String, limits: DecodeLimits) -> Result<RGBImage, ImageError> {
         do { return .success(try ImageDecoder.load(path: path, limits: limits)) }

@@ -1,17 +1,28 @@
 import CFipsSys
 import CImageCodecs
 
-/// Limits checked before anything large is allocated.
+/// Limits checked before anything large is allocated, and how small an
+/// image the caller can use.
 public struct DecodeLimits {
-    /// Largest accepted width*height, checked against the header before the
-    /// pixel buffer is allocated.
-    public var maxPixels: Int = 40_000_000
+    /// The default pixel limit: an 8-megapixel RGB image is 24 MB, the most a
+    /// decode may hold beyond the model (a small board's budget is tens of MB).
+    public static let defaultMaxPixels = 8_000_000
+    /// Largest accepted decoded width*height (for a JPEG, at the reduced
+    /// size it decodes at), checked against the header before the pixel
+    /// buffer is allocated. A multi-scan (progressive) JPEG's full-size
+    /// coefficient buffer may take at most 3 * maxPixels bytes.
+    public var maxPixels: Int = defaultMaxPixels
     /// Largest accepted file, checked before the file is read.
     public var maxFileBytes: Int = 64 << 20
+    /// The shorter side the caller needs (the preprocessing's resize size):
+    /// a JPEG is decoded at 1/2, 1/4 or 1/8 of its size in the DCT domain when
+    /// its shorter side stays at least this. 0: always at full size.
+    public var minShorterSide: Int = 0
 
-    public init(maxPixels: Int = 40_000_000, maxFileBytes: Int = 64 << 20) {
+    public init(maxPixels: Int = defaultMaxPixels, maxFileBytes: Int = 64 << 20, minShorterSide: Int = 0) {
         self.maxPixels = maxPixels
         self.maxFileBytes = maxFileBytes
+        self.minShorterSide = minShorterSide
     }
 }
 
@@ -65,12 +76,13 @@ public enum ImageDecoder {
         case FIPS_FORMAT_PNG: formatName = "PNG"
         default: throw .notAnImage(path: name)
         }
-        var img = fips_image(pixels: nil, width: 0, height: 0)
+        var img = fips_image()
         var msg = [CChar](repeating: 0, count: 256)
         let maxPixels = UInt64(max(0, limits.maxPixels))
+        let minShort = UInt32(clamping: max(0, limits.minShorterSide))
         let rc: Int32 = msg.withUnsafeMutableBufferPointer { m in
             if format == FIPS_FORMAT_JPEG {
-                return fips_decode_jpeg(data, bytes.count, maxPixels, &img, m.baseAddress, m.count)
+                return fips_decode_jpeg(data, bytes.count, maxPixels, minShort, &img, m.baseAddress, m.count)
             } else {
                 return fips_decode_png(data, bytes.count, maxPixels, &img, m.baseAddress, m.count)
             }
@@ -78,8 +90,17 @@ public enum ImageDecoder {
         switch Int(rc) {
         case FIPS_DECODE_OK:
             break
+        case FIPS_DECODE_TOO_LARGE where img.scale_denom > 1:
+            throw .tooManyPixelsReduced(path: name, width: Int(img.source_width), height: Int(img.source_height),
+                                        scale: Int(img.scale_denom), reducedWidth: Int(img.width),
+                                        reducedHeight: Int(img.height), limit: limits.maxPixels)
         case FIPS_DECODE_TOO_LARGE:
-            throw .tooManyPixels(path: name, width: Int(img.width), height: Int(img.height), limit: limits.maxPixels)
+            throw .tooManyPixels(path: name, width: Int(img.source_width), height: Int(img.source_height), limit: limits.maxPixels)
+        case FIPS_DECODE_TOO_MUCH_MEMORY:
+            // 3 * maxPixels cannot overflow: this needs maxPixels under a third of
+            // a JPEG's coefficient bytes, which are under 2^36.
+            throw .decoderMemory(path: name, width: Int(img.source_width), height: Int(img.source_height),
+                                 bytes: Int(img.work_bytes), limit: 3 * limits.maxPixels)
         case FIPS_DECODE_TRUNCATED:
             throw .truncated(path: name, format: formatName)
         case FIPS_DECODE_NO_MEMORY:

@@ -13,6 +13,10 @@ public enum ImageError: Error {
     case truncated(path: String, format: String)
     case corrupt(path: String, format: String, reason: String)
     case tooManyPixels(path: String, width: Int, height: Int, limit: Int)
+    /// A JPEG still over the limit at the reduced size it would decode at.
+    case tooManyPixelsReduced(path: String, width: Int, height: Int, scale: Int, reducedWidth: Int, reducedHeight: Int, limit: Int)
+    /// A progressive JPEG: libjpeg keeps every coefficient of the full-size image.
+    case decoderMemory(path: String, width: Int, height: Int, bytes: Int, limit: Int)
     case zeroSize(path: String, format: String)
     case unsupported(path: String, format: String, reason: String)
     case outOfMemory(path: String)
@@ -38,6 +42,10 @@ public enum ImageError: Error {
             return "\(p): corrupt \(f): \(r)"
         case .tooManyPixels(let p, let w, let h, let limit):
             return "\(p): image is \(w)x\(h) = \(w * h) pixels, over the limit of \(limit)"
+        case .tooManyPixelsReduced(let p, let w, let h, let s, let rw, let rh, let limit):
+            return "\(p): image is \(w)x\(h) = \(w * h) pixels; decoded at 1/\(s) it is \(rw)x\(rh) = \(rw * rh) pixels, over the limit of \(limit)"
+        case .decoderMemory(let p, let w, let h, let bytes, let limit):
+            return "\(p): progressive JPEG of \(w)x\(h) needs \(bytes) bytes of decoder memory at any scale, over the limit of \(limit) (3 bytes per allowed pixel)"
         case .zeroSize(let p, let f):
             return "\(p): \(f) has zero width or height"
         case .unsupported(let p, let f, let r):

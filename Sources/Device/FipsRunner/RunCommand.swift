@@ -39,10 +39,11 @@ func run(_ opts: RunOptions) -> Int32 {
     if opts.verbose { printModelFigures(opts, model, exOptions, backend) }
 
     var failures = 0
-    var limits = DecodeLimits()
-    limits.maxPixels = opts.maxPixels
+    var limits = DecodeLimits(maxPixels: opts.maxPixels)
+    if !opts.fullDecode { limits = model.decodeLimits(limits) }
     for path in opts.images {
         let img: RGBImage
+        let tDecode = fips_now_ns()
         switch Classifier.decode(path: path, limits: limits) {
         case .success(let i): img = i
         case .failure(let error):
@@ -50,7 +51,9 @@ func run(_ opts: RunOptions) -> Int32 {
             failures += 1
             continue
         }
+        let tPre = fips_now_ns()
         model.preprocess(img)
+        if opts.verbose { printDecodeFigures(path, img, decodeNs: tPre - tDecode, preprocessNs: fips_now_ns() - tPre) }
         var times = [Double]()
         for _ in 0..<(opts.benchRuns ?? 1) {
             let t0 = fips_now_ns()
@@ -101,6 +104,18 @@ func printModelFigures(_ opts: RunOptions, _ model: Classifier, _ exOptions: Exe
     t.append("weights: \(weightSummary(artifact))\n")
     t.append("integer kernel \(kernelName(executor.kernel))\(executor.isInteger ? "" : " (unused: no packed weights)"), attention \(executor.integerAttention ? "int8" : "fp32"), softmax \(form(exOptions.softmax)), GELU \(form(exOptions.gelu)), LayerNorm \(form(exOptions.layerNorm))\n")
     t.append("threads \(backend.parallelism) (\(fips_cpu_count()) CPUs available)\n")
+    t.write(fd: 2)
+}
+
+/// `--verbose`, per image: the size it was decoded at and the decode and
+/// preprocessing times (Benchmarks/decode_speed.py reads this line).
+func printDecodeFigures(_ path: String, _ img: RGBImage, decodeNs: Int64, preprocessNs: Int64) {
+    var t = TextBuffer()
+    t.append("image \(path): decoded \(img.width)x\(img.height), decode_ms ")
+    t.appendFixed(Double(decodeNs) / 1e6, decimals: 3)
+    t.append(", preprocess_ms ")
+    t.appendFixed(Double(preprocessNs) / 1e6, decimals: 3)
+    t.append("\n")
     t.write(fd: 2)
 }
 

@@ -1,4 +1,5 @@
 import FipsDeviceSupport
+import FipsImage
 import FipsViT
 
 /// `fips-run`: classify (or embed) images with a `.fips` model using the
@@ -7,7 +8,10 @@ public struct RunOptions: RuntimeChoiceOptions {
     public var model: String = ""
     public var topK: Int = 5
     public var featuresOut: String? = nil
-    public var maxPixels: Int = 40_000_000
+    public var maxPixels: Int = DecodeLimits.defaultMaxPixels
+    /// Decode JPEGs at full size even when a reduced DCT decode would do
+    /// (for comparing the two: Benchmarks/decode_speed.py).
+    public var fullDecode = false
     public var verbose = false
     /// Threads for the fp32 kernels; nil: the CPUs this process may use.
     public var threads: Int? = nil
@@ -21,7 +25,7 @@ public struct RunOptions: RuntimeChoiceOptions {
 }
 
 public let runUsage = """
-USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>]
+USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>] [--full-decode]
                 [--threads <n>] [--kernel <name>] [--integer-nonlinear <list>] [--bench <runs>]
                 [--verbose] <image> ...
 
@@ -39,7 +43,12 @@ OPTIONS:
   --top-k <k>            labels to print per image (default 5)
   --features-out <dir>   also write the final LayerNorm output of each image to
                          <dir>/<image stem>.npy (float32, [tokens, dim])
-  --max-pixels <n>       refuse images whose header declares more pixels (default 40000000)
+  --max-pixels <n>       refuse images with more pixels (default 8000000); a JPEG is decoded
+                         at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling) when its
+                         shorter side stays at least the model's resize size, and counts
+                         at that size; a progressive JPEG may use 3 bytes per allowed pixel
+                         for libjpeg's whole-image buffer
+  --full-decode          decode JPEGs at full size (slower, more memory; for comparison)
   --threads <n>          worker threads, 1 to 256 (default: the CPUs this process may
                          use: the affinity mask, so `taskset -c 0,1` means 2); the
                          results are bit-identical for every thread count
@@ -52,7 +61,8 @@ OPTIONS:
   --bench <runs>         run each image <runs> times and report the median, min and max
                          forward time ("ms" is then the median)
   --verbose              print model, kernel, thread and memory figures on stderr:
-                         artifact bytes + activation arena bytes = the runtime's peak
+                         artifact bytes + activation arena bytes = the runtime's peak;
+                         per image, its decoded size and the decode and preprocessing times
   -h, --help             show this help
 
 EXAMPLES:
@@ -73,6 +83,7 @@ let runFlags = FlagTable<RunOptions>(
         .integer("--top-k", in: 1...Int.max, error: "--top-k needs a positive integer") { o, k in o.topK = k },
         .value("--features-out", missing: "--features-out needs a directory") { o, v in o.featuresOut = v; return nil },
         .integer("--max-pixels", in: 1...Int.max, error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
+        .set("--full-decode") { $0.fullDecode = true },
         .value("--threads", missing: "--threads needs an integer from 1 to \(maxThreads)") { o, v in
             guard let k = parseInt(v), k >= 1 && k <= maxThreads else {
                 return "--threads needs an integer from 1 to \(maxThreads), not '\(v)'"

@@ -150,6 +150,11 @@ public struct ImageFolder: ImageSet {
         return out
     }
 
+    /// The workstation keeps the old limit (40 MP) and full-size decodes, so
+    /// calibration and training sets load as before; the 8 MP default and the
+    /// reduced JPEG decode are the device programs' memory promise.
+    static let hostLimits = DecodeLimits(maxPixels: 40_000_000)
+
     static func make(root: String, files: [String], labels: [Int]?, classNames: [String], config: ViTConfig,
                      augmentation: Augmentation?, augmentedCount: Int?, warn: (String) -> Void) throws -> ImageFolder {
         let pre = Preprocessor(resizeShorter: config.resizeShorter, cropSize: config.imageSize, mean: config.mean, std: config.std)
@@ -158,7 +163,7 @@ public struct ImageFolder: ImageSet {
         for (i, f) in files.enumerated() {
             progress.update(i)
             let img: RGBImage
-            do { img = try ImageDecoder.load(path: f) } catch {
+            do { img = try ImageDecoder.load(path: f, limits: hostLimits) } catch {
                 skipped.append((f, error.message))
                 warn("warning: skipping \(error.message)")
                 continue

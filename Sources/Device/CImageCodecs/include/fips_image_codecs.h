@@ -14,8 +14,12 @@ extern "C" {
 // A decoded image: RGB8 interleaved, rows tightly packed (stride = width*3).
 typedef struct fips_image {
     uint8_t *pixels;   // malloc'd; release with fips_image_free
-    uint32_t width;
+    uint32_t width;    // the decoded size (the header's, divided by scale_denom, rounded up)
     uint32_t height;
+    uint32_t source_width;   // the size the header declares
+    uint32_t source_height;
+    uint32_t scale_denom;    // 1, or 2, 4, 8 for a JPEG decoded at reduced size in the DCT domain
+    uint64_t work_bytes;     // FIPS_DECODE_TOO_MUCH_MEMORY: the decoder memory the image needs
 } fips_image;
 
 // Format decided by content (magic bytes), never by file name.
@@ -29,12 +33,14 @@ int fips_sniff_format(const uint8_t *data, size_t n);
 // Result codes of the decoders.
 enum {
     FIPS_DECODE_OK = 0,
-    FIPS_DECODE_TOO_LARGE = 1,   // declared width*height > max_pixels; out->width/height hold the declared size
+    FIPS_DECODE_TOO_LARGE = 1,   // decoded width*height > max_pixels; out holds the sizes and scale that were tried
     FIPS_DECODE_TRUNCATED = 2,   // data ends early
     FIPS_DECODE_CORRUPT = 3,     // malformed data; err holds the library's message
     FIPS_DECODE_NO_MEMORY = 4,
     FIPS_DECODE_UNSUPPORTED = 5, // valid but unsupported (err says why)
     FIPS_DECODE_BAD_SIZE = 6,    // zero width or height
+    FIPS_DECODE_TOO_MUCH_MEMORY = 7, // a multi-scan (progressive) JPEG whose whole-image coefficient
+                                     // buffer (out->work_bytes) is over 3 * max_pixels bytes
 };
 
 // Decode a whole JPEG / PNG held in memory into RGB8. Greyscale is
@@ -43,7 +49,16 @@ enum {
 // read and the size checked against max_pixels before any pixel buffer is
 // allocated. On failure out->pixels is NULL and err (errlen bytes, may be NULL)
 // receives a one-line reason without a file name.
-int fips_decode_jpeg(const uint8_t *data, size_t n, uint64_t max_pixels,
+//
+// min_short_side > 0 lets a JPEG decode at reduced size in the DCT domain
+// (libjpeg's scale 1/2, 1/4 or 1/8, the smallest whose shorter side is still
+// >= min_short_side; these are the scales PIL's Image.draft uses), so that
+// its cost and memory follow what the caller keeps, not the camera's
+// resolution. max_pixels then bounds the reduced size, and the whole-image
+// buffer of a multi-scan JPEG (which libjpeg holds at full size whatever the
+// scale) is bounded by 3 * max_pixels bytes, the memory of an RGB image at
+// the limit. 0 decodes at full size, exactly as before.
+int fips_decode_jpeg(const uint8_t *data, size_t n, uint64_t max_pixels, uint32_t min_short_side,
                      fips_image *out, char *err, size_t errlen);
 int fips_decode_png(const uint8_t *data, size_t n, uint64_t max_pixels,
                     fips_image *out, char *err, size_t errlen);
