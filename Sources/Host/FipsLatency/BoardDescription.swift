@@ -25,6 +25,8 @@ public struct BoardDescription: Equatable {
     /// The smallest RAM the board is sold with, MB.
     public var ramMB: Int
     public var ramVariantsMB: [Int]
+    /// RAM the OS and its services keep (OS_RESERVE_MB), MB; 0 when the file does not say.
+    public var osReserveMB: Int
     public var memoryBandwidthGBs: Double
     public var fp32MacsPerCyclePerCore: Double
     public var int8MacsPerCyclePerCore: Double
@@ -38,7 +40,7 @@ public struct BoardDescription: Equatable {
     /// The figures a board file must give a `# source:` for.
     public static let figureKeys = [
         "CORES", "CLUSTERS", "CLUSTER_CPUS", "CLUSTER_CORES", "FREQ_MHZ", "CLUSTER_FREQ_MHZ", "RAM_MB",
-        "RAM_MB_VARIANTS", "MEM_BW_GBS", "FP32_MACS_PER_CYCLE_PER_CORE", "INT8_MACS_PER_CYCLE_PER_CORE",
+        "RAM_MB_VARIANTS", "OS_RESERVE_MB", "MEM_BW_GBS", "FP32_MACS_PER_CYCLE_PER_CORE", "INT8_MACS_PER_CYCLE_PER_CORE",
         "CLUSTER_FP32_MACS_PER_CYCLE_PER_CORE", "CLUSTER_INT8_MACS_PER_CYCLE_PER_CORE", "FEATURES",
     ]
 
@@ -107,6 +109,11 @@ public struct BoardDescription: Equatable {
                 return d
             }
         }
+        let ramMB = Int(try number("RAM_MB"))
+        let reserve = Int(values["OS_RESERVE_MB"] ?? "0") ?? -1
+        guard reserve >= 0, reserve < ramMB else {
+            throw BoardError(path: path, reason: "OS_RESERVE_MB=\(values["OS_RESERVE_MB"] ?? "") is not a whole number of MB below RAM_MB=\(ramMB)")
+        }
         let cores = Int(try number("CORES"))
         let clusterCount = Int(values["CLUSTERS"] ?? "1") ?? 1
         let freq = try number("FREQ_MHZ")
@@ -129,10 +136,22 @@ public struct BoardDescription: Equatable {
         return BoardDescription(
             name: try need("NAME"), description: values["DESCRIPTION"] ?? "", triple: try need("TRIPLE"),
             targetCPU: try need("TARGET_CPU"), cores: cores, clusters: clusters, freqMHz: freq,
-            ramMB: Int(try number("RAM_MB")),
-            ramVariantsMB: list("RAM_MB_VARIANTS").compactMap { Int($0) },
+            ramMB: ramMB, ramVariantsMB: list("RAM_MB_VARIANTS").compactMap { Int($0) }, osReserveMB: reserve,
             memoryBandwidthGBs: try number("MEM_BW_GBS"), fp32MacsPerCyclePerCore: fp32, int8MacsPerCyclePerCore: int8,
             features: list("FEATURES"), values: values, sources: sources)
+    }
+
+    /// The bytes one process may plan for: RAM_MB minus OS_RESERVE_MB. A board
+    /// file's MB are the RAM chips' binary megabytes (a "512 MB" Pi has 2^29 bytes).
+    public var processBytes: Int { (ramMB - osReserveMB) << 20 }
+
+    /// nil when a memory budget of `budgetBytes` fits what the board leaves a
+    /// process; else the refusal, naming the board's RAM and the OS's share:
+    /// a plan the board cannot hold is worse than no plan.
+    public func budgetRefusal(_ budgetBytes: Int) -> String? {
+        if budgetBytes <= processBytes { return nil }
+        return "budget \(budgetBytes) bytes exceeds what \(name) leaves a process: RAM \(ramMB) MB (RAM_MB) minus \(osReserveMB) MB "
+            + "the OS needs (OS_RESERVE_MB) = \(processBytes) bytes"
     }
 
     /// Figure keys present in the file without a `# source:` line covering them.

@@ -43,7 +43,7 @@ struct FipsPlanCommand: ParsableCommand {
     var writeRandom: String?
     @Option(help: "Calibration images: a folder of JPEG/PNG, or 'fashion-mnist'.") var calib: String?
     @Option(help: "Device profile JSON from fips-profile.") var profile: String?
-    @Option(help: "Board name (boards/NAME.board) or path to a .board file; its roofline figures price latency.")
+    @Option(help: "Board name (boards/NAME.board) or path to a .board file; its roofline figures price latency, and --budget may not exceed its RAM_MB minus OS_RESERVE_MB.")
     var board: String?
     @Option(help: "Directory of the board files.") var boardsDir = "boards"
     @Option(help: "Memory budget: artifact + activation arena + run buffers + frame, e.g. 50MB (10^6), 48MiB, 900kB.")
@@ -141,11 +141,21 @@ struct FipsPlanCommand: ParsableCommand {
                 let prof = try DeviceProfile.load(path: p)
                 return (LatencyModel(profile: prof), prof.system.usableCpus)
             } else {
-                let b = board!
-                let desc = b.hasSuffix(".board") ? try BoardDescription.load(path: b)
-                                                 : try BoardDescription.load(name: b, boardsDirectory: boardsDir)
+                let desc = try boardDescription(board!)
                 return (LatencyModel(board: desc), desc.cores)
             }
+        } catch { fail("\(error)") }
+    }
+
+    func boardDescription(_ b: String) throws -> BoardDescription {
+        b.hasSuffix(".board") ? try BoardDescription.load(path: b) : try BoardDescription.load(name: b, boardsDirectory: boardsDir)
+    }
+
+    /// --budget against the board's RAM minus what its OS keeps, before any slow work.
+    func checkBudgetFitsBoard() {
+        guard let b = board else { return }
+        do {
+            if let why = try boardDescription(b).budgetRefusal(parseBytes(budget!)!) { fail("--budget \(budget!): " + why) }
         } catch { fail("\(error)") }
     }
 
@@ -194,6 +204,7 @@ struct FipsPlanCommand: ParsableCommand {
             note("wrote \(path): random \(randomVitB16 ? "ViT-B/16" : "tiny ViT") backbone, \(ParameterCount(m).backbone) parameters")
             return
         }
+        checkBudgetFitsBoard()
         let (original, modelName) = loadModel()
         let (latencyModel, defaultThreads) = loadLatencyModel()
         let threads = max(1, self.threads ?? defaultThreads)

@@ -53,6 +53,39 @@ final class LatencyTests: XCTestCase {
         XCTAssertThrowsError(try BoardDescription.parse("NAME=t\nCORES=x\n"))
     }
 
+    /// Every board says what its OS keeps, and a budget above RAM minus that is refused naming both numbers.
+    func testBudgetAboveBoardRAMMinusOSReserveIsRefused() throws {
+        for n in try boardNames() {
+            let b = try BoardDescription.load(name: n, boardsDirectory: boardsDir)
+            XCTAssertGreaterThan(b.osReserveMB, 0, "\(n): OS_RESERVE_MB")
+            XCTAssertLessThan(b.osReserveMB, b.ramMB / 2, "\(n): OS_RESERVE_MB")
+            XCTAssertNil(b.budgetRefusal(b.processBytes), "\(n): exactly what the board leaves fits")
+            XCTAssertNotNil(b.budgetRefusal(b.processBytes + 1), "\(n): one byte more does not")
+        }
+        let zero = try BoardDescription.load(name: "rpizero2w", boardsDirectory: boardsDir)
+        XCTAssertEqual(zero.processBytes, (512 - 150) << 20)
+        XCTAssertNil(zero.budgetRefusal(26_000_000))
+        let why = try XCTUnwrap(zero.budgetRefusal(900_000_000))
+        XCTAssertTrue(why.contains("RAM 512 MB") && why.contains("minus 150 MB") && why.contains("\((512 - 150) << 20) bytes"), why)
+        XCTAssertThrowsError(try BoardDescription.parse(minimalBoard + "OS_RESERVE_MB=512\n")) { e in
+            XCTAssertTrue("\(e)".contains("OS_RESERVE_MB"), "\(e)")
+        }
+        XCTAssertEqual(try BoardDescription.parse(minimalBoard).osReserveMB, 0)
+    }
+
+    let minimalBoard = """
+    NAME=t
+    TRIPLE=aarch64-linux-gnu
+    TARGET_CPU=cortex-a53
+    CORES=4
+    FREQ_MHZ=1000
+    RAM_MB=512
+    MEM_BW_GBS=2
+    FP32_MACS_PER_CYCLE_PER_CORE=4
+    INT8_MACS_PER_CYCLE_PER_CORE=4
+
+    """
+
     static func dinoS() -> ViTConfig { ViTConfig() }
 
     func uniform(_ c: ViTConfig, attention: TensorDType, mlp: BlockExecution.MLP) -> ModelExecution {
