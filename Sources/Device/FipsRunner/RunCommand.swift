@@ -19,6 +19,7 @@ public func runMain(_ args: [String]) -> Int32 {
 }
 
 func run(_ opts: RunOptions) -> Int32 {
+    let started = fips_now_ns()
     let backend = PooledBackend(threads: opts.threads ?? WorkerPool.defaultThreads)
     var exOptions = opts.nonlinear
     if let msg = selectKernel(opts.kernel, into: &exOptions) {
@@ -38,6 +39,10 @@ func run(_ opts: RunOptions) -> Int32 {
     }
     if opts.verbose { printModelFigures(opts, model, exOptions, backend) }
 
+    var timing: BlockTiming? = opts.perBlock ? BlockTiming(depth: model.config.depth) : nil
+    defer { timing?.free() }
+    model.executor.blockTimes = timing?.current
+    var coldStartMs: Double? = nil, coldStartPrinted = false
     var failures = 0
     var limits = DecodeLimits(maxPixels: opts.maxPixels)
     if !opts.fullDecode { limits = model.decodeLimits(limits) }
@@ -58,7 +63,10 @@ func run(_ opts: RunOptions) -> Int32 {
         for _ in 0..<(opts.benchRuns ?? 1) {
             let t0 = fips_now_ns()
             model.forward()
-            times.append(Double(fips_now_ns() - t0) / 1e6)
+            let t1 = fips_now_ns()
+            times.append(Double(t1 - t0) / 1e6)
+            if opts.perBlock && coldStartMs == nil { coldStartMs = Double(t1 - started) / 1e6 }
+            timing?.record()
         }
         times.sort()
         let ms = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
@@ -74,6 +82,11 @@ func run(_ opts: RunOptions) -> Int32 {
             line.append(", \"max_ms\": ")
             line.appendFixed(times[times.count - 1], decimals: 3)
         }
+        if let c = coldStartMs, !coldStartPrinted {   // the first image that ran
+            line.append(", \"cold_start_ms\": ")
+            line.appendFixed(c, decimals: 3)
+            coldStartPrinted = true
+        }
         model.appendPrediction(to: &line, topK: opts.topK)
         if let dir = opts.featuresOut {
             let out = dir + "/" + pathStem(path) + ".npy"
@@ -88,6 +101,8 @@ func run(_ opts: RunOptions) -> Int32 {
         }
         line.append("}\n")
         line.write(fd: 1)
+        timing?.write(image: path)
+        timing?.reset()
     }
     if opts.verbose {
         printLine("peak RSS \(fips_peak_rss_bytes()) bytes", fd: 2)

@@ -21,12 +21,14 @@ public struct RunOptions: RuntimeChoiceOptions {
     public var nonlinear = ExecutorOptions()
     /// Forward passes per image when benchmarking (nil: one, timed as usual).
     public var benchRuns: Int? = nil
+    /// With --bench: each block's time over the runs (p50/p90/p99) and the cold start.
+    public var perBlock = false
     public var images: [String] = []
 }
 
 public let runUsage = """
 USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>] [--full-decode]
-                [--threads <n>] [--kernel <name>] [--integer-nonlinear <list>] [--bench <runs>]
+                [--threads <n>] [--kernel <name>] [--integer-nonlinear <list>] [--bench <runs> [--per-block]]
                 [--verbose] <image> ...
 
 Runs a .fips model on JPEG/PNG images with the device kernels: fp32 weights
@@ -60,6 +62,11 @@ OPTIONS:
                          separated, or all) instead of the float ones
   --bench <runs>         run each image <runs> times and report the median, min and max
                          forward time ("ms" is then the median)
+  --per-block            with --bench: after each image's line, one line per block (the
+                         patch embedding, each block, the final norm and head) with its
+                         p50/p90/p99 forward time over the runs; the image line gains
+                         "cold_start_ms" (from the program's start: model map, decode and
+                         preprocessing, first forward pass; the first image that ran)
   --verbose              print model, kernel, thread and memory figures on stderr:
                          artifact bytes + activation arena bytes = the runtime's peak;
                          per image, its decoded size and the decode and preprocessing times
@@ -94,6 +101,7 @@ let runFlags = FlagTable<RunOptions>(
         .kernel,
         .integerNonlinear,
         .integer("--bench", in: 1...100_000, error: "--bench needs a run count from 1 to 100000") { o, k in o.benchRuns = k },
+        .set("--per-block") { $0.perBlock = true },
         .set("--verbose", "-v") { $0.verbose = true },
     ],
     loneDashIsArgument: true,
@@ -101,5 +109,6 @@ let runFlags = FlagTable<RunOptions>(
     finish: { o in
         if o.model.isEmpty { return "missing --model" }
         if o.images.isEmpty { return "no images given" }
+        if o.perBlock && o.benchRuns == nil { return "--per-block needs --bench <runs>" }
         return nil
     })

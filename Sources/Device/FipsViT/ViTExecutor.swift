@@ -56,6 +56,11 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     // Set for the duration of one `forward` call.
     var linearInputObserver: LinearInputObserver?
     var currentBlock = -1
+    /// When set (depth + 2 slots), each forward pass writes the nanoseconds of
+    /// the patch embedding, of each block, and of the final norm and head:
+    /// fips-run --per-block measures where the time goes, to set beside the
+    /// latency model's per-block prediction.
+    public var blockTimes: UnsafeMutablePointer<Int64>? = nil
 
     /// `tensors` looks a name up; the executor keeps `owner` alive because the
     /// views point into it (a mapped artifact or host buffers).
@@ -122,7 +127,15 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         currentBlock = -1
         defer { linearInputObserver = nil }
         let d = config.dim, rows = batch * config.tokenCount
+        var last = blockTimes == nil ? 0 : fips_now_ns()
+        func mark(_ slot: Int) {
+            guard let bt = blockTimes else { return }
+            let now = fips_now_ns()
+            bt[slot] = now - last
+            last = now
+        }
         embed(batch: batch, images: images)
+        mark(0)
         for (index, blk) in blocks.enumerated() {
             // x += ls1 · proj(attention(LN1(x)))
             layerNorm(x, rows: rows, weight: blk.norm1W, bias: blk.norm1B, into: h)
@@ -136,6 +149,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
             runMLP(blk.mlp, rows: rows)
             if let observer = observer { observer(index, UnsafePointer(h), UnsafePointer(attnOut), rows) }
             residualAdd(x, attnOut, scale: blk.ls2, rows: rows, cols: d)
+            mark(index + 1)
         }
         layerNorm(x, rows: rows, weight: normW, bias: normB, into: features)
         if let head = head, let logits = logits {
@@ -143,6 +157,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
             currentBlock = -1
             apply(head, input: pooled, rows: batch, output: logits, layer: "head")
         }
+        mark(blocks.count + 1)
     }
 
     /// pooled = the CLS token (and, for clsAndPatchMean, the mean of the patch tokens).
