@@ -130,16 +130,16 @@ def quantised_row(name, label, source, bits, original, cache, a, results):
 
 def plan_row(budget, original, cache, a, results):
     """fips-plan at a budget, with and without --finetune-steps."""
-    for steps in [0, a.qat_steps]:
-        key = f"plan{budget}/{'after' if steps else 'before'}"
+    for steps in ([0] if "before" in a.plan_stages else []) + ([a.qat_steps] if "after" in a.plan_stages else []):
+        key = f"plan{budget}/after{steps}" if steps else f"plan{budget}/before"
         if key in results:
             continue
-        path = os.path.join(OUT, f"plan{budget}.{'ft' if steps else 'pt'}.fips")
-        flags = ["--budget", f"{budget}MB"] + (["--finetune-steps", str(steps), "--finetune-images", str(a.images),
+        path = os.path.join(OUT, f"plan{budget}.ft{steps}.fips" if steps else f"plan{budget}.pt.fips")
+        flags = ["--budget", f"{budget}MB"] + (["--finetune-steps", str(steps), "--finetune-images", str(a.qat_images),
                                                  "--finetune-batch", str(a.qat_batch)] if steps else [])
         t0 = time.time()
         log = run(FIPS_PLAN, ["--model", original, "--calib", "fashion-mnist", "--board", "rpi5", "-o", path] + flags)
-        r = {"label": f"fips-plan --budget {budget}MB", "stage": "fine-tuned" if steps else "compressed",
+        r = {"label": f"fips-plan --budget {budget}MB", "stage": f"QAT {steps} steps" if steps else "PTQ",
              "seconds": time.time() - t0, "flags": "fips-plan --board rpi5 " + " ".join(flags),
              "artifact_bytes": os.path.getsize(path), "plan_log": log}
         r.update(evaluate(path, original, cache))
@@ -174,6 +174,7 @@ def main():
     ap.add_argument("--qat-images", type=int, default=6400, help="images of the QAT rows and of fips-plan --finetune-images")
     ap.add_argument("--qat-steps", type=int, default=200, help="steps of the QAT rows and of fips-plan --finetune-steps")
     ap.add_argument("--qat-batch", type=int, default=32)
+    ap.add_argument("--plan-stages", default="before,after", help="plan rows to build: before (no training), after (--finetune-steps)")
     ap.add_argument("--model", default=os.path.join(ROOT, "data/dinov2_s.fips"))
     a = ap.parse_args()
     os.makedirs(OUT, exist_ok=True)

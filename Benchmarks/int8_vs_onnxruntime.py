@@ -10,8 +10,7 @@ Rows:
   forward_vs_onnxruntime.py);
   fips-run on the dense int8 artifact (fips quantize --bits 8) and on the FiPS
   model at 33% whole-model compression, int8, with dense (s=0) and 50%-sparse
-  projections; the dense model at 4 and 2 bits (fips quantize --bits 4|2,
-  q4g32 / q2g32), so the weight formats are side by side.
+  projections.
 Also: peak RSS of each process; size of the static aarch64 fips-run
 (./boards/build rpi4 --release) against onnxruntime's aarch64 library from
 the PyPI wheel; and instructions executed by the aarch64 builds under
@@ -78,13 +77,7 @@ def make_models():
         if not os.path.exists(q):
             sh([FIPS, "quantize", "--model", f, "--calib", "fashion-mnist", "--calib-images", "64", "--bits", "8", "-o", q])
         fips[sparsity] = q
-    narrow = {}
-    for bits in [4, 2]:
-        q = os.path.join(OUT, f"dense.q{bits}.fips")
-        if not os.path.exists(q):
-            sh([FIPS, "quantize", "--model", fp32, "--calib", "fashion-mnist", "--calib-images", "64", "--bits", str(bits), "-o", q])
-        narrow[bits] = q
-    return fp32, dense, fips["0"], fips["0.5"], narrow[4], narrow[2]
+    return fp32, dense, fips["0"], fips["0.5"]
 
 
 def ort_models(onnx_path):
@@ -180,7 +173,7 @@ def main():
     ap.add_argument("--json", default=os.path.join(OUT, "int8_results.json"))
     a = ap.parse_args()
 
-    _, dense, fips33, fips33s, dense4, dense2 = make_models()
+    _, dense, fips33, fips33s = make_models()
     # fips-run as built for this host board (boards/x86-64.board: -target-cpu
     # haswell, so the Swift float code gets AVX2; the integer kernels pick
     # AVX-512 VNNI at run time either way). The generic SwiftPM build
@@ -190,13 +183,11 @@ def main():
     import onnxruntime as ort
 
     # Alternate the engines twice so drift on a shared machine hits all.
-    rows = {k: [] for k in ["ort_fp32", "ort_int8", "dense", "dense4", "dense2", "fips33", "fips33s", "dense_generic"]}
+    rows = {k: [] for k in ["ort_fp32", "ort_int8", "dense", "fips33", "fips33s", "dense_generic"]}
     for _ in range(2):
         rows["ort_fp32"].append(time_ort(ort_fp32, a.threads, a.runs, a.warmup))
         rows["ort_int8"].append(time_ort(ort_int8, a.threads, a.runs, a.warmup))
         rows["dense"].append(time_fips(dense, a.threads, a.runs + a.warmup, host))
-        rows["dense4"].append(time_fips(dense4, a.threads, a.runs + a.warmup, host))
-        rows["dense2"].append(time_fips(dense2, a.threads, a.runs + a.warmup, host))
         rows["fips33"].append(time_fips(fips33, a.threads, a.runs + a.warmup, host))
         rows["fips33s"].append(time_fips(fips33s, a.threads, a.runs + a.warmup, host))
         rows["dense_generic"].append(time_fips(dense, a.threads, a.runs + a.warmup))
@@ -208,12 +199,10 @@ def main():
               "ratio_fips33_sparse_vs_ort_int8": med["fips33s"] / o8,
               "ratio_dense_generic_vs_ort_int8": med["dense_generic"] / o8,
               "ort_python_baseline_rss": rows["ort_int8"][0]["baseline_rss"],
-              "ratio_dense_q4_vs_ort_int8": med["dense4"] / o8, "ratio_dense_q2_vs_ort_int8": med["dense2"] / o8,
-              "artifact_bytes": {"dense": os.path.getsize(dense), "dense4": os.path.getsize(dense4),
-                                 "dense2": os.path.getsize(dense2), "fips33": os.path.getsize(fips33),
+              "artifact_bytes": {"dense": os.path.getsize(dense), "fips33": os.path.getsize(fips33),
                                  "fips33s": os.path.getsize(fips33s),
                                  "ort_int8": os.path.getsize(ort_int8), "ort_fp32": os.path.getsize(ort_fp32)},
-              "arena_bytes": {k: rows[k][0]["arena"] for k in ["dense", "dense4", "dense2", "fips33", "fips33s"]},
+              "arena_bytes": {k: rows[k][0]["arena"] for k in ["dense", "fips33", "fips33s"]},
               "x86_kernel": rows["dense"][0]["kernel"]}
 
     lines = [f"DINOv2-S/14 backbone, batch 1, 224x224, {a.threads} threads, median of {a.runs} runs x2, "
@@ -221,8 +210,6 @@ def main():
              "| engine | model bytes | median ms | vs ORT int8 | peak RSS |", "|---|---|---|---|---|"]
     names = [("ort_fp32", "onnxruntime fp32", "ort_fp32"), ("ort_int8", "onnxruntime quantize_dynamic QInt8", "ort_int8"),
              ("dense", "fips-run dense int8 (q8, per-token act. scales)", "dense"),
-             ("dense4", "fips-run dense 4-bit weights (q4g32)", "dense4"),
-             ("dense2", "fips-run dense 2-bit weights (q2g32)", "dense2"),
              ("fips33", "fips-run FiPS 33% (s=0, rank 184) int8", "fips33"),
              ("fips33s", "fips-run FiPS 33% (s=0.5, rank 358) int8", "fips33s"),
              ("dense_generic", "fips-run dense int8, generic SwiftPM build", "dense")]
@@ -243,7 +230,7 @@ def main():
                      f"onnxruntime aarch64 ({wheel}): " + ", ".join(f"{os.path.basename(n)} {s:,} bytes" for n, s in libs))
         counts = {}
         for board, cpu, exe in [("rpi4", "cortex-a72", rpi4), ("rpi5", "cortex-a76", rpi5)]:
-            for k, model in [("dense", dense), ("dense4", dense4), ("dense2", dense2), ("fips33", fips33), ("fips33s", fips33s)]:
+            for k, model in [("dense", dense), ("fips33", fips33), ("fips33s", fips33s)]:
                 counts[f"{board}/{k}"] = insn_count(cpu, exe, model)
         result["qemu_instructions"] = {k: {"instructions": v[0], "kernel": v[1]} for k, v in counts.items()}
         lines += ["", "instructions executed under qemu-aarch64, one image (load, decode, forward), 1 thread:",
@@ -253,12 +240,6 @@ def main():
             d, f, fs = counts[f"{board}/dense"], counts[f"{board}/fips33"], counts[f"{board}/fips33s"]
             lines.append(f"| {board} | {cpu} | {d[1]} | {d[0] / 1e9:.2f} G | {f[0] / 1e9:.2f} G | {f[0] / d[0]:.2f} | "
                          f"{fs[0] / 1e9:.2f} G |")
-        lines += ["", "the weight formats, dense model, same counts:",
-                  "| build | q8 | q4g32 | q2g32 | q4 / q8 | q2 / q8 | q2 / q4 |", "|---|---|---|---|---|---|---|"]
-        for board in ["rpi4", "rpi5"]:
-            c8, c4, c2 = (counts[f"{board}/{k}"][0] for k in ["dense", "dense4", "dense2"])
-            lines.append(f"| {board} | {c8 / 1e9:.2f} G | {c4 / 1e9:.2f} G | {c2 / 1e9:.2f} G | {c4 / c8:.2f} | "
-                         f"{c2 / c8:.2f} | {c2 / c4:.2f} |")
 
     print("\n".join(lines))
     with open(a.json, "w") as fh:
