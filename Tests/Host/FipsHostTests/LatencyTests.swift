@@ -159,7 +159,7 @@ final class LatencyTests: XCTestCase {
             XCTAssertEqual(p.schemaVersion, DeviceProfile.currentSchemaVersion)
             XCTAssertFalse(p.gemm.isEmpty); XCTAssertFalse(p.vit.isEmpty)
             XCTAssertEqual(p.memoryBandwidth.readGBs.count, p.threads.count)
-            for f in ["q8", "q8-sparse", "q4g32", "q3g32", "f32"] { XCTAssertTrue(p.gemm.contains { $0.format == f }, "\(name): no \(f) timing") }
+            for f in ["q8", "q8-sparse", "q4g32", "q3g32", "q2g32", "f32"] { XCTAssertTrue(p.gemm.contains { $0.format == f }, "\(name): no \(f) timing") }
         }
         let q = try DeviceProfile.load(path: profilesDir.appendingPathComponent("qemu-aarch64.json").path)
         XCTAssertTrue(q.functionalOnly)
