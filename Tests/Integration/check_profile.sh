@@ -64,7 +64,7 @@ assert q["system"]["arch"] == "aarch64", q["system"]["arch"]
 assert "asimddp" in q["system"]["features"], "qemu's default CPU has dotprod: AT_HWCAP was not read"
 assert q["kernels"]["best"] == "neon-dotprod", q["kernels"]
 formats = {g["format"] for g in q["gemm"]}
-assert formats == {"q8", "q8-sparse", "q4g32", "q3g32", "f32"}, formats
+assert formats == {"q8", "q8-sparse", "q4g32", "q3g32", "q2g32", "f32"}, formats
 PY
 
 # The profiles price a model (the functional one with its warning).
