@@ -46,20 +46,29 @@ final class IntegerRuntimeTests: XCTestCase {
     /// the spec alone (QuantKernelTests.specDecode, independent of the C
     /// unpacker) to the logical values, and the artifact reader gets them
     /// back, for every format on odd shapes (off the 16×32 tile).
-    /// The arena's named slots are disjoint: in declaration order, each
-    /// starts where the one before it ends (64-byte aligned), none overlaps.
-    func testArenaSlotsAreDisjoint() {
+    /// The arena's named slots live together in each phase (embedding,
+    /// attention, MLP) never overlap, each is 64-byte aligned and inside the
+    /// arena, every slot is in some phase, and the phases do share memory.
+    func testArenaSlotsLiveTogetherAreDisjoint() {
         let c = ViTConfig()
         let l = ArenaLayout(config: c, maxBatch: 2, maxRank: 200, kernelScratchBytes: ArenaLayout.kernelScratchBytes(cols: c.mlpDim),
                             integerAttention: true, tasks: 3)
-        let offsets = Mirror(reflecting: l.slots).children.map { ($0.label ?? "?", $0.value as! Int) }
-        XCTAssertEqual(offsets.count, 15)
-        for i in 1..<offsets.count {
-            XCTAssertGreaterThan(offsets[i].1, offsets[i - 1].1, "\(offsets[i].0) overlaps \(offsets[i - 1].0)")
+        let names = Set(Mirror(reflecting: l.slots).children.map { $0.label ?? "?" })
+        XCTAssertEqual(names.count, 15)
+        XCTAssertEqual(Set(l.phases.flatMap { $0.map(\.name) }), names, "a slot in no phase")
+        for phase in l.phases {
+            for a in phase {
+                XCTAssertEqual(a.offset % 64, 0, a.name)
+                XCTAssertLessThanOrEqual(a.offset + a.bytes, l.totalBytes, a.name)
+                for b in phase where b.name < a.name {
+                    XCTAssertTrue(a.offset + a.bytes <= b.offset || b.offset + b.bytes <= a.offset, "\(a.name) overlaps \(b.name)")
+                }
+            }
         }
-        for (name, o) in offsets { XCTAssertEqual(o % 64, 0, name) }
-        XCTAssertGreaterThan(l.totalBytes, offsets.last!.1)
-        XCTAssertEqual(l.totalBytes - l.slots.attnScratch, l.attentionScratchStride * c.heads)
+        let attention = l.phases[1].first { $0.name == "scores" }!, mlp = l.phases[2].first { $0.name == "mlp" }!
+        XCTAssertEqual(l.phases[1].first { $0.name == "attnScratch" }!.bytes, l.attentionScratchStride * c.heads)
+        XCTAssertLessThan(mlp.offset, attention.offset + attention.bytes, "the MLP phase does not reuse attention's memory")
+        XCTAssertLessThan(l.totalBytes, l.phases.flatMap { $0 }.reduce(0) { $0 + $1.bytes })
     }
 
     func testWrittenPackingFollowsTheSpecAndRoundTrips() throws {
