@@ -13,7 +13,8 @@ split. Each row says the flags it used beyond the defaults.
         --qat-images 320 --qat-steps 40 --qat-batch 8
 
 Quantisation-aware rows (issue 15): `denseB` quantises the original model to B bits (`fips quantize
---bits B`, GPTQ, calibrated like compress), `fipsLsSqB` the FiPS model of the compressed row fipsLsS;
+--bits B`, GPTQ, calibrated like compress), `fipsLsSqB` the FiPS model of the compressed row fipsLsS,
+`fipsLsSftqB` the same after float fine-tuning (--images/--steps) and before quantising;
 each is evaluated after post-training quantisation (PTQ) and after `fips finetune --qat` with the same
 images and steps for every row. plan rows train with --finetune-steps (QAT by default).
 
@@ -70,7 +71,7 @@ def finetune(student, teacher, out, a):
 
 def compressed_row(kind, level, sparsity, original, cache, a, results, tune=True):
     """FiPS or per-layer SVD at a whole-model compression level, before and (tune) after fine-tuning.
-    Returns the compressed fp32 model's path."""
+    Returns the fp32 model's path: the fine-tuned one when tune."""
     key = f"{kind}{int(round(level * 100))}s{sparsity:g}"
     budget = 1 - level * BACKBONE / MLP_WEIGHTS
     path = os.path.join(OUT, f"{key}.fips")
@@ -87,8 +88,8 @@ def compressed_row(kind, level, sparsity, original, cache, a, results, tune=True
         results[key + "/before"] = r
         save_results(results)
         print(json.dumps(r), flush=True)
+    tuned = os.path.join(OUT, f"{key}.ft.fips")
     if tune and key + "/after" not in results:
-        tuned = os.path.join(OUT, f"{key}.ft.fips")
         r = dict(results[key + "/before"])
         r.update(finetune(path, original, tuned, a))
         r["stage"] = "fine-tuned"
@@ -97,7 +98,7 @@ def compressed_row(kind, level, sparsity, original, cache, a, results, tune=True
         results[key + "/after"] = r
         save_results(results)
         print(json.dumps({k: v for k, v in r.items() if k != "finetune_log"}), flush=True)
-    return path
+    return tuned if tune else path
 
 
 def quantised_row(name, label, source, bits, original, cache, a, results):
@@ -190,14 +191,16 @@ def main():
         save_results(results)
     for row in a.rows.split(","):
         m = re.fullmatch(r"(fips|svd)(\d+)(?:s([\d.]+))?", row)
-        q = re.fullmatch(r"(?:dense|(fips)(\d+)s([\d.]+)q)(\d)", row)
+        # dense3, fips33s0q3 (quantised after compression), fips33s0ftq3 (after compression and float fine-tuning)
+        q = re.fullmatch(r"(?:dense|(fips)(\d+)s([\d.]+)(ft)?q)(\d)", row)
         if q and not q.group(1):
-            bits = int(q.group(4))
+            bits = int(q.group(5))
             quantised_row(row, f"dense {bits}-bit", original, bits, original, cache, a, results)
         elif q:
-            level, sp, bits = int(q.group(2)), float(q.group(3)), int(q.group(4))
-            src = compressed_row("fips", level / 100, sp, original, cache, a, results, tune=False)
-            quantised_row(row, f"FIPS {level}% (s={sp:g}) {bits}-bit", src, bits, original, cache, a, results)
+            level, sp, tuned, bits = int(q.group(2)), float(q.group(3)), bool(q.group(4)), int(q.group(5))
+            src = compressed_row("fips", level / 100, sp, original, cache, a, results, tune=tuned)
+            label = f"FIPS {level}% (s={sp:g}){' fine-tuned' if tuned else ''} {bits}-bit"
+            quantised_row(row, label, src, bits, original, cache, a, results)
         elif m:
             compressed_row(m.group(1), int(m.group(2)) / 100, float(m.group(3) or 0), original, cache, a, results)
         elif row.startswith("plan"):

@@ -11,7 +11,11 @@ struct Latency: ParsableCommand {
         projection sparsity) with the kernel timings fips-profile measured on the
         device (--profile), or with the board file's roofline figures (--board)
         when there is no profile. The prediction is for one image (batch 1), the
-        time fips-run reports as "ms".
+        time fips-run reports as "ms". The total comes with an uncertainty derived
+        from how well the latency model reproduces measurements it has: with a
+        profile, its leave-one-out error over the profile's own GEMM timings;
+        with a board, the roofline against each measured profile in
+        --profiles-directory whose name is a board file (none: unknown).
 
         EXAMPLES:
           fips latency --profile profiles/x86-64.json data/dinov2_s.q8.fips
@@ -34,6 +38,9 @@ struct Latency: ParsableCommand {
     @Option(help: "Directory of the board files.")
     var boardsDirectory = "boards"
 
+    @Option(help: "Directory of measured profiles the roofline's uncertainty is checked against (with --board).")
+    var profilesDirectory = "profiles"
+
     @Flag(help: "Use the I-ViT integer softmax/GELU/LayerNorm timings (fips-run --integer-nonlinear all).")
     var integerNonlinear = false
 
@@ -44,6 +51,7 @@ struct Latency: ParsableCommand {
         guard (profile == nil) != (board == nil) else { throw ValidationError("give exactly one of --profile or --board") }
         let lm: LatencyModel
         var defaultThreads = 1
+        var pairs: [(board: BoardDescription, profile: DeviceProfile)] = []
         do {
             if let p = profile {
                 let d = try DeviceProfile.load(path: p)
@@ -56,6 +64,7 @@ struct Latency: ParsableCommand {
                 let desc = b.hasSuffix(".board") || b.contains("/") ? try BoardDescription.load(path: b)
                                                                     : try BoardDescription.load(name: b, boardsDirectory: boardsDirectory)
                 lm = LatencyModel(board: desc); defaultThreads = desc.cores
+                pairs = measuredBoardProfiles()
             }
         } catch { throw ValidationError("\(error)") }
         let artifact: Artifact
@@ -64,10 +73,14 @@ struct Latency: ParsableCommand {
         exec.integerNonlinear = integerNonlinear
         let t = threads ?? defaultThreads
         let p = lm.predict(exec, threads: t)
+        let u = lm.uncertainty(exec, threads: t, measuredPairs: pairs)
+        let basis = u?.basis ?? (profile != nil ? "a functional-only profile: its timings mean nothing"
+                                                : "no measured profile of a board in \(profilesDirectory) to check the roofline against")
         if json {
             var s = "{\"model\": \"\(model)\", \"source\": \"\(p.source)\", \"threads\": \(t), \"fixed_ms\": \(fmt(p.fixedMs)), \"block_ms\": ["
             s += p.blockMs.map { fmt($0) }.joined(separator: ", ")
-            s += "], \"total_ms\": \(fmt(p.totalMs))}"
+            s += "], \"total_ms\": \(fmt(p.totalMs)), \"uncertainty\": \(u.map { fmt($0.fraction) } ?? "null"), "
+            s += "\"uncertainty_ms\": \(u.map { fmt($0.fraction * p.totalMs) } ?? "null"), \"uncertainty_basis\": \"\(basis)\"}"
             print(s)
             return
         }
@@ -83,7 +96,19 @@ struct Latency: ParsableCommand {
             print(pad(String(i), 5, left: true) + "  " + pad(b.attention.name, 9) + "  " + pad(mlp, 32) + String(format: "%8.2f", p.blockMs[i]))
         }
         print(pad("fixed (patch embedding, final norm\(exec.config.hasHead ? ", head" : ""))", 52) + String(format: "%8.2f", p.fixedMs))
-        print(pad("total", 52) + String(format: "%8.2f ms", p.totalMs))
+        print(pad("total", 52) + String(format: "%8.2f ms", p.totalMs)
+              + (u.map { String(format: " ± %.2f ms (±%.0f%%)", $0.fraction * p.totalMs, 100 * $0.fraction) } ?? " ± unknown"))
+        print("uncertainty: \(basis)")
+    }
+
+    /// Measured (not functional-only) profiles in --profiles-directory that have a board file of the same name.
+    func measuredBoardProfiles() -> [(board: BoardDescription, profile: DeviceProfile)] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: profilesDirectory)) ?? []
+        return files.filter { $0.hasSuffix(".json") && $0 != "schema.json" }.sorted().compactMap { f in
+            guard let prof = try? DeviceProfile.load(path: profilesDirectory + "/" + f), !prof.functionalOnly,
+                  let b = try? BoardDescription.load(name: prof.name, boardsDirectory: boardsDirectory) else { return nil }
+            return (b, prof)
+        }
     }
 
     func pad(_ s: String, _ n: Int, left: Bool = false) -> String {
