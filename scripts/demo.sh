@@ -24,7 +24,7 @@ echo "--- fit the model to a 26 MB budget (artifact + activation memory) with th
   --profile profiles/x86-64.json --budget 26MB -o data/dinov2_s.plan26.fips
 echo "--- fipsd on the planned model: the photos dropped into a watched folder, one JSON line each"
 inbox="$(mktemp -d)"
-.build/release/fipsd --model data/dinov2_s.plan26.fips --watch "$inbox" --top-k 1 --quiet > "$inbox.jsonl" &
+.build/release/fipsd --model data/dinov2_s.plan26.fips --watch "$inbox" --quiet > "$inbox.jsonl" &
 fipsd_pid=$!
 n=0
 for f in data/photos/*; do cp "$f" "$inbox/.tmp" && mv "$inbox/.tmp" "$inbox/$(basename "$f")"; n=$((n + 1)); done

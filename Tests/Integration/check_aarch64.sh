@@ -83,7 +83,7 @@ run_prog() {
     cmd=("$HOST_BIN")
   fi
   t0=$(date +%s)
-  "${cmd[@]}" --model "$MODEL" --top-k 5 --features-out "$WORK/$side/features" "${PHOTOS[@]}" \
+  "${cmd[@]}" --model "$MODEL" --features-out "$WORK/$side/features" "${PHOTOS[@]}" \
     >"$WORK/$side/out.jsonl" 2>"$WORK/$side/err.txt" || rc=$?
   t1=$(date +%s)
   echo "$rc" >"$WORK/$side/status"
@@ -195,7 +195,7 @@ say "bad input: a 0-byte image next to a good one"
 : >"$WORK/empty.png"
 GOOD="${PHOTOS[0]}"
 rc=0
-${QEMU:+"$QEMU"} ${QEMU_ARGS[@]+"${QEMU_ARGS[@]}"} "$ARM_BIN" --model "$MODEL" --top-k 5 "$WORK/empty.png" "$GOOD" \
+${QEMU:+"$QEMU"} ${QEMU_ARGS[@]+"${QEMU_ARGS[@]}"} "$ARM_BIN" --model "$MODEL" "$WORK/empty.png" "$GOOD" \
   >"$WORK/bad.out" 2>"$WORK/bad.err" || rc=$?
 [ "$rc" != 0 ] || fail "fips-run exited 0 although $WORK/empty.png is a 0-byte image"
 grep -q "empty.png" "$WORK/bad.err" || { cat "$WORK/bad.err" >&2; fail "stderr does not name the bad file (empty.png)"; }

@@ -1,6 +1,7 @@
 import CFipsDaemon
 import CFipsSys
 import FipsArtifact
+import FipsDeviceSupport
 import FipsViT
 
 /// The daemon: one thread runs a poll() loop over the signalfd and the
@@ -146,6 +147,12 @@ public final class Daemon {
         let t0 = fips_now_ns()
         do {
             let m = try LoadedModel(path: o.model, backend: backend, options: exOptions)
+            if o.topKGiven, let why = m.classifier.topKRefusal(model: o.model) {
+                ctx.metrics.reloadsFailed += 1
+                ctx.metrics.error("model_reload")
+                logLine("model reload failed, still serving the previous model (checksum \(hex8(ctx.model.checksum))): \(why)")
+                return
+            }
             if !sameInput(m.artifact.config, ctx.model.artifact.config) && !o.quiet {
                 logLine("model reload: input size or preprocessing changed")
             }

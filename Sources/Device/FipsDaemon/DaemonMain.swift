@@ -30,6 +30,10 @@ func startDaemon(_ opts: DaemonOptions) -> Int32 {
         printLine("fipsd: \(error.message)", fd: 2)
         return 2
     }
+    if opts.topKGiven, let why = model.classifier.topKRefusal(model: opts.model) {
+        printLine("fipsd: \(why)", fd: 2)
+        return 2
+    }
     let sink: OutputSink
     do {
         sink = try OutputSink(path: opts.output, rotateBytes: opts.rotateBytes)

@@ -43,6 +43,10 @@ public struct DaemonOptions: RuntimeChoiceOptions {
     public var output: String? = nil
     public var rotateBytes = 64 << 20
     public var topK = 5
+    /// --top-k was given: refused for a model without a head.
+    public var topKGiven = false
+    /// Add the CLS embedding to each result line.
+    public var embedding = false
     public var maxPixels = DecodeLimits.defaultMaxPixels
     public var threads: Int? = nil
     public var kernel: String? = nil
@@ -56,7 +60,7 @@ public struct DaemonOptions: RuntimeChoiceOptions {
 
 public let daemonUsage = """
 USAGE: fipsd --model <model.fips> [--camera <dev>] [--watch <dir>] [--listen [<host>:]<port>] [--stdin]
-             [--output <file>] [--top-k <k>] [--threads <n>] [options]
+             [--output <file>] [--top-k <k>] [--embedding] [--threads <n>] [options]
 
 Classifies images on the device as they arrive and publishes one JSON line per
 frame. Give at least one source; several at once are fine. One frame is
@@ -68,7 +72,8 @@ has its older frames dropped (counted in /metrics), never queued.
 
 "ms" is decode + preprocessing + forward pass; "frame" counts per source. A bad
 frame gives a line with "error" instead of "top" (and is logged and counted);
-a model without a classification head gives "cls_norm" instead of "top".
+a model without a classification head gives "cls_norm" instead of "top";
+--embedding adds "embedding": [<dim floats>], the frame's CLS feature.
 
 SOURCES:
   --camera <dev>          a V4L2 camera (e.g. /dev/video0), MJPEG or YUYV, mmap buffers;
@@ -103,7 +108,9 @@ OUTPUT AND MODEL:
                           a full disk drops lines (logged, counted), never stops the daemon
   --rotate-bytes <n>      when <file> passes n bytes, rename it to <file>.1 and start a new
                           one (default 67108864; 0: never)
-  --top-k <k>             labels per frame (default 5)
+  --top-k <k>             labels per frame (default 5); refused for a model without a head
+  --embedding             add "embedding": the CLS token's final LayerNorm output, the
+                          way to use a backbone (retrieval, nearest neighbours)
   --max-pixels <n>        refuse images with more pixels (default 8000000); a JPEG counts
                           at the 1/2, 1/4 or 1/8 size it decodes at for the model's input
   --threads <n>           worker threads (default: the CPUs this process may use)
@@ -190,7 +197,8 @@ let daemonFlags = FlagTable<DaemonOptions>(
         .set("--stdin-no-drop") { $0.stdin = true; $0.stdinNoDrop = true },
         .value("--output", "-o", missing: "--output needs a file path") { o, v in o.output = v; return nil },
         .integer("--rotate-bytes", in: 0...Int.max, error: "--rotate-bytes needs a byte count (0: never rotate)") { o, k in o.rotateBytes = k },
-        .integer("--top-k", in: 1...100_000, error: "--top-k needs a positive integer") { o, k in o.topK = k },
+        .integer("--top-k", in: 1...100_000, error: "--top-k needs a positive integer") { o, k in o.topK = k; o.topKGiven = true },
+        .set("--embedding") { $0.embedding = true },
         .integer("--max-pixels", in: 1...(1 << 40), error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
         .integer("--threads", in: 1...256, error: "--threads needs an integer from 1 to 256") { o, k in o.threads = k },
         .kernel,

@@ -49,7 +49,7 @@ final class FrameContext {
         case .success(let img):
             let r = model.run(img, startedNs: start)
             metrics.frame(source, seconds: r.totalMs / 1000)
-            model.classifier.appendPrediction(to: &t, topK: o.topK)
+            model.classifier.appendPrediction(to: &t, topK: o.topK, embedding: o.embedding)
             t.append(", \"ms\": ")
             t.appendFixed(r.totalMs, decimals: 3)
             t.append(", \"forward_ms\": ")

@@ -95,11 +95,29 @@ public final class Classifier {
         return finite
     }
 
+    /// Why `--top-k` cannot be honoured: the model has no head (nil when it has one).
+    public func topKRefusal(model path: String) -> String? {
+        config.hasHead ? nil
+            : "\(path) has no classification head, so --top-k has no labels to rank: use --embedding for its CLS feature, or train a head with `fips head`"
+    }
+
     /// The last forward pass's prediction as JSON members: `, "top": [{"label":
     /// ..., "score": ...}, ...]` (the `topK` best, by softmax) for a model with a
-    /// head, else `, "cls_norm": <L2 norm of the CLS feature>`.
-    public func appendPrediction(to t: inout TextBuffer, topK: Int) {
+    /// head, else `, "cls_norm": <L2 norm of the CLS feature>`; with
+    /// `embedding`, also `, "embedding": [...]`: the CLS token's final
+    /// LayerNorm output (dim floats, 9 significant digits, which round-trip a
+    /// float exactly), the image's feature vector for retrieval or a
+    /// nearest-neighbour search against labelled examples.
+    public func appendPrediction(to t: inout TextBuffer, topK: Int, embedding: Bool = false) {
         let c = config
+        if embedding {
+            t.append(", \"embedding\": [")
+            for k in 0..<c.dim {
+                if k > 0 { t.append(", ") }
+                t.append(Double(features[k]), precision: 9)
+            }
+            t.append("]")
+        }
         if c.hasHead {
             t.append(", \"top\": [")
             let probs = softmax(logits, c.numClasses)

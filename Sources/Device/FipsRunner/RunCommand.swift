@@ -33,6 +33,10 @@ func run(_ opts: RunOptions) -> Int32 {
         printLine("fips-run: \(error.message)", fd: 2)
         return 2
     }
+    if opts.topKGiven, let why = model.topKRefusal(model: opts.model) {
+        printLine("fips-run: \(why)", fd: 2)
+        return 2
+    }
     if let dir = opts.featuresOut {
         let e = fips_mkdir_p(dir)
         if e != 0 { printLine("fips-run: \(dir): cannot create features directory: \(errnoText(e))", fd: 2); return 2 }
@@ -87,7 +91,7 @@ func run(_ opts: RunOptions) -> Int32 {
             line.appendFixed(c, decimals: 3)
             coldStartPrinted = true
         }
-        model.appendPrediction(to: &line, topK: opts.topK)
+        model.appendPrediction(to: &line, topK: opts.topK, embedding: opts.embedding)
         if let dir = opts.featuresOut {
             let out = dir + "/" + pathStem(path) + ".npy"
             let e = NpyWriter.write(model.features, shape: [model.config.tokenCount, model.config.dim], to: out)

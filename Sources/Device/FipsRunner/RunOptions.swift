@@ -7,6 +7,10 @@ import FipsViT
 public struct RunOptions: RuntimeChoiceOptions {
     public var model: String = ""
     public var topK: Int = 5
+    /// --top-k was given: refused for a model without a head (it would print nothing it asked for).
+    public var topKGiven = false
+    /// Print the CLS embedding in each JSON line.
+    public var embedding = false
     public var featuresOut: String? = nil
     public var maxPixels: Int = DecodeLimits.defaultMaxPixels
     /// Decode JPEGs at full size even when a reduced DCT decode would do
@@ -27,7 +31,7 @@ public struct RunOptions: RuntimeChoiceOptions {
 }
 
 public let runUsage = """
-USAGE: fips-run --model <model.fips> [--top-k <k>] [--features-out <dir>] [--max-pixels <n>] [--full-decode]
+USAGE: fips-run --model <model.fips> [--top-k <k>] [--embedding] [--features-out <dir>] [--max-pixels <n>] [--full-decode]
                 [--threads <n>] [--kernel <name>] [--integer-nonlinear <list>] [--bench <runs> [--per-block]]
                 [--verbose] <image> ...
 
@@ -36,13 +40,18 @@ Runs a .fips model on JPEG/PNG images with the device kernels: fp32 weights
 or `--bits`) on the integer GEMM kernels with int8 activations and int32
 accumulation. Prints one JSON line per image:
   {"image": ..., "ms": <forward time>, "top": [{"label": ..., "score": ...}, ...]}
-or, for a backbone without a classification head, "cls_norm": <L2 norm of the CLS feature>.
+or, for a backbone without a classification head, "cls_norm": <L2 norm of the CLS feature>;
+with --embedding, also "embedding": [<dim floats>], the image's CLS feature: the
+way to use a backbone (retrieval, nearest neighbours against labelled examples;
+`fips head` trains a head on them).
 A bad image prints one error line on stderr naming the file; the others are
 still processed, and the exit status is 1.
 
 OPTIONS:
   --model <path>         the model artifact (from `fips import` or `fips compress`)
-  --top-k <k>            labels to print per image (default 5)
+  --top-k <k>            labels to print per image (default 5); refused for a model
+                         without a classification head
+  --embedding            add "embedding": the CLS token's final LayerNorm output
   --features-out <dir>   also write the final LayerNorm output of each image to
                          <dir>/<image stem>.npy (float32, [tokens, dim])
   --max-pixels <n>       refuse images with more pixels (default 8000000); a JPEG is decoded
@@ -75,6 +84,7 @@ OPTIONS:
 EXAMPLES:
   fips-run --model dinov2_s.fips photos/chelsea.png photos/coffee.png
   fips-run --model classifier.fips --top-k 3 --features-out feats/ frame.jpg
+  fips-run --model dinov2_s.q8.fips --embedding photos/*.jpg
   fips-run --model dinov2_s.fips --threads 2 --verbose photos/chelsea.png
   fips-run --model dinov2_s.q8.fips --threads 2 --bench 20 photos/chelsea.png
   FIPS_KERNEL=scalar fips-run --model fips33.q4.fips --integer-nonlinear all frame.jpg
@@ -87,7 +97,8 @@ let runFlags = FlagTable<RunOptions>(
     defaults: RunOptions(),
     flags: [
         .value("--model", missing: "--model needs a path") { o, v in o.model = v; return nil },
-        .integer("--top-k", in: 1...Int.max, error: "--top-k needs a positive integer") { o, k in o.topK = k },
+        .integer("--top-k", in: 1...Int.max, error: "--top-k needs a positive integer") { o, k in o.topK = k; o.topKGiven = true },
+        .set("--embedding") { $0.embedding = true },
         .value("--features-out", missing: "--features-out needs a directory") { o, v in o.featuresOut = v; return nil },
         .integer("--max-pixels", in: 1...Int.max, error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
         .set("--full-decode") { $0.fullDecode = true },

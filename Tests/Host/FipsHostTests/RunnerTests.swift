@@ -94,6 +94,41 @@ final class RunnerTests: XCTestCase {
         XCTAssertTrue(t.data.allSatisfy { $0.isFinite })
     }
 
+    /// A backbone without a head: --top-k is refused (exit 2, one line naming the model and the way out,
+    /// nothing on stdout); --embedding prints the CLS feature, equal to row 0 of --features-out and
+    /// with the printed cls_norm as its norm.
+    func testHeadlessModelRefusesTopKAndPrintsItsEmbedding() throws {
+        let chelsea = TestPaths.photos.appendingPathComponent("chelsea.png").path
+        try TestPaths.require(chelsea)
+        let dir = TestPaths.temporaryDirectory()
+        let model = dir.appendingPathComponent("backbone.fips").path
+        try ArtifactWriter.write(makeTinyModel(classes: 0), precision: .f32, to: model)
+        var (status, out, err) = try runProcess(fipsRun, ["--model", model, "--top-k", "3", chelsea])
+        XCTAssertEqual(status, 2)
+        XCTAssertEqual(out, "")
+        XCTAssertTrue(err.hasPrefix("fips-run: \(model) has no classification head") && err.contains("--embedding"), err)
+        XCTAssertEqual(err.split(separator: "\n").count, 1, err)
+
+        let feats = dir.appendingPathComponent("feats")
+        (status, out, err) = try runProcess(fipsRun, ["--model", model, "--embedding", "--features-out", feats.path, chelsea])
+        XCTAssertEqual(status, 0, err)
+        let obj = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any]
+        let e = try XCTUnwrap(obj["embedding"] as? [Double], out)
+        let t = try NpyFile.readFloat32(feats.appendingPathComponent("chelsea.npy").path)
+        XCTAssertEqual(e.count, 16)
+        for k in 0..<16 { XCTAssertEqual(Float(e[k]), t.data[k], "embedding[\(k)] is not the CLS feature") }
+        let norm = e.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        XCTAssertEqual(norm, try XCTUnwrap(obj["cls_norm"] as? Double), accuracy: 1e-6 * norm)
+
+        // With a head, --top-k works and --embedding adds the same vector beside "top".
+        let headed = try tiny(dir)
+        (status, out, err) = try runProcess(fipsRun, ["--model", headed, "--top-k", "2", "--embedding", chelsea])
+        XCTAssertEqual(status, 0, err)
+        let h = try JSONSerialization.jsonObject(with: Data(out.utf8)) as! [String: Any]
+        XCTAssertEqual((h["top"] as? [[String: Any]])?.count, 2)
+        XCTAssertEqual((h["embedding"] as? [Double])?.count, 16)
+    }
+
     func testBadModelsAreRefusedWithTheReason() throws {
         let chelsea = TestPaths.photos.appendingPathComponent("chelsea.png").path
         let dir = TestPaths.temporaryDirectory()

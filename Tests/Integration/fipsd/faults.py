@@ -1,6 +1,7 @@
 """The world going wrong: a full disk and rotation, a missing camera, bad arguments at start."""
 import os
 import subprocess
+import sys
 
 from .common import ROOT, ARGS, check, cmd, Daemon
 
@@ -48,6 +49,9 @@ def test_usage(work):
     data = bytearray(open(ARGS.tiny, "rb").read())
     data[-10] ^= 1
     open(bad, "wb").write(data)
+    headless = os.path.join(work, "headless.fips")
+    subprocess.run([sys.executable, os.path.join(ROOT, "scripts/fixtures/make_tiny_model.py"), headless, "--classes", "0"],
+                   check=True, capture_output=True)
     cases = [
         ([], "missing --model"),
         (["--model", ARGS.tiny], "no source"),
@@ -58,6 +62,7 @@ def test_usage(work):
         (["--model", bad, "--stdin"], "checksum"),
         (["--model", ARGS.tiny, "--watch", os.path.join(work, "nodir")], "No such file or directory"),
         (["--model", ARGS.tiny, "--camera-size", "big", "--stdin"], "WIDTHxHEIGHT"),
+        (["--model", headless, "--top-k", "3", "--stdin"], "has no classification head, so --top-k"),
     ]
     for args, want in cases:
         r = subprocess.run(cmd(ARGS.fipsd, *args), capture_output=True, timeout=60, stdin=subprocess.DEVNULL)

@@ -13,18 +13,20 @@ from .common import ROOT, ARGS, check, cmd, Daemon, errors_total, photos
 def test_labels(work):
     ph = photos()
     check(len(ph) >= 3, f"need the sample photos in {ARGS.photos} (scripts/setup.sh)")
-    r = subprocess.run(cmd(ARGS.fips_run, "--model", ARGS.model, "--top-k", 5, *ph), capture_output=True, timeout=1800)
+    r = subprocess.run(cmd(ARGS.fips_run, "--model", ARGS.model, "--top-k", 5, "--embedding", *ph), capture_output=True,
+                       timeout=1800)
     check(r.returncode == 0, f"fips-run failed: {r.stderr.decode()}")
-    ref = {}
+    ref, emb = {}, {}
     for line in r.stdout.decode().splitlines():
         j = json.loads(line)
         ref[os.path.basename(j["image"])] = [(t["label"], t["score"]) for t in j["top"]]
+        emb[os.path.basename(j["image"])] = j["embedding"]
     inbox = os.path.join(work, "in")
     os.makedirs(inbox)
     half = len(ph) // 2
     for p in ph[:half]:  # waiting before the start: the start-up scan
         shutil.copy(p, inbox)
-    d = Daemon(work, "--model", ARGS.model, "--watch", inbox, "--listen", 0, "--top-k", 5, name="labels")
+    d = Daemon(work, "--model", ARGS.model, "--watch", inbox, "--listen", 0, "--top-k", 5, "--embedding", name="labels")
     for p in ph[half:]:  # arriving while it runs: inotify
         tmp = os.path.join(inbox, "." + os.path.basename(p))
         shutil.copy(p, tmp)
@@ -35,6 +37,8 @@ def test_labels(work):
     folder = {j["file"]: [(t["label"], t["score"]) for t in j["top"]] for j in d.output_lines()}
     for name, want in ref.items():
         check(folder.get(name) == want, f"folder mode {name}: {folder.get(name)} != fips-run {want}")
+    for j in d.output_lines():
+        check(j.get("embedding") == emb[j["file"]], f"folder mode {j['file']}: the embedding differs from fips-run's")
     for p in ph:
         st, body = d.request("POST", "/classify", open(p, "rb").read())
         check(st == 200, f"POST {p}: {st} {body[:200]}")
@@ -42,11 +46,12 @@ def test_labels(work):
         got = [(t["label"], t["score"]) for t in j["top"]]
         want = ref[os.path.basename(p)]
         check(got == want, f"HTTP {os.path.basename(p)}: {got} != fips-run {want}")
+        check(j.get("embedding") == emb[os.path.basename(p)], f"HTTP {os.path.basename(p)}: the embedding differs from fips-run's")
     m = d.metrics()
     check(m['fipsd_frames_total{source="folder"}'] == len(ph), "folder frame count")
     check(m['fipsd_frames_total{source="http"}'] == len(ph), "http frame count")
     d.stop()
-    return f"{len(ph)} photos, top-5 labels and scores equal to fips-run in folder and HTTP mode (top-1: " + \
+    return f"{len(ph)} photos, top-5 labels, scores and --embedding equal to fips-run in folder and HTTP mode (top-1: " + \
         ", ".join(f"{k}={v[0][0]}" for k, v in sorted(ref.items())) + ")"
 
 
