@@ -93,7 +93,7 @@ let package = Package(
         host("FipsPlan", [
             "COpenBLAS", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsKernels", "FipsViT",
             "FipsDeviceSupport", "FipsData", "FipsCompress",
-            "FipsQuantize", "FipsLatency",
+            "FipsQuantize", "FipsLatency", "FipsImage",
         ]),
         hostProgram("fips-plan", [
             "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsKernels", "FipsLatency", "FipsPlan", "FipsTrain",

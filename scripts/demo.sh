@@ -21,7 +21,8 @@ echo "--- int8, aarch64 (Cortex-A76 build under qemu)"
 qemu-aarch64-static build/rpi5/fips-run --model data/dinov2_s.q8.fips --verbose data/photos/chelsea.png
 echo "--- fit the model to a 26 MB budget (artifact + activation memory) with the x86-64 host profile"
 .build/release/fips-plan --model data/dinov2_s.fips --calib fashion-mnist --calib-images 32 \
-  --profile profiles/x86-64.json --budget 26MB -o data/dinov2_s.plan26.fips
+  --profile profiles/x86-64.json --budget 26MB --max-pixels 741x500 --max-input-bytes 1MB \
+  -o data/dinov2_s.plan26.fips   # the largest sample photo (741x500 PNG, 0.8 MB) within the budget
 echo "--- fipsd on the planned model: the photos dropped into a watched folder, one JSON line each"
 inbox="$(mktemp -d)"
 .build/release/fipsd --model data/dinov2_s.plan26.fips --watch "$inbox" --quiet > "$inbox.jsonl" &

@@ -65,6 +65,13 @@ CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS="data/photos/chelsea.png data/phot
 CHECK_SKIP_BUILD=1 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/coffee.png Tests/Integration/check_aarch64.sh data/fips_smoke.q4.fips
 CHECK_BOARD=rpi4 CHECK_QEMU_CPU=cortex-a72 CHECK_EXACT=1 CHECK_PHOTOS=data/photos/chelsea.png \
   Tests/Integration/check_aarch64.sh data/q8_smoke.fips
+# A budget is a promise (Tests/Integration/check_plan_memory.py): plans at 22, 26 and 30 MB, and
+# one at 30 MB reserving room for phone photos, carry their input limits; fips-run, fipsd --watch
+# and fipsd --listen with 16 concurrent uploads of 12/24/48 MP JPEGs (baseline and progressive),
+# a 20 MP PNG, a CMYK JPEG and a lying header stay within the budget above their --help baseline
+# or refuse the input by name; the aarch64 fips-run under qemu keeps the inputs within the reserve.
+python3 Tests/Integration/check_plan_memory.py --budgets 22,26,30,30:1000x750:3MB:1 --qemu qemu-aarch64-static \
+  --aarch64-fips-run build/rpi5/fips-run --aarch64-budgets 22,30:1000x750:3MB:1
 # fips-profile: the aarch64 build under qemu and the x86-64 build, --quick
 # --functional-only, their JSON and the committed profiles validated against
 # profiles/schema.json.

@@ -52,6 +52,8 @@ public final class Artifact {
     public let version: UInt32
     public let config: ViTConfig
     public let labels: [String]
+    /// The plan's input limits, or nil for a file that records none.
+    public let inputLimits: InputLimits?
     public let tensors: [TensorView]
     public let fileBytes: Int
     /// The payload's CRC-32 as the header stores it (verified at open unless
@@ -80,6 +82,7 @@ public final class Artifact {
             self.checksum = parsed.checksum
             self.config = parsed.config
             self.labels = parsed.labels
+            self.inputLimits = parsed.inputLimits
             self.tensors = parsed.tensors
         } catch {
             fips_unmap_file(raw, size)
@@ -116,6 +119,7 @@ public final class Artifact {
         var checksum: UInt32
         var config: ViTConfig
         var labels: [String]
+        var inputLimits: InputLimits?
         var tensors: [TensorView]
     }
 
@@ -129,14 +133,15 @@ public final class Artifact {
     static func parse(path: String, base: UnsafeRawPointer, size: Int, verifyChecksum: Bool) throws(ArtifactError) -> Parsed {
         let r = ByteReader(base: base, count: size)
         let header = try parseHeader(path: path, r, verifyChecksum: verifyChecksum)
-        let (config, labels) = try parseMeta(path: path, r, header)
+        let (config, labels, limits) = try parseMeta(path: path, r, header)
         var tensors = [TensorView]()
         tensors.reserveCapacity(header.count)
         for i in 0..<header.count {
             tensors.append(try parseTensorEntry(path: path, r, at: header.tableOffset + i * header.entryBytes,
                                                 version: header.version))
         }
-        return Parsed(version: header.version, checksum: header.checksum, config: config, labels: labels, tensors: tensors)
+        return Parsed(version: header.version, checksum: header.checksum, config: config, labels: labels,
+                      inputLimits: limits, tensors: tensors)
     }
 
     /// Magic, version, both checksums, file size and the section offsets.
@@ -177,8 +182,8 @@ public final class Artifact {
         return h
     }
 
-    /// Meta: config words, then labels.
-    static func parseMeta(path: String, _ r: ByteReader, _ h: Header) throws(ArtifactError) -> (ViTConfig, [String]) {
+    /// Meta: config words (with the input limits in words 20–23), then labels.
+    static func parseMeta(path: String, _ r: ByteReader, _ h: Header) throws(ArtifactError) -> (ViTConfig, [String], InputLimits?) {
         var at = h.metaOffset
         let metaEnd = h.metaOffset + h.metaBytes
         guard at + 4 <= metaEnd else { throw .malformed(path: path, reason: "empty configuration") }
@@ -202,7 +207,7 @@ public final class Artifact {
             guard at + n <= metaEnd else { throw .malformed(path: path, reason: "label table truncated") }
             labels.append(r.string(at, n)); at += n
         }
-        return (config, labels)
+        return (config, labels, InputLimits.decode(w))
     }
 
     /// One tensor table entry: name, type, shape, data, then its aux region.

@@ -9,7 +9,8 @@ public func daemonMain(_ args: [String]) -> Int32 {
     daemonFlags.run(args, program: "fipsd", usage: daemonUsage, startDaemon)
 }
 
-func startDaemon(_ opts: DaemonOptions) -> Int32 {
+func startDaemon(_ given: DaemonOptions) -> Int32 {
+    var opts = given
     // Signals first: the worker threads created below inherit the blocked mask,
     // so SIGTERM/SIGHUP reach only the signalfd.
     let sfd = fipsd_signals_init()
@@ -34,6 +35,9 @@ func startDaemon(_ opts: DaemonOptions) -> Int32 {
         printLine("fipsd: \(why)", fd: 2)
         return 2
     }
+    // The served model's planned limits (kept across SIGHUP reloads: the
+    // sockets and buffers are sized once).
+    for note in opts.resolveLimits(model.artifact) { logLine(note) }
     let sink: OutputSink
     do {
         sink = try OutputSink(path: opts.output, rotateBytes: opts.rotateBytes)

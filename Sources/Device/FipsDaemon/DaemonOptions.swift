@@ -1,3 +1,4 @@
+import FipsArtifact
 import FipsDeviceSupport
 import FipsImage
 import FipsViT
@@ -33,6 +34,13 @@ public struct DaemonOptions: RuntimeChoiceOptions {
     // HTTP
     public var listenHost: String? = nil
     public var listenPort = 0
+    /// --max-body, --max-connections and --max-pixels: nil until given; the
+    /// model's planned limits or the defaults below fill them (`resolveLimits`).
+    public var maxBodyGiven: Int? = nil
+    public var maxConnectionsGiven: Int? = nil
+    public var maxPixelsGiven: Int? = nil
+    public static let fallbackLimits = InputLimits(maxPixels: DecodeLimits.defaultMaxPixels, maxInputBytes: 10 << 20,
+                                                   maxConnections: 16, budgetBytes: 0)
     public var maxBodyBytes = 10 << 20
     public var httpTimeoutMs = 10_000
     public var maxConnections = 16
@@ -54,6 +62,18 @@ public struct DaemonOptions: RuntimeChoiceOptions {
     public var quiet = false
 
     public init() {}
+
+    /// Fills --max-body, --max-connections and --max-pixels from the model's
+    /// planned limits where they were not given; the notes to log.
+    public mutating func resolveLimits(_ artifact: Artifact) -> [String] {
+        let l = PlannedLimits(model: model, artifact, maxPixels: maxPixelsGiven, maxInputBytes: maxBodyGiven,
+                              maxConnections: maxConnectionsGiven, fallback: DaemonOptions.fallbackLimits,
+                              connectionsFlag: "--max-connections", inputBytesFlag: "--max-body")
+        maxBodyBytes = l.maxInputBytes
+        maxConnections = l.maxConnections
+        maxPixels = l.maxPixels
+        return l.notes
+    }
 
     public var hasSource: Bool { camera != nil || watch != nil || listenHost != nil || stdin }
 }
@@ -95,9 +115,12 @@ SOURCES:
                             GET  /healthz    200 "ok" while a model is loaded
                             GET  /metrics    Prometheus text: frames, errors by kind,
                                              latency histogram, model version, RSS
-  --max-body <bytes>      largest accepted request body (default 10485760; larger: 413)
+  --max-body <bytes>      largest accepted request body or stdin frame (default: the model's
+                          planned limit, else 10485760; larger: 413)
   --http-timeout <ms>     a request must arrive within this time (default 10000; else 408)
-  --max-connections <n>   open HTTP connections at once (default 16; more: 503)
+  --max-connections <n>   open HTTP connections at once (default: the model's planned limit,
+                          else 16; more: 503). fips-plan writes these limits into the model
+                          so that its budget holds; a larger value logs a warning
   --stdin                 an MJPEG stream (concatenated JPEGs) on standard input; the
                           daemon exits when the stream ends and nothing else is watched
   --stdin-no-drop         classify every stdin frame (read stdin only when idle) instead
@@ -111,7 +134,8 @@ OUTPUT AND MODEL:
   --top-k <k>             labels per frame (default 5); refused for a model without a head
   --embedding             add "embedding": the CLS token's final LayerNorm output, the
                           way to use a backbone (retrieval, nearest neighbours)
-  --max-pixels <n>        refuse images with more pixels (default 8000000); a JPEG counts
+  --max-pixels <n>        refuse images with more pixels (default: the model's planned
+                          limit, else 8000000); a JPEG counts
                           at the 1/2, 1/4 or 1/8 size it decodes at for the model's input
   --threads <n>           worker threads (default: the CPUs this process may use)
   --kernel <name>         integer GEMM kernel (scalar, avx2, avx512vnni, neon, neon-dotprod)
@@ -190,16 +214,16 @@ let daemonFlags = FlagTable<DaemonOptions>(
             o.listenHost = hp.0; o.listenPort = hp.1
             return nil
         },
-        .integer("--max-body", in: 1...(1 << 30), error: "--max-body needs a byte count from 1 to 1073741824") { o, k in o.maxBodyBytes = k },
+        .integer("--max-body", in: 1...(1 << 30), error: "--max-body needs a byte count from 1 to 1073741824") { o, k in o.maxBodyBytes = k; o.maxBodyGiven = k },
         .integer("--http-timeout", in: 1...3_600_000, error: "--http-timeout needs milliseconds from 1 to 3600000") { o, k in o.httpTimeoutMs = k },
-        .integer("--max-connections", in: 1...200, error: "--max-connections needs a count from 1 to 200") { o, k in o.maxConnections = k },
+        .integer("--max-connections", in: 1...200, error: "--max-connections needs a count from 1 to 200") { o, k in o.maxConnections = k; o.maxConnectionsGiven = k },
         .set("--stdin") { $0.stdin = true },
         .set("--stdin-no-drop") { $0.stdin = true; $0.stdinNoDrop = true },
         .value("--output", "-o", missing: "--output needs a file path") { o, v in o.output = v; return nil },
         .integer("--rotate-bytes", in: 0...Int.max, error: "--rotate-bytes needs a byte count (0: never rotate)") { o, k in o.rotateBytes = k },
         .integer("--top-k", in: 1...100_000, error: "--top-k needs a positive integer") { o, k in o.topK = k; o.topKGiven = true },
         .set("--embedding") { $0.embedding = true },
-        .integer("--max-pixels", in: 1...(1 << 40), error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
+        .integer("--max-pixels", in: 1...(1 << 40), error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k; o.maxPixelsGiven = k },
         .integer("--threads", in: 1...256, error: "--threads needs an integer from 1 to 256") { o, k in o.threads = k },
         .kernel,
         .integerNonlinear,

@@ -1,4 +1,5 @@
 import CFipsSys
+import FipsArtifact
 import FipsDeviceSupport
 import FipsImage
 
@@ -20,7 +21,10 @@ final class FrameContext {
         self.sink = sink
         var l = DecodeLimits()
         l.maxPixels = options.maxPixels
-        l.maxFileBytes = max(options.maxBodyBytes, 64 << 20)
+        // A watched folder's files: the planned (or given) encoded-input limit;
+        // for a model without limits, as before, at least 64 MiB.
+        let planned = model.artifact.inputLimits != nil || options.maxBodyGiven != nil
+        l.maxFileBytes = planned ? options.maxBodyBytes : max(options.maxBodyBytes, 64 << 20)
         self.baseLimits = l
     }
 

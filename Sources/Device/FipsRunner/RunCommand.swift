@@ -41,14 +41,19 @@ func run(_ opts: RunOptions) -> Int32 {
         let e = fips_mkdir_p(dir)
         if e != 0 { printLine("fips-run: \(dir): cannot create features directory: \(errnoText(e))", fd: 2); return 2 }
     }
-    if opts.verbose { printModelFigures(opts, model, exOptions, backend) }
+    let planned = PlannedLimits(model: opts.model, model.artifact, maxPixels: opts.maxPixels, maxInputBytes: opts.maxInputBytes,
+                                fallback: InputLimits(maxPixels: DecodeLimits.defaultMaxPixels, maxInputBytes: 64 << 20,
+                                                      maxConnections: 1, budgetBytes: 0),
+                                inputBytesFlag: "--max-input-bytes")
+    for note in planned.notes { printLine("fips-run: \(note)", fd: 2) }
+    if opts.verbose { printModelFigures(opts, model, planned, exOptions, backend) }
 
     var timing: BlockTiming? = opts.perBlock ? BlockTiming(depth: model.config.depth) : nil
     defer { timing?.free() }
     model.executor.blockTimes = timing?.current
     var coldStartMs: Double? = nil, coldStartPrinted = false
     var failures = 0
-    var limits = DecodeLimits(maxPixels: opts.maxPixels)
+    var limits = planned.decodeLimits
     if !opts.fullDecode { limits = model.decodeLimits(limits) }
     for path in opts.images {
         let img: RGBImage
@@ -115,11 +120,17 @@ func run(_ opts: RunOptions) -> Int32 {
 }
 
 /// `--verbose`: the model, kernel, thread and memory figures on stderr.
-func printModelFigures(_ opts: RunOptions, _ model: Classifier, _ exOptions: ExecutorOptions, _ backend: PooledBackend) {
+func printModelFigures(_ opts: RunOptions, _ model: Classifier, _ limits: PlannedLimits, _ exOptions: ExecutorOptions,
+                       _ backend: PooledBackend) {
     let artifact = model.artifact, executor = model.executor
     var t = TextBuffer()
     t.append("model \(opts.model): version \(artifact.version), \(artifact.tensors.count) tensors, \(artifact.fileBytes) bytes mapped, activation arena \(executor.arenaBytes) bytes\n")
-    t.append("memory bound: artifact \(artifact.fileBytes) + arena \(executor.arenaBytes) = \(artifact.fileBytes + executor.arenaBytes) bytes (plus the program and one decoded image)\n")
+    let io = ClassifierBuffers(config: model.config).bytes
+    let inputs = limits.worstCaseBytes(cropSize: model.config.cropSize, connections: false)
+    let bound = artifact.fileBytes + executor.arenaBytes + io + inputs
+    t.append("memory bound: artifact \(artifact.fileBytes) + arena \(executor.arenaBytes) + run buffers \(io) + inputs \(inputs) = \(bound) bytes")
+    if let p = artifact.inputLimits { t.append(" of the plan's budget \(p.budgetBytes / 1024) KiB") }
+    t.append(" (plus the program; inputs: one image of up to \(limits.maxPixels) pixels decoded, \(limits.maxInputBytes) bytes encoded)\n")
     t.append("weights: \(weightSummary(artifact))\n")
     t.append("integer kernel \(kernelName(executor.kernel))\(executor.isInteger ? "" : " (unused: no packed weights)"), attention \(executor.integerAttention ? "int8" : "fp32"), softmax \(form(exOptions.softmax)), GELU \(form(exOptions.gelu)), LayerNorm \(form(exOptions.layerNorm))\n")
     t.append("threads \(backend.parallelism) (\(fips_cpu_count()) CPUs available)\n")

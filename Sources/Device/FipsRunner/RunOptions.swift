@@ -12,7 +12,10 @@ public struct RunOptions: RuntimeChoiceOptions {
     /// Print the CLS embedding in each JSON line.
     public var embedding = false
     public var featuresOut: String? = nil
-    public var maxPixels: Int = DecodeLimits.defaultMaxPixels
+    /// nil: the model's planned limit, else 8 MP (`PlannedLimits`).
+    public var maxPixels: Int? = nil
+    /// nil: the model's planned limit, else 64 MiB.
+    public var maxInputBytes: Int? = nil
     /// Decode JPEGs at full size even when a reduced DCT decode would do
     /// (for comparing the two: Benchmarks/decode_speed.py).
     public var fullDecode = false
@@ -31,7 +34,8 @@ public struct RunOptions: RuntimeChoiceOptions {
 }
 
 public let runUsage = """
-USAGE: fips-run --model <model.fips> [--top-k <k>] [--embedding] [--features-out <dir>] [--max-pixels <n>] [--full-decode]
+USAGE: fips-run --model <model.fips> [--top-k <k>] [--embedding] [--features-out <dir>] [--max-pixels <n>] [--max-input-bytes <n>]
+                [--full-decode]
                 [--threads <n>] [--kernel <name>] [--integer-nonlinear <list>] [--bench <runs> [--per-block]]
                 [--verbose] <image> ...
 
@@ -54,11 +58,16 @@ OPTIONS:
   --embedding            add "embedding": the CLS token's final LayerNorm output
   --features-out <dir>   also write the final LayerNorm output of each image to
                          <dir>/<image stem>.npy (float32, [tokens, dim])
-  --max-pixels <n>       refuse images with more pixels (default 8000000); a JPEG is decoded
+  --max-pixels <n>       refuse images with more pixels (default: the model's planned limit,
+                         else 8000000); a JPEG is decoded
                          at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling) when its
                          shorter side stays at least the model's resize size, and counts
                          at that size; a progressive JPEG may use 3 bytes per allowed pixel
                          for libjpeg's whole-image buffer
+  --max-input-bytes <n>  refuse image files larger than this (default: the model's planned
+                         limit, else 67108864). fips-plan writes both limits into the
+                         model so that one image's memory stays within its budget; a
+                         larger value prints a warning that the budget no longer holds
   --full-decode          decode JPEGs at full size (slower, more memory; for comparison)
   --threads <n>          worker threads, 1 to 256 (default: the CPUs this process may
                          use: the affinity mask, so `taskset -c 0,1` means 2); the
@@ -77,7 +86,8 @@ OPTIONS:
                          "cold_start_ms" (from the program's start: model map, decode and
                          preprocessing, first forward pass; the first image that ran)
   --verbose              print model, kernel, thread and memory figures on stderr:
-                         artifact bytes + activation arena bytes = the runtime's peak;
+                         artifact + arena + run buffers + the inputs' worst case at the
+                         limits = the bound (and the plan's budget when it has one);
                          per image, its decoded size and the decode and preprocessing times
   -h, --help             show this help
 
@@ -101,6 +111,7 @@ let runFlags = FlagTable<RunOptions>(
         .set("--embedding") { $0.embedding = true },
         .value("--features-out", missing: "--features-out needs a directory") { o, v in o.featuresOut = v; return nil },
         .integer("--max-pixels", in: 1...Int.max, error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
+        .integer("--max-input-bytes", in: 1...(1 << 40), error: "--max-input-bytes needs a positive byte count") { o, k in o.maxInputBytes = k },
         .set("--full-decode") { $0.fullDecode = true },
         .value("--threads", missing: "--threads needs an integer from 1 to \(maxThreads)") { o, v in
             guard let k = parseInt(v), k >= 1 && k <= maxThreads else {

@@ -227,12 +227,31 @@ public enum ArtifactWriter {
         store64(&out, 40, UInt64(layout.tableOffset))
         store32(&out, 48, UInt32(tensors.count))
         store32(&out, 52, UInt32(ArtifactFormat.entryBytes))
+        storeChecksums(&out)
+        return out
+    }
+
+    /// Both CRC-32s of the header: the payload's, then the header's own.
+    static func storeChecksums(_ out: inout [UInt8]) {
         let crc = CRC32()
         let payload = out.withUnsafeBytes { crc.checksum($0.baseAddress! + ArtifactFormat.headerBytes,
                                                          count: out.count - ArtifactFormat.headerBytes) }
         store32(&out, 56, payload)
         let header = out.withUnsafeBytes { crc.checksum($0.baseAddress!, count: 60) }
         store32(&out, 60, header)
+    }
+
+    /// The serialized artifact `bytes` with `limits` in its configuration
+    /// words 20–23 (the words every writer leaves zero) and its checksums
+    /// recomputed. The file's size and layout do not change.
+    public static func stampInputLimits(_ bytes: [UInt8], _ limits: InputLimits) -> [UInt8] {
+        var out = bytes
+        func load64(_ o: Int) -> Int { (0..<8).reduce(0) { $0 | Int(out[o + $1]) << (8 * $1) } }
+        let meta = load64(24)
+        let words = (0..<4).reduce(0) { $0 | Int(out[meta + $1]) << (8 * $1) }
+        precondition(words >= InputLimits.firstWord + InputLimits.wordCount, "stampInputLimits: configuration record of \(words) words")
+        for (k, w) in limits.encode().enumerated() { store32(&out, meta + 4 + 4 * (InputLimits.firstWord + k), w) }
+        storeChecksums(&out)
         return out
     }
 

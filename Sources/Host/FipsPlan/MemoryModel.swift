@@ -3,6 +3,7 @@ import FipsArtifactWriter
 import FipsCompress
 import FipsDeviceSupport
 import FipsHostModel
+import FipsImage
 import FipsKernels
 import FipsViT
 
@@ -36,7 +37,8 @@ public struct GroupChoice: Hashable {
 /// The exact memory of a planned model on the runtime: the artifact's bytes
 /// (laid out by `ArtifactLayout`, the writer's own function), the executor's
 /// activation arena (`ArenaLayout`, the executor's own function), the device
-/// programs' per-image buffers (`ClassifierBuffers`) and, optionally, a decoded camera frame.
+/// programs' per-image buffers (`ClassifierBuffers`) and the worst case of the
+/// inputs the plan accepts (`DecodeMemory`: one decode, fipsd's request bodies).
 ///
 /// Exact except for one bound: a pruned projection (q8-sparse) stores its
 /// nonzero bytes, which global pruning spreads over the group's V's unevenly
@@ -51,23 +53,24 @@ public struct PlanMemory {
     public let headBits: Int
     /// fips-run's thread count on the board: the arena holds one kernel scratch per thread.
     public let threads: Int
-    /// A decoded frame (width, height) to count, or nil.
-    public let frame: (width: Int, height: Int)?
+    /// The largest input the plan accepts (its budget field is not used here).
+    public let input: InputLimits
 
     public init(config: ViTConfig, labels: [String], groups: [[Int]], extraTensors: [(String, [Int])] = [], headBits: Int = 8,
-                threads: Int, frame: (width: Int, height: Int)?) {
+                threads: Int, input: InputLimits) {
         self.config = config; self.labels = labels; self.groups = groups; self.extraTensors = extraTensors
-        self.headBits = headBits; self.threads = max(1, threads); self.frame = frame
+        self.headBits = headBits; self.threads = max(1, threads); self.input = input
     }
 
     public struct Breakdown: Equatable {
         public var artifactBytes: Int
         public var arenaBytes: Int
         public var ioBytes: Int
-        public var frameBytes: Int
+        /// The inputs' worst case (`PlanMemory.inputBytes`).
+        public var inputBytes: Int
         /// True when no q8-sparse tensor is involved: then `artifactBytes` is the file size to the byte.
         public var artifactExact: Bool
-        public var totalBytes: Int { artifactBytes + arenaBytes + ioBytes + frameBytes }
+        public var totalBytes: Int { artifactBytes + arenaBytes + ioBytes + inputBytes }
     }
 
     /// One table entry of the planned artifact: its stored bytes, or nil when
@@ -176,18 +179,29 @@ public struct PlanMemory {
     /// The input, feature and logit buffers of fips-run's and fipsd's `Classifier`.
     public var ioBytes: Int { ClassifierBuffers(config: config).bytes }
 
-    /// A decoded frame and the resize buffers (`Preprocessor.resizeAndCrop`): the RGB image,
-    /// the horizontal pass's rows (at most the source height × crop width) and the crop.
-    public var frameBytes: Int {
-        guard let f = frame else { return 0 }
-        let c = config.cropSize
-        return 3 * f.width * f.height + 3 * c * f.height + 3 * c * c
+    /// The worst case of the accepted inputs: one image's encoded bytes, its decode
+    /// and resize, and fipsd's other request bodies (`DecodeMemory`, device code).
+    public var inputBytes: Int {
+        DecodeMemory.processWorstCaseBytes(maxPixels: input.maxPixels, maxInputBytes: input.maxInputBytes,
+                                           maxConnections: input.maxConnections, cropSize: config.cropSize)
+    }
+
+    /// The limits to write into the artifact: the plan's, with the room the
+    /// chosen plan leaves under the budget given to the encoded-input size (each
+    /// of fipsd's connections may hold one), capped at 64 MiB.
+    /// `usedBytes`: the plan's memory with the inputs at `input` (the written artifact's).
+    public static func stampedLimits(_ input: InputLimits, usedBytes: Int, budgetBytes: Int) -> InputLimits {
+        var l = input
+        let room = max(0, budgetBytes - usedBytes)
+        l.maxInputBytes = min(64 << 20, l.maxInputBytes + room / max(1, l.maxConnections))
+        l.budgetBytes = budgetBytes
+        return l
     }
 
     public func breakdown(_ plan: [GroupChoice]) -> Breakdown {
         let maxRank = plan.reduce(0) { max($0, $1.mlp.rank) }
         return Breakdown(artifactBytes: artifactBytes(plan), arenaBytes: arenaBytes(maxRank: maxRank), ioBytes: ioBytes,
-                         frameBytes: frameBytes, artifactExact: !plan.contains { $0.mlp.sparsity > 0 })
+                         inputBytes: inputBytes, artifactExact: !plan.contains { $0.mlp.sparsity > 0 })
     }
 }
 

@@ -113,7 +113,7 @@ public enum PlanPipeline {
         let known = Set(ViTModel.expectedShapes(model.config).map { $0.0 })
         let extras = model.tensors.keys.filter { !known.contains($0) }.sorted().map { ($0, model[$0].shape) }
         return PlanMemory(config: model.config, labels: model.labels, groups: groups, extraTensors: extras, headBits: 8,
-                          threads: o.threads, frame: o.frame)
+                          threads: o.threads, input: o.input)
     }
 
     public struct BuildOptions {

@@ -25,7 +25,7 @@ extension Plan {
         }
         let m = memory
         lines.append("memory: artifact \(m.artifactBytes)\(m.artifactExact ? "" : " (bound: q8-sparse)") + arena \(m.arenaBytes)"
-                     + " + run buffers \(m.ioBytes) + frame \(m.frameBytes) = \(m.totalBytes) bytes (\(formatBytes(m.totalBytes)))"
+                     + " + run buffers \(m.ioBytes) + inputs \(m.inputBytes) = \(m.totalBytes) bytes (\(formatBytes(m.totalBytes)))"
                      + " of budget \(options.budgetBytes) (\(formatBytes(options.budgetBytes))), "
                      + String(format: "%.1f%%", 100 * Double(m.totalBytes) / Double(options.budgetBytes)))
         var lat = String(format: "latency: %.2f ms predicted (fixed %.2f + blocks %.2f; %@, %d thread%@)", predictedMs, fixedMs,
@@ -47,13 +47,15 @@ extension Plan {
         }
         var totals: [String: Any] = [
             "artifact_bytes": memory.artifactBytes, "artifact_bytes_exact": memory.artifactExact,
-            "arena_bytes": memory.arenaBytes, "run_buffer_bytes": memory.ioBytes, "frame_bytes": memory.frameBytes,
+            "arena_bytes": memory.arenaBytes, "run_buffer_bytes": memory.ioBytes, "input_bytes": memory.inputBytes,
             "memory_bytes": memory.totalBytes, "predicted_ms": predictedMs, "fixed_ms": fixedMs, "error": totalError,
         ]
         for (k, v) in measured { totals[k] = v }
         var budget: [String: Any] = ["memory_bytes": options.budgetBytes, "threads": options.threads]
         if let l = options.latencyMs { budget["latency_ms"] = l }
-        if let f = options.frame { budget["frame"] = "\(f.width)x\(f.height)" }
+        budget["max_pixels"] = options.input.maxPixels
+        budget["max_input_bytes"] = options.input.maxInputBytes
+        budget["max_connections"] = options.input.maxConnections
         return ["schema": "fips-plan", "version": 1, "groups": gs, "totals": totals, "budget": budget, "inputs": inputs,
                 "latency_source": latencySource]
     }

@@ -17,8 +17,12 @@ struct FipsPlanCommand: ParsableCommand {
         abstract: "Fit a ViT to a board: per block group, FiPS rank, projection sparsity and weight bits under a memory (and latency) budget.",
         discussion: """
         Memory = artifact bytes + the runtime's activation arena + fips-run's per-image
-        buffers (+ one decoded --frame), computed with the writer's and the executor's
-        own layout functions. Each candidate's error is measured on the calibration
+        buffers + the worst case of the inputs the plan accepts (one image of up to
+        --max-pixels decoded and --max-input-bytes encoded, and fipsd's other
+        --max-connections bodies), computed with the writer's, the executor's and
+        the decoder's own functions. The limits are written into the artifact (the
+        room left under the budget raises the encoded size), and fips-run and fipsd
+        use them as their defaults. Each candidate's error is measured on the calibration
         images (MLP output error after SVD initialisation, pruning and quantisation;
         attention output error; quantisation as the build's: GPTQ from the
         calibration Hessians, or round-to-nearest with --rounding nearest), its
@@ -46,12 +50,16 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Board name (boards/NAME.board) or path to a .board file; its roofline figures price latency, and --budget may not exceed its RAM_MB minus OS_RESERVE_MB.")
     var board: String?
     @Option(help: "Directory of the board files.") var boardsDir = "boards"
-    @Option(help: "Memory budget: artifact + activation arena + run buffers + frame, e.g. 50MB (10^6), 48MiB, 900kB.")
+    @Option(help: "Memory budget: artifact + activation arena + run buffers + inputs, e.g. 50MB (10^6), 48MiB, 900kB.")
     var budget: String?
     @Option(help: "Latency limit per image, e.g. 120ms or 0.12s.") var latency: String?
     @Option(help: "Runtime threads on the board (fips-run --threads): the latency model and the arena (one kernel scratch per thread) use it. Default: the board's cores, or the profile's usable CPUs.")
     var threads: Int?
-    @Option(help: "Decoded camera frame counted in memory, WxH, or 'none'.") var frame = "640x480"
+    @Option(help: "Largest decoded image the model must accept, WxH or a pixel count (a JPEG counts its DCT-reduced size: a 12 MP photo decodes at 500x375).")
+    var maxPixels = "640x480"
+    @Option(help: "Largest encoded image (file, HTTP body, stdin frame) the model must accept, e.g. 256KiB; the room the plan leaves is added.")
+    var maxInputBytes = "256KiB"
+    @Option(help: "fipsd's HTTP connections at once, each holding up to one body.") var maxConnections = 2
     @Option(help: "Blocks per group (one shared basis each).") var groupSize = 4
     @Option(help: "MLP parameter budgets that set the FiPS ranks, comma-separated.") var mlpBudgets = "0.25,0.375,0.5,0.625,0.75"
     @Option(help: "Projection sparsities, comma-separated (sparse only at 8 bits: q8-sparse).") var sparsities = "0,0.5,0.75"
@@ -92,7 +100,7 @@ struct FipsPlanCommand: ParsableCommand {
         if finetuneSteps < 0 || finetuneImages < 1 || finetuneBatch < 1 {
             throw ValidationError("--finetune-steps must be >= 0, --finetune-images and --finetune-batch >= 1")
         }
-        _ = try parseFrame()
+        _ = try parseInput()
         _ = try list(mlpBudgets, "--mlp-budgets", Double.init)
         _ = try list(sparsities, "--sparsities", Double.init)
         for (text, flag) in [(mlpBits, "--mlp-bits"), (attentionBits, "--attention-bits")] {
@@ -102,11 +110,18 @@ struct FipsPlanCommand: ParsableCommand {
         }
     }
 
-    func parseFrame() throws -> (width: Int, height: Int)? {
-        if frame == "none" { return nil }
-        let p = frame.split(separator: "x").compactMap { Int($0) }
-        guard p.count == 2, p[0] > 0, p[1] > 0 else { throw ValidationError("--frame must be WxH (e.g. 640x480) or none") }
-        return (p[0], p[1])
+    /// --max-pixels, --max-input-bytes and --max-connections.
+    func parseInput() throws -> InputLimits {
+        let p = maxPixels.split(separator: "x").compactMap { Int($0) }
+        let pixels = p.count == 2 ? p[0] * p[1] : (p.count == 1 ? p[0] : 0)
+        guard p.allSatisfy({ $0 > 0 }), pixels > 0, pixels < 1 << 32 else {
+            throw ValidationError("--max-pixels must be WxH (e.g. 640x480) or a pixel count under 2^32")
+        }
+        guard let bytes = parseBytes(maxInputBytes), bytes > 0, bytes <= 64 << 20 else {
+            throw ValidationError("--max-input-bytes: '\(maxInputBytes)' is not a size from 1 byte to 64MiB (e.g. 256KiB)")
+        }
+        guard (1...200).contains(maxConnections) else { throw ValidationError("--max-connections must be from 1 to 200") }
+        return InputLimits(maxPixels: pixels, maxInputBytes: bytes, maxConnections: maxConnections, budgetBytes: 0)
     }
 
     func list<T>(_ s: String, _ flag: String, _ f: (String) -> T?) throws -> [T] {
@@ -168,7 +183,7 @@ struct FipsPlanCommand: ParsableCommand {
         o.sparsities = try list(sparsities, "--sparsities", Double.init)
         o.mlpBits = try list(mlpBits, "--mlp-bits", Int.init)
         o.attentionBits = try list(attentionBits, "--attention-bits", Int.init)
-        o.frame = try parseFrame()
+        o.input = try parseInput()
         o.gptqProxy = rounding == "gptq"
         return o
     }
@@ -266,17 +281,20 @@ struct FipsPlanCommand: ParsableCommand {
         } catch { fail("\(error)") }
         endProgress()
         let artifact = built.bytes.count
-        let total = artifact + plan.memory.arenaBytes + plan.memory.ioBytes + plan.memory.frameBytes
+        let total = artifact + plan.memory.arenaBytes + plan.memory.ioBytes + plan.memory.inputBytes
         guard total <= o.budgetBytes else {
             fail("internal: the written artifact (\(artifact) bytes) exceeds the plan's \(plan.memory.artifactBytes); not written")
         }
+        let limits = PlanMemory.stampedLimits(o.input, usedBytes: total, budgetBytes: o.budgetBytes)
+        let stamped = ArtifactWriter.stampInputLimits(built.bytes, limits)
         let out = output!
-        do { try ArtifactWriter.writeAtomically(built.bytes, to: out) } catch { fail("\(error)") }
+        do { try ArtifactWriter.writeAtomically(stamped, to: out) } catch { fail("\(error)") }
         let jsonPath = (out.hasSuffix(".fips") ? String(out.dropLast(5)) : out) + ".plan.json"
         let measured: [String: Any] = ["written_artifact_bytes": artifact, "written_memory_bytes": total,
                                        "seconds": Date().timeIntervalSince(t0)]
         var json = plan.json(inputs: inputs, measured: measured)
         json["finetuned"] = finetuneJSON(finetuneReport)
+        json["input_limits"] = limitsJSON(limits)
         json["uniform_settings_that_fit"] = uniformJSON
         do {
             let data = try JSONSerialization.data(withJSONObject: json, options: [.prettyPrinted, .sortedKeys])
@@ -284,7 +302,15 @@ struct FipsPlanCommand: ParsableCommand {
         } catch { fail("\(jsonPath): \(error)") }
         print("wrote \(out): \(artifact) bytes (planned \(plan.memory.artifactBytes)\(plan.memory.artifactExact ? ", exact" : ", bound")); "
               + "memory \(total) of \(o.budgetBytes) bytes; \(jsonPath)")
+        print("input limits (fips-run's and fipsd's defaults): \(limits.maxPixels) decoded pixels, \(limits.maxInputBytes) bytes encoded, "
+              + "\(limits.maxConnections) fipsd connections")
     }
+}
+
+/// plan.json's `input_limits`: what the artifact records for fips-run and fipsd.
+func limitsJSON(_ l: InputLimits) -> [String: Any] {
+    ["max_pixels": l.maxPixels, "max_input_bytes": l.maxInputBytes, "max_connections": l.maxConnections,
+     "budget_bytes": l.budgetBytes]
 }
 
 typealias FipsCompressReport = FipsCompress.CompressionReport

@@ -77,7 +77,7 @@ final class PlanTests: XCTestCase {
         o.threads = 2
         o.rankMultiple = 16
         o.mlpBudgets = [0.25, 0.5, 0.75]
-        o.frame = (64, 48)
+        o.input = InputLimits(maxPixels: 64 * 48, maxInputBytes: 4096, maxConnections: 1, budgetBytes: 0)
         o.unit = 1
         return o
     }
@@ -158,7 +158,7 @@ final class PlanTests: XCTestCase {
     }
 
     /// Six budgets from the smallest feasible one to the 8-bit dense model: plan, compress, quantise, write, load.
-    /// The file's size plus the executor's arena plus the run buffers plus the frame never exceeds the budget, and
+    /// The file's size plus the executor's arena plus the run buffers plus the inputs' worst case never exceeds the budget, and
     /// each equals what the planner predicted (the artifact to the byte when no q8-sparse tensor is involved,
     /// otherwise bounded by it).
     func testSixBudgetsPlanWriteLoad() throws {
@@ -198,9 +198,9 @@ final class PlanTests: XCTestCase {
                 XCTAssertLessThanOrEqual(size, plan.memory.artifactBytes, "budget \(budget): artifact bytes")
                 sawSparse = true
             }
-            let measured = size + ex.arenaBytes + ClassifierBuffers(config: artifact.config).bytes + plan.memory.frameBytes
+            let measured = size + ex.arenaBytes + ClassifierBuffers(config: artifact.config).bytes + plan.memory.inputBytes
             XCTAssertLessThanOrEqual(measured, budget, "budget \(budget)")
-            print("budget \(budget): file \(size) (planned \(plan.memory.artifactBytes)\(plan.memory.artifactExact ? "" : ", bound")) + arena \(ex.arenaBytes) (planned \(plan.memory.arenaBytes)) + run buffers \(plan.memory.ioBytes) + frame \(plan.memory.frameBytes) = \(measured); "
+            print("budget \(budget): file \(size) (planned \(plan.memory.artifactBytes)\(plan.memory.artifactExact ? "" : ", bound")) + arena \(ex.arenaBytes) (planned \(plan.memory.arenaBytes)) + run buffers \(plan.memory.ioBytes) + inputs \(plan.memory.inputBytes) = \(measured); "
                   + plan.choices.map { "\($0.mlp) \($0.mlpBits)/\($0.attentionBits)" }.joined(separator: "; "))
             for c in plan.choices { if c.mlp.rank > 0 { sawFips = true } else { sawDense = true } }
             // the written model runs

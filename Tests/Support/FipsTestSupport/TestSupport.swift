@@ -37,11 +37,12 @@ public enum TestPaths {
     }
 }
 
-/// Runs an executable and returns (status, stdout, stderr).
-public func runProcess(_ executable: URL, _ args: [String]) throws -> (Int32, String, String) {
+/// Runs an executable and returns (status, stdout, stderr); `stdin`: a file to read from.
+public func runProcess(_ executable: URL, _ args: [String], stdin: URL? = nil) throws -> (Int32, String, String) {
     let p = Process()
     p.executableURL = executable
     p.arguments = args
+    if let s = stdin { p.standardInput = try FileHandle(forReadingFrom: s) }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err
