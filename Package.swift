@@ -87,7 +87,7 @@ let package = Package(
         hostProgram("fips", [
             "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend",
             "FipsImport", "FipsData", "FipsCompress", "FipsTrain",
-            "FipsQuantize", "FipsLatency", argumentParser,
+            "FipsQuantize", "FipsLatency", "FipsDeviceSupport", argumentParser,
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
         host("FipsPlan", [
@@ -97,7 +97,7 @@ let package = Package(
         ]),
         hostProgram("fips-plan", [
             "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsKernels", "FipsLatency", "FipsPlan", "FipsTrain",
-            argumentParser,
+            "FipsDeviceSupport", argumentParser,
         ]),
         // Measurements, not tests (Benchmarks/README.md): kernel, activation and preprocessing speed,
         // the RTN/GPTQ report on the real model.

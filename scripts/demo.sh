@@ -7,6 +7,7 @@
 # with fips-plan and classify the photos with fipsd watching a folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/stamp_revision.sh   # --version's git revision
 swift build -c release
 .build/release/fips import data/vit_s_focus.onnx -o data/dinov2_s.fips
 .build/release/fips import data/vit_s_focus.onnx --bits 8 --calib fashion-mnist --calib-images 64 \

@@ -12,6 +12,7 @@ python3 scripts/modules.py check
 # No Swift file over 400 lines, no function over 100 outside the GEMM kernels (the exceptions,
 # with their reasons, are listed in docs/ARCHITECTURE.md).
 python3 scripts/check_sizes.py
+bash scripts/stamp_revision.sh   # --version's git revision
 swift build -c release
 # The fp32 artifact of the real model: the data tests and the qemu check use it.
 if [ ! -f data/dinov2_s.fips ] || [ data/vit_s_focus.onnx -nt data/dinov2_s.fips ]; then

@@ -37,11 +37,12 @@ public struct Flag<Options> {
 public enum ParsedArguments<Options> {
     case run(Options)
     case help
+    case version
     case failure(String)
 }
 
 /// A program's flags, its arguments that are not flags, and the checks of the whole.
-/// `-h` and `--help` are every program's; anything else starting with '-' that
+/// `-h`, `--help` and `--version` are every program's; anything else starting with '-' that
 /// no flag spells is "unknown option".
 public struct FlagTable<Options> {
     public let defaults: Options
@@ -70,6 +71,7 @@ public struct FlagTable<Options> {
         while i < args.count {
             let a = args[i]
             if a == "-h" || a == "--help" { return .help }
+            if a == "--version" { return .version }
             if let f = flags.first(where: { $0.names.contains(a) }) {
                 var v = ""
                 if f.takesValue {
@@ -90,12 +92,15 @@ public struct FlagTable<Options> {
     }
 
     /// Parses `args` and runs `body` with the options. `--help` prints `usage`
-    /// and returns 0; an error prints "<program>: <message> (see --help)" on
+    /// and `--version` the build (`BuildInfo`), and both return 0; an error prints "<program>: <message> (see --help)" on
     /// standard error and returns 2.
     public func run(_ args: [String], program: String, usage: String, _ body: (Options) -> Int32) -> Int32 {
         switch parse(args) {
         case .help:
             printLine(usage)
+            return 0
+        case .version:
+            printLine(BuildInfo.versionLine(program))
             return 0
         case .failure(let msg):
             printLine("\(program): \(msg) (see --help)", fd: 2)

@@ -3,6 +3,7 @@ import Foundation
 import FipsArtifact
 import FipsArtifactWriter
 import FipsData
+import enum FipsDeviceSupport.BuildInfo
 import FipsHostModel
 import FipsImport
 import FipsKernels
@@ -38,7 +39,8 @@ struct FipsPlanCommand: ParsableCommand {
           fips-plan --model data/dinov2_s.fips --calib photos/ --board rpi4 --budget 16MB --dry-run
           fips-plan --random-vit-b16 --calib photos/ --board rpi5 --budget 50MB --dry-run
           fips-plan --random-vit-b16 --write-random vit_b16_random.fips
-        """)
+        """,
+        version: BuildInfo.versionLine("fips-plan"))
 
     @Option(help: "The model: .fips (fp32), .onnx or .safetensors.") var model: String?
     @Flag(help: "Use a ViT-B/16-shaped backbone (86M parameters) with random weights instead of --model.")

@@ -3,6 +3,7 @@ import Foundation
 import FipsArtifact
 import FipsArtifactWriter
 import FipsBLASBackend
+import enum FipsDeviceSupport.BuildInfo
 import FipsHostModel
 import FipsImage
 import FipsImport
@@ -28,6 +29,7 @@ struct Fips: ParsableCommand {
           fips info dinov2_s.fips
           fips bench --model dinov2_s.fips --threads 2
         """,
+        version: BuildInfo.versionLine("fips"),
         subcommands: [Import.self, Compress.self, Finetune.self, Quantize.self, Head.self, Eval.self, Info.self, Bench.self, Latency.self])
 }
 

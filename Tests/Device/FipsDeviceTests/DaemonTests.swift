@@ -118,6 +118,7 @@ final class DaemonTests: XCTestCase {
         func outcome(_ args: [String]) -> String {
             switch table.parse(args) {
             case .help: return "help"
+            case .version: return "version"
             case .failure(let m): return m
             case .run(let o): return "n=\(o.n) verbose=\(o.verbose) " + o.args.joined(separator: ",")
             }
@@ -127,6 +128,7 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(outcome(["--n", "10", "x"]), "--n needs 1 to 9")
         XCTAssertEqual(outcome(["-q", "x"]), "unknown option -q")
         XCTAssertEqual(outcome(["x", "-h", "--n"]), "help")
+        XCTAssertEqual(outcome(["--version", "--n"]), "version")
         XCTAssertEqual(outcome([]), "no arguments")
     }
 }
