@@ -12,7 +12,8 @@ if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 need_apt=0
 for p in libopenblas-dev liblapacke-dev libjpeg-dev libpng-dev zlib1g-dev \
          gcc-aarch64-linux-gnu qemu-user-static qemu-user libjpeg62-turbo-dev:arm64 \
-         libpng-dev:arm64 zlib1g-dev:arm64 dataset-fashion-mnist; do
+         libpng-dev:arm64 zlib1g-dev:arm64 dataset-fashion-mnist systemd prometheus \
+         mosquitto mosquitto-clients; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt=1
 done
 if [ "$need_apt" = 1 ]; then
@@ -22,8 +23,12 @@ if [ "$need_apt" = 1 ]; then
     libopenblas-dev liblapacke-dev libjpeg-dev libpng-dev zlib1g-dev \
     gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static qemu-user \
     libjpeg62-turbo-dev:arm64 libpng-dev:arm64 zlib1g-dev:arm64 \
-    dataset-fashion-mnist >/dev/null
+    dataset-fashion-mnist systemd prometheus mosquitto mosquitto-clients >/dev/null
 fi
+# systemd-analyze rates boards/fipsd.service; promtool (prometheus) lints fipsd's
+# /metrics; mosquitto and mosquitto_pub/sub carry fipsd's results in the MQTT test.
+# Debian starts the brokers' and Prometheus's services on install where systemd
+# runs; the tests start their own on loopback.
 
 # Python reference stack (pinned): fixtures and side-by-side benchmarks only.
 python3 -m pip install -q --disable-pip-version-check \

@@ -28,6 +28,18 @@ Checks (each prints one PASS/FAIL line; any failure exits 1):
             retried while HTTP keeps serving
   usage     bad arguments and bad models at start: exit 2 with a message naming
             the problem
+  service   the systemd notify protocol (READY=1 once serving, WATCHDOG=1,
+            RELOADING=1 around SIGHUP, STOPPING=1), SIGUSR1 reopens --output
+  metrics   promtool check metrics on a live /metrics after errors and reloads;
+            known series from 0, the JSON's error kinds, HTTP by handler and code,
+            buckets around the measured forward time, build info, the model's checksum
+  mqtt      fipsd --stdin | mosquitto_pub -l against a real mosquitto broker on
+            loopback: N results published, N received in order, each live one
+            before the next frame is sent
+  inputs    multipart uploads (curl -F, a browser form) equal the raw body; a
+            PNG on stdin is classified; non-images on stdin exit 1
+  unit      boards/fipsd.service: systemd-analyze verify clean, security
+            exposure at most 2.0 (host only: the unit does not depend on the CPU)
 """
 import argparse
 import os
@@ -39,13 +51,18 @@ import time
 from fipsd.common import ARGS, FAILED, ROOT, RUNNING, say
 from fipsd.faults import test_camera, test_output, test_usage
 from fipsd.frames import test_corrupt, test_labels, test_soak
+from fipsd.inputs import test_inputs
+from fipsd.metrics import test_metrics
+from fipsd.mqtt import test_mqtt
 from fipsd.network import test_http, test_loopback
+from fipsd.service import test_service, test_unit
 from fipsd.signals import test_sighup, test_sigterm
 
 
 TESTS = [("usage", test_usage), ("labels", test_labels), ("corrupt", test_corrupt), ("soak", test_soak),
          ("loopback", test_loopback), ("sighup", test_sighup), ("sigterm", test_sigterm), ("http", test_http),
-         ("output", test_output), ("camera", test_camera)]
+         ("output", test_output), ("camera", test_camera), ("service", test_service), ("metrics", test_metrics), ("mqtt", test_mqtt), ("inputs", test_inputs),
+         ("unit", test_unit)]
 
 
 def main():

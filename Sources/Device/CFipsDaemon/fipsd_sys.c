@@ -27,6 +27,7 @@ int fipsd_signals_init(void) {
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0) return -errno;
     signal(SIGPIPE, SIG_IGN);
     int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -248,16 +249,44 @@ int fipsd_utc_now(char *buf, size_t n) {
     return snprintf(buf, n, "%s.%03ldZ", head, ts.tv_nsec / 1000000L);
 }
 
-int64_t fipsd_rss_bytes(void) {
+// A "Key:   123 kB" line of /proc/self/status, in bytes, or -1.
+static int64_t status_bytes(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return -1;
     char line[256];
+    size_t n = strlen(key);
     long long kb = -1;
     while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "VmRSS:", 6) == 0) { kb = atoll(line + 6); break; }
+        if (strncmp(line, key, n) == 0 && line[n] == ':') { kb = atoll(line + n + 1); break; }
     }
     fclose(f);
     return kb < 0 ? -1 : (int64_t)kb * 1024;
+}
+
+int64_t fipsd_rss_bytes(void) { return status_bytes("VmRSS"); }
+
+int64_t fipsd_virtual_bytes(void) { return status_bytes("VmSize"); }
+
+int fipsd_open_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1;   // not the directory stream's own descriptor
+}
+
+int64_t fipsd_max_fds(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return -1;
+    return r.rlim_cur == RLIM_INFINITY ? -1 : (int64_t)r.rlim_cur;
+}
+
+double fipsd_unix_time(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 double fipsd_cpu_seconds(void) {

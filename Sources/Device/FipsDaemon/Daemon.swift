@@ -7,7 +7,8 @@ import FipsViT
 /// The daemon: one thread runs a poll() loop over the signalfd and the
 /// sources (HTTP listener and clients, the folder's inotify fd, the camera,
 /// stdin), and classifies one frame at a time on the worker pool; the
-/// sources with a frame waiting take turns. SIGHUP reloads the model.
+/// sources with a frame waiting take turns. SIGHUP reloads the model, SIGUSR1
+/// reopens the output file (logrotate), and systemd hears about all of it.
 public final class Daemon {
     let ctx: FrameContext
     let backend: PooledBackend
@@ -19,6 +20,7 @@ public final class Daemon {
     var stdin: StdinSource? = nil
     var camera: CameraSource? = nil
     var poll = PollSet()
+    var notifier = ServiceNotifier()
     /// Round-robin start among the sources with a frame, so none starves.
     var turn = 0
 
@@ -48,8 +50,11 @@ public final class Daemon {
     enum Owner { static let signal = 0, http = 1, folder = 2, camera = 3, stdin = 4 }
 
     public func run() -> Int32 {
+        notifier.ready(readyStatus())
+        var status: Int32 = 0
         while !stopping {
             let now = fips_now_ns()
+            notifier.watchdog(now: now)
             poll.reset()
             poll.owner = Owner.signal
             poll.add(signalFd, Int32(FIPSD_POLLIN))
@@ -59,7 +64,8 @@ public final class Daemon {
             register(stdin, Owner.stdin, now)
             // Wait for I/O unless a frame is waiting; wake for HTTP deadlines and camera retries.
             var timeout: Int64 = 1000
-            timeout = min(timeout, waitLimit(http, now), waitLimit(folder, now), waitLimit(camera, now), waitLimit(stdin, now))
+            timeout = min(timeout, waitLimit(http, now), waitLimit(folder, now), waitLimit(camera, now), waitLimit(stdin, now),
+                          notifier.waitLimitMs(now: now))
             let r = poll.wait(timeoutMs: timeout)
             if r < 0 && r != -Int32(FIPSD_EINTR) {
                 logLine("poll failed: \(errnoString(-r))")
@@ -82,15 +88,20 @@ public final class Daemon {
             // One frame per turn: the sources take turns.
             processOneFrame()
             if let s = stdin, s.ended, camera == nil, folder == nil, http == nil {
-                if !o.quiet { logLine("standard input ended; exiting") }
+                // As fips-run: 1 when some inputs failed (bad frames, bytes that were no image).
+                status = s.failures > 0 ? 1 : 0
+                if !o.quiet || status != 0 {
+                    logLine("standard input ended; exiting" + (status != 0 ? " with status 1: \(s.failures) input(s) on stdin failed" : ""))
+                }
                 break
             }
         }
         // SIGTERM/SIGINT: the frame in flight has finished (frames run to completion
         // before the next poll); answer nothing new and leave.
+        if stopping { notifier.stopping() }
         if stopping && !o.quiet { logLine("stopping on signal: \(ctx.metrics.frames.reduce(0, +)) frames classified") }
         http?.closeAll()
-        return 0
+        return status
     }
 
     func register<S: FrameSource>(_ s: S?, _ owner: Int, _ now: Int64) {
@@ -136,7 +147,11 @@ public final class Daemon {
             case Int32(FIPSD_SIGTERM), Int32(FIPSD_SIGINT):
                 stopping = true
             case Int32(FIPSD_SIGHUP):
+                notifier.reloading()
                 reload()
+                notifier.ready(readyStatus())
+            case Int32(FIPSD_SIGUSR1):
+                ctx.sink.reopen(metrics: &ctx.metrics)
             default:
                 break
             }
@@ -164,6 +179,18 @@ public final class Daemon {
             ctx.metrics.error("model_reload")
             logLine("model reload failed, still serving the previous model (checksum \(hex8(ctx.model.checksum))): \(error.message)")
         }
+    }
+
+    /// systemd's STATUS= line (`systemctl status fipsd`): what is served, from where.
+    func readyStatus() -> String {
+        var parts: [String] = []
+        if let h = http { parts.append("http port \(h.boundPort)") }
+        if let w = o.watch { parts.append("folder \(w)") }
+        if let c = o.camera { parts.append("camera \(c)") }
+        if o.stdin { parts.append("stdin") }
+        var from = ""
+        for (i, p) in parts.enumerated() { from += (i == 0 ? "" : ", ") + p }
+        return "serving \(o.model) (checksum \(hex8(ctx.model.checksum))) from \(from)"
     }
 
     func sameInput(_ a: ViTConfig, _ b: ViTConfig) -> Bool {

@@ -111,18 +111,21 @@ SOURCES:
   --listen [<host>:]<port>
                           HTTP on <host> (default 127.0.0.1, loopback only; give
                           0.0.0.0:<port> to serve other machines; port 0 picks one):
-                            POST /classify   body: a JPEG or PNG; answers the JSON line
+                            POST /classify   body: a JPEG or PNG, raw or as the file of a
+                                             multipart/form-data upload (curl -F img=@a.jpg);
+                                             answers the JSON line
                             GET  /healthz    200 "ok" while a model is loaded
                             GET  /metrics    Prometheus text: frames, errors by kind,
-                                             latency histogram, model version, RSS
+                                             HTTP answers, duration histograms, model, build
   --max-body <bytes>      largest accepted request body or stdin frame (default: the model's
                           planned limit, else 10485760; larger: 413)
   --http-timeout <ms>     a request must arrive within this time (default 10000; else 408)
   --max-connections <n>   open HTTP connections at once (default: the model's planned limit,
                           else 16; more: 503). fips-plan writes these limits into the model
                           so that its budget holds; a larger value logs a warning
-  --stdin                 an MJPEG stream (concatenated JPEGs) on standard input; the
-                          daemon exits when the stream ends and nothing else is watched
+  --stdin                 an MJPEG stream (concatenated JPEGs) on standard input, or one
+                          PNG image; the daemon exits when the stream ends and nothing else
+                          is watched: 0, or 1 when some frames or bytes on stdin failed
   --stdin-no-drop         classify every stdin frame (read stdin only when idle) instead
                           of the newest: for files rather than live streams
 
@@ -147,7 +150,10 @@ OUTPUT AND MODEL:
 SIGNALS: SIGTERM or SIGINT finishes the frame in flight and exits 0. SIGHUP
 reloads --model from disk: the new model is checked (checksums, tensors, one
 test forward pass) before it replaces the old one; a bad file keeps the old
-model serving and the log says why. Logs go to standard error, one line each.
+model serving and the log says why. SIGUSR1 reopens --output (after logrotate
+moved it). Logs go to standard error, one line each. Started by systemd with
+Type=notify ($NOTIFY_SOCKET), fipsd says READY=1 once the model and every
+source are up, RELOADING=1 around a reload, and pings $WATCHDOG_USEC's watchdog.
 
 EXAMPLES:
   fipsd --model dinov2_s.q8.fips --camera /dev/video0 --camera-size 640x480 --output /var/log/fipsd.jsonl

@@ -9,7 +9,7 @@ import FipsImage
 final class FrameContext {
     let o: DaemonOptions
     var model: LoadedModel
-    var metrics = Metrics()
+    var metrics: Metrics
     let sink: OutputSink
     /// --max-pixels and the body limit; `limits` adds the served model's resize size.
     let baseLimits: DecodeLimits
@@ -19,6 +19,7 @@ final class FrameContext {
         self.o = options
         self.model = model
         self.sink = sink
+        self.metrics = Metrics(expectedForward: model.testForwardSeconds)
         var l = DecodeLimits()
         l.maxPixels = options.maxPixels
         // A watched folder's files: the planned (or given) encoded-input limit;
@@ -44,7 +45,7 @@ final class FrameContext {
         var t = TextBuffer()
         t.append("{\"time\": \"")
         t.append(utcNow())
-        t.append("\", \"source\": \"\(source.name)\", \"frame\": \(frame)")
+        t.append("\", \"model\": \"\(hex8(model.checksum))\", \"source\": \"\(source.name)\", \"frame\": \(frame)")
         if let f = file {
             t.append(", \"file\": ")
             t.appendJSONString(f)
@@ -52,14 +53,14 @@ final class FrameContext {
         switch result {
         case .success(let img):
             let r = model.run(img, startedNs: start)
-            metrics.frame(source, seconds: r.totalMs / 1000)
+            metrics.frame(source, seconds: r.totalMs / 1000, forwardSeconds: r.forwardMs / 1000)
             model.classifier.appendPrediction(to: &t, topK: o.topK, embedding: o.embedding)
             t.append(", \"ms\": ")
             t.appendFixed(r.totalMs, decimals: 3)
             t.append(", \"forward_ms\": ")
             t.appendFixed(r.forwardMs, decimals: 3)
         case .failure(let e):
-            metrics.error("image_" + errorKind(e))
+            metrics.frameError(errorKind(e))
             logLine("\(source.name): \(e.message)")
             t.append(", \"error\": ")
             t.appendJSONString(e.message)

@@ -6,6 +6,8 @@ public struct HttpRequestHead {
     public var path = ""
     public var contentLength = 0
     public var expectContinue = false
+    /// The boundary of a multipart/form-data body (`curl -F`, browsers); nil otherwise.
+    public var multipartBoundary: [UInt8]? = nil
     /// Bytes of the head including the blank line.
     public var headBytes = 0
 }
@@ -78,6 +80,14 @@ public enum Http {
                 if v > maxBody { return .error(413, "body of \(v) bytes is over the limit of \(maxBody) (--max-body)") }
                 h.contentLength = v
                 sawLength = true
+            } else if name == "content-type" {
+                let v = Array(lowercase(value).utf8)
+                if v.starts(with: Array("multipart/form-data".utf8)) {
+                    guard let b = Multipart.boundary(contentType: value) else {
+                        return .error(400, "multipart/form-data without a boundary")
+                    }
+                    h.multipartBoundary = b
+                }
             } else if name == "transfer-encoding" {
                 return .error(411, "chunked bodies are not supported; send Content-Length")
             } else if name == "expect" {
@@ -159,6 +169,8 @@ final class HttpConnection {
     var sentContinue = false
     /// The whole request had been read when the answer was queued.
     var requestComplete = false
+    /// The endpoint for fipsd_http_requests_total; "none" until a request is routed.
+    var handler = "none"
 
     init(fd: Int32, id: Int, deadlineNs: Int64) {
         self.fd = fd

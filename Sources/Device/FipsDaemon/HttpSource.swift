@@ -178,9 +178,11 @@ final class HttpSource: FrameSource {
     }
 
     func handleRequest(_ c: HttpConnection, _ h: HttpRequestHead) {
-        ctx.metrics.httpRequests += 1
         var path = h.path
         if let q = path.utf8.firstIndex(of: 63) { path = String(path[..<q]) }
+        // The metrics' handler label: the endpoints, and "other" for the rest (no
+        // label per unknown path, so a scanner cannot grow the series).
+        c.handler = (path == "/classify" || path == "/healthz" || path == "/metrics") ? path : "other"
         switch path {
         case "/classify":
             guard h.method == "POST" else {
@@ -191,9 +193,21 @@ final class HttpSource: FrameSource {
             let n = ctx.nextFrame(.http)
             let name = "http request \(n)"
             let limits = ctx.limits
+            var upload = h.headBytes..<(h.headBytes + h.contentLength)
+            if let boundary = h.multipartBoundary {
+                let part = c.buf.withUnsafeBytes { all in
+                    Multipart.filePart(UnsafeRawBufferPointer(rebasing: all[upload]), boundary: boundary)
+                }
+                switch part {
+                case .success(let r): upload = (upload.lowerBound + r.lowerBound)..<(upload.lowerBound + r.upperBound)
+                case .failure(let e):
+                    ctx.metrics.error("http_bad_request")
+                    respond(c, 400, Http.errorBody(e.message))
+                    return
+                }
+            }
             let result: Result<RGBImage, ImageError> = c.buf.withUnsafeBytes { all in
-                let body = UnsafeRawBufferPointer(rebasing: all[h.headBytes..<(h.headBytes + h.contentLength)])
-                return Classifier.decode(body, name: name, limits: limits)
+                Classifier.decode(UnsafeRawBufferPointer(rebasing: all[upload]), name: name, limits: limits)
             }
             let line = ctx.finish(result, source: .http, frame: n, file: nil, start: start)
             switch result {
@@ -215,6 +229,7 @@ final class HttpSource: FrameSource {
 
     func respond(_ c: HttpConnection, _ status: Int, _ body: [UInt8], contentType: String = "application/json",
                  extra: String = "", headOnly: Bool = false) {
+        ctx.metrics.httpAnswer(handler: c.handler, code: status)
         c.out = Http.response(status, contentType: contentType, body: body, extraHeaders: extra)
         if headOnly { c.out.removeLast(body.count) }   // HEAD: the headers (with the length) only
         c.outPos = 0

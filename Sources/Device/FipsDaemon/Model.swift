@@ -11,6 +11,12 @@ public final class LoadedModel {
     public let path: String
     public let classifier: Classifier
     public let loadedAt: String
+    /// Unix time of the load, and how long mapping, checks and the test pass took.
+    public let loadedAtSeconds: Double
+    public let loadSeconds: Double
+    /// The second of two test forward passes (the first pays for faulting the
+    /// mapped weights in): what a frame's forward pass costs on this board.
+    public let testForwardSeconds: Double
 
     public var artifact: Artifact { classifier.artifact }
     /// From the header: format version, payload CRC-32 (the model's identity), bytes.
@@ -21,13 +27,20 @@ public final class LoadedModel {
     /// Maps, validates and runs one test forward pass on a grey image; a
     /// model whose outputs are not finite is refused.
     public init(path: String, backend: PooledBackend, options: ExecutorOptions) throws(ArtifactError) {
+        let t0 = fips_now_ns()
         let m = try Classifier(path: path, backend: backend, options: options)
         self.path = path
         self.classifier = m
         self.loadedAt = utcNow()
+        self.loadedAtSeconds = fipsd_unix_time()
         if !m.outputsFiniteOnGrey() {
             throw .malformed(path: path, reason: "a test forward pass gives non-finite outputs")
         }
+        let t1 = fips_now_ns()
+        m.forward()
+        let t2 = fips_now_ns()
+        testForwardSeconds = Double(t2 - t1) / 1e9
+        loadSeconds = Double(t1 - t0) / 1e9
     }
 
     /// Preprocesses and runs a decoded image; the forward pass's time, and
@@ -50,7 +63,14 @@ public func utcNow() -> String {
     return String(decoding: bytes, as: UTF8.self)
 }
 
-/// A short machine-readable kind for each image error, for /metrics.
+/// Every `errorKind` (fipsd_frame_errors_total shows each from 0).
+public let imageErrorKinds = [
+    "not_found", "not_a_file", "io", "too_many_bytes", "empty", "not_an_image", "truncated", "corrupt",
+    "too_many_pixels", "decoder_memory", "zero_size", "unsupported", "out_of_memory", "extension_mismatch",
+]
+
+/// A short machine-readable kind for each image error: the result line's
+/// "error_kind" and fipsd_frame_errors_total's kind label.
 public func errorKind(_ e: ImageError) -> String {
     switch e {
     case .notFound: return "not_found"

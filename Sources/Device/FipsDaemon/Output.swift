@@ -63,6 +63,22 @@ public final class OutputSink {
         return 0
     }
 
+    /// SIGUSR1: after logrotate moved the file away, write to a new one at the
+    /// same path. Without a path (stdout) there is nothing to reopen.
+    public func reopen(metrics: inout Metrics) {
+        guard let p = path else { return }
+        let f = fipsd_open_append(p)
+        if f < 0 {
+            metrics.error("output_reopen")
+            logLine("output \(p): cannot reopen on SIGUSR1: \(errnoString(-f)); still writing to the old file")
+            return
+        }
+        fipsd_close(fd)
+        fd = f
+        size = max(0, fipsd_fd_file_size(f))
+        logLine("output \(p): reopened on SIGUSR1")
+    }
+
     func rotate(_ p: String, metrics: inout Metrics) {
         let old = p + ".1"
         let e = fipsd_rename(p, old)

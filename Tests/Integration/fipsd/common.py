@@ -32,13 +32,14 @@ def cmd(binary, *args):
 class Daemon:
     """A running fipsd with its stderr in a file; stdout to a file or a pipe."""
 
-    def __init__(self, work, *args, stdin=None, stdout_pipe=False, name="d", wait_listen=True):
+    def __init__(self, work, *args, stdin=None, stdout_pipe=False, name="d", wait_listen=True, env=None):
         self.err_path = os.path.join(work, f"{name}.err")
         self.out_path = os.path.join(work, f"{name}.out")
         self.err = open(self.err_path, "wb")
         self.out = None if stdout_pipe else open(self.out_path, "wb")
         self.p = subprocess.Popen(cmd(ARGS.fipsd, *args), stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE if stdout_pipe else self.out, stderr=self.err)
+                                  stdout=subprocess.PIPE if stdout_pipe else self.out, stderr=self.err,
+                                  env=None if env is None else {**os.environ, **env})
         RUNNING.append(self.p)
         self.port = None
         if "--listen" in [str(a) for a in args] and wait_listen:
@@ -119,6 +120,11 @@ class Daemon:
 
 def errors_total(m, prefix=""):
     return sum(v for k, v in m.items() if k.startswith('fipsd_errors_total{kind="' + prefix))
+
+
+def frame_errors_total(m):
+    """Frames that could not be classified (every error_kind of the result lines)."""
+    return sum(v for k, v in m.items() if k.startswith('fipsd_frame_errors_total{'))
 
 
 def photos():

@@ -58,6 +58,9 @@ def test_sighup(work):
     check(info(m) != info1, "model info changed after a good reload")
     st, r = d.request("POST", "/classify", img)
     check(st == 200 and json.loads(r)["top"] != top1, "the new model answers")
+    checksum = info(m).split('checksum="')[1].split('"')[0]
+    check(json.loads(r)["model"] == checksum != json.loads(r1)["model"],
+          f"result lines name the model: {json.loads(r1)['model']} before, {json.loads(r)['model']} after ({info(m)})")
     d.stop()
     return f"{len(cases)} bad models (corrupted, truncated, not a model, empty) kept the old one serving; a good one replaced it"
 

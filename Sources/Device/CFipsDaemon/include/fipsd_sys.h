@@ -14,13 +14,13 @@ extern "C" {
 // poll(2) event bits (Linux values; the same on x86-64 and aarch64).
 enum { FIPSD_POLLIN = 0x001, FIPSD_POLLOUT = 0x004, FIPSD_POLLERR = 0x008,
        FIPSD_POLLHUP = 0x010, FIPSD_POLLNVAL = 0x020 };
-enum { FIPSD_SIGHUP = 1, FIPSD_SIGINT = 2, FIPSD_SIGTERM = 15 };
+enum { FIPSD_SIGHUP = 1, FIPSD_SIGINT = 2, FIPSD_SIGUSR1 = 10, FIPSD_SIGTERM = 15 };
 // errno values device code compares against.
 enum { FIPSD_EAGAIN = 11, FIPSD_ENOENT = 2, FIPSD_ENODEV = 19, FIPSD_EINTR = 4, FIPSD_ENOSPC = 28 };
 
-// Blocks SIGTERM, SIGINT and SIGHUP in this thread (call before any other
-// thread starts, so every thread inherits the mask), ignores SIGPIPE, and
-// returns a non-blocking signalfd for the three, or -errno.
+// Blocks SIGTERM, SIGINT, SIGHUP and SIGUSR1 in this thread (call before any
+// other thread starts, so every thread inherits the mask), ignores SIGPIPE,
+// and returns a non-blocking signalfd for the four, or -errno.
 int fipsd_signals_init(void);
 // The next pending signal number from the signalfd, or 0 when none.
 int fipsd_signal_next(int sfd);
@@ -68,8 +68,14 @@ int64_t fipsd_fd_file_size(int fd);
 
 // UTC wall-clock time as "YYYY-MM-DDTHH:MM:SS.mmmZ"; returns the length.
 int fipsd_utc_now(char *buf, size_t n);
-// Current resident set size (VmRSS) in bytes, or -1.
+// Current resident set size (VmRSS) and virtual size (VmSize) in bytes, or -1.
 int64_t fipsd_rss_bytes(void);
+int64_t fipsd_virtual_bytes(void);
+// Open file descriptors (/proc/self/fd), and the soft RLIMIT_NOFILE (-1: none).
+int fipsd_open_fds(void);
+int64_t fipsd_max_fds(void);
+// CLOCK_REALTIME as seconds since the Unix epoch.
+double fipsd_unix_time(void);
 // User + system CPU seconds of this process.
 double fipsd_cpu_seconds(void);
 
