@@ -7,7 +7,7 @@
 # changed):
 #   image     ImageDecoder.decode + Preprocessor (Sources/Device/FipsImage, CImageCodecs)
 #   artifact  the .fips reader, Artifact.parse (Sources/Device/FipsArtifact, with FipsKernels' format table)
-#   stream    fipsd's MJPEG splitter and HTTP head parser (Sources/Device/FipsDaemon)
+#   stream    fipsd's MJPEG splitter, HTTP head and multipart parsers (Sources/Device/FipsDaemon)
 # (-gline-tables-only: full -g with -c -o makes swift-driver 6.3.1 crash, see
 # docs/CROSS_BUILD.md.) A crash or sanitizer report fails the run; the input is kept in build/fuzz/.
 # FUZZ_TARGETS="image artifact" picks targets.
@@ -62,12 +62,14 @@ build() {
         "$OUT/artifact/FipsKernels.o" "${kobj[@]}" "$OUT/fips_sys.o" -o "$OUT/fuzz-artifact" ;;
     stream)
       "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/fips_sys.c -o "$OUT/fips_sys.o"
+      "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/build_info.c -o "$OUT/build_info.o"
       mkdir -p "$OUT/stream"
-      # Http.swift's TextBuffer and parseInt: FipsDeviceSupport's text output and flag files only.
+      # Http.swift's TextBuffer and parseInt: FipsDeviceSupport's text output and flag files
+      # (with the --version and exit-status tables Flags.swift uses) only.
       "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FipsDeviceSupport -emit-module -emit-module-path "$OUT/stream/FipsDeviceSupport.swiftmodule" \
-        -wmo -c Sources/Device/FipsDeviceSupport/TextOutput.swift Sources/Device/FipsDeviceSupport/Flags.swift -o "$OUT/stream/FipsDeviceSupport.o"
-      "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/stream" -module-name FuzzStream Sources/Device/FipsDaemon/MjpegSplitter.swift \
-        Sources/Device/FipsDaemon/Http.swift Tests/fuzz/FuzzStream.swift "$OUT/stream/FipsDeviceSupport.o" "$OUT/fips_sys.o" -o "$OUT/fuzz-stream" ;;
+        -wmo -c Sources/Device/FipsDeviceSupport/{TextOutput,Flags,BuildInfo,ExitStatus}.swift -o "$OUT/stream/FipsDeviceSupport.o"
+      "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/stream" -module-name FuzzStream Sources/Device/FipsDaemon/{MjpegSplitter,Http,Multipart}.swift \
+        Tests/fuzz/FuzzStream.swift "$OUT/stream/FipsDeviceSupport.o" "$OUT/fips_sys.o" "$OUT/build_info.o" -o "$OUT/fuzz-stream" ;;
     *) echo "fuzz: unknown target $name" >&2; exit 2 ;;
   esac
 }

@@ -1,6 +1,7 @@
 // libFuzzer target: fipsd's own parsers of untrusted bytes — the MJPEG
-// stream splitter (stdin) and the HTTP request-head parser — on arbitrary
-// input. Built by scripts/fuzz.sh with Sources/Device/FipsDaemon/{MjpegSplitter,Http}.swift.
+// stream splitter (stdin), the HTTP request-head parser and the multipart
+// upload parser — on arbitrary input. Built by scripts/fuzz.sh with
+// Sources/Device/FipsDaemon/{MjpegSplitter,Http,Multipart}.swift.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzStream(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
@@ -10,6 +11,15 @@ public func fuzzStream(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     case .incomplete: precondition(size < Http.maxHeadBytes)
     case .head(let h): precondition(h.headBytes <= size && h.contentLength <= 1 << 16)
     case .error(let status, let why): precondition(status >= 400 && status < 600 && !why.isEmpty)
+    }
+    // Multipart: the boundary is the input's first line; a part found lies inside the body.
+    let raw = UnsafeRawBufferPointer(bytes)
+    if let nl = raw.firstIndex(of: 10), nl > 0, nl <= 70 {
+        let boundary = Array(raw[0..<nl])
+        let body = UnsafeRawBufferPointer(rebasing: raw[(nl + 1)...])
+        if case .success(let r) = Multipart.filePart(body, boundary: boundary) {
+            precondition(r.lowerBound >= 0 && r.upperBound <= body.count && r.lowerBound <= r.upperBound)
+        }
     }
     // MJPEG: fed in pieces whose sizes come from the input, every frame starts
     // with SOI and ends with EOI, and the buffer stays bounded.
