@@ -84,10 +84,12 @@ let package = Package(
             "COpenBLAS", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsKernels", "FipsViT",
             "FipsData",
         ]),
+        // fips and fips-plan's ending: the kit's exit-status table over ArgumentParser's codes.
+        host("FipsCommandLine", ["FipsDeviceSupport", argumentParser]),
         hostProgram("fips", [
             "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend",
             "FipsImport", "FipsData", "FipsCompress", "FipsTrain",
-            "FipsQuantize", "FipsLatency", "FipsDeviceSupport", argumentParser,
+            "FipsQuantize", "FipsLatency", "FipsDeviceSupport", "FipsCommandLine", argumentParser,
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
         host("FipsPlan", [
@@ -97,7 +99,7 @@ let package = Package(
         ]),
         hostProgram("fips-plan", [
             "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsImport", "FipsData", "FipsCompress", "FipsKernels", "FipsLatency", "FipsPlan", "FipsTrain",
-            "FipsDeviceSupport", argumentParser,
+            "FipsDeviceSupport", "FipsCommandLine", argumentParser,
         ]),
         // Measurements, not tests (Benchmarks/README.md): kernel, activation and preprocessing speed,
         // the RTN/GPTQ report on the real model.

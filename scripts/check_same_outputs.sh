@@ -69,7 +69,7 @@ run_models() {
       local args=(--model "$models/$m.fips" --threads 2 --features-out "$out/$m.$nl")
       [ "$nl" = integer ] && args+=(--integer-nonlinear all)
       # less the timing and the output folder, which differ by design
-      "$bin/fips-run" "${args[@]}" "${PHOTOS[@]}" | sed -e 's/"ms": [0-9.]*, //' -e "s#$out/##g" >"$out/$m.$nl.jsonl"
+      "$bin/fips-run" "${args[@]}" "${PHOTOS[@]}" | sed -E -e 's/"(ms|decode_ms|forward_ms)": [0-9.]*, //g' -e "s#$out/##g" >"$out/$m.$nl.jsonl"
     done
   done
 }

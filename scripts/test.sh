@@ -100,5 +100,9 @@ python3 Tests/Integration/check_fipsd.py --fipsd .build/release/fipsd --fips-run
 [ -x build/rpi5/fipsd ] || ./boards/build rpi5 --release
 python3 Tests/Integration/check_fipsd.py --qemu qemu-aarch64-static --fipsd build/rpi5/fipsd --fips-run build/rpi5/fips-run \
   --model data/fipsd_head.q8.fips --tiny data/fipsd_tiny.fips
+# One command-line grammar (Tests/Integration/check_cli.py): --version, --opt=value, "--" and the
+# exit-status table (0/1/2/3) in every program, host builds and the aarch64 device programs under qemu.
+python3 Tests/Integration/check_cli.py
+python3 Tests/Integration/check_cli.py --device-bin build/rpi5 --qemu qemu-aarch64-static
 scripts/fuzz.sh 60
 echo "test.sh: all passed"

@@ -69,7 +69,7 @@ public final class Daemon {
             let r = poll.wait(timeoutMs: timeout)
             if r < 0 && r != -Int32(FIPSD_EINTR) {
                 logLine("poll failed: \(errnoString(-r))")
-                return 1
+                return ExitStatus.system
             }
             if r > 0 {
                 for k in 0..<poll.fds.count where poll.revents[k] != 0 {
@@ -89,7 +89,7 @@ public final class Daemon {
             processOneFrame()
             if let s = stdin, s.ended, camera == nil, folder == nil, http == nil {
                 // As fips-run: 1 when some inputs failed (bad frames, bytes that were no image).
-                status = s.failures > 0 ? 1 : 0
+                status = s.failures > 0 ? ExitStatus.someInputsFailed : ExitStatus.ok
                 if !o.quiet || status != 0 {
                     logLine("standard input ended; exiting" + (status != 0 ? " with status 1: \(s.failures) input(s) on stdin failed" : ""))
                 }

@@ -1,4 +1,5 @@
 import CFipsSys
+import FipsDeviceSupport
 
 /// What stops fipsd at start-up, with its message.
 public enum DaemonError: Error {
@@ -6,6 +7,15 @@ public enum DaemonError: Error {
     case listen(host: String, port: Int, errno: Int32)
     case watch(path: String, errno: Int32)
     case signals(errno: Int32)
+
+    /// A --listen address that is not one is a usage error; the rest are I/O.
+    public var exitStatus: Int32 {
+        switch self {
+        case .listen(_, _, let e) where e == 22: return ExitStatus.usage
+        case .signals: return ExitStatus.system
+        default: return ExitStatus.modelOrIO
+        }
+    }
 
     public var message: String {
         switch self {

@@ -16,12 +16,12 @@ func startDaemon(_ given: DaemonOptions) -> Int32 {
     let sfd = fipsd_signals_init()
     if sfd < 0 {
         printLine("fipsd: " + DaemonError.signals(errno: -sfd).message, fd: 2)
-        return 1
+        return ExitStatus.system
     }
     var exOptions = opts.nonlinear
     if let msg = selectKernel(opts.kernel, into: &exOptions) {
         printLine("fipsd: \(msg)", fd: 2)
-        return 2
+        return ExitStatus.usage
     }
     let backend = PooledBackend(threads: opts.threads ?? WorkerPool.defaultThreads)
     let model: LoadedModel
@@ -29,11 +29,11 @@ func startDaemon(_ given: DaemonOptions) -> Int32 {
         model = try LoadedModel(path: opts.model, backend: backend, options: exOptions)
     } catch {
         printLine("fipsd: \(error.message)", fd: 2)
-        return 2
+        return ExitStatus.modelOrIO
     }
     if opts.topKGiven, let why = model.classifier.topKRefusal(model: opts.model) {
         printLine("fipsd: \(why)", fd: 2)
-        return 2
+        return ExitStatus.usage
     }
     // The served model's planned limits (kept across SIGHUP reloads: the
     // sockets and buffers are sized once).
@@ -43,14 +43,14 @@ func startDaemon(_ given: DaemonOptions) -> Int32 {
         sink = try OutputSink(path: opts.output, rotateBytes: opts.rotateBytes)
     } catch {
         printLine("fipsd: \(error.message)", fd: 2)
-        return 2
+        return error.exitStatus
     }
     let d = Daemon(options: opts, model: model, backend: backend, exOptions: exOptions, sink: sink, signalFd: sfd)
     do {
         try d.openSources()
     } catch {
         printLine("fipsd: \(error.message)", fd: 2)
-        return 2
+        return error.exitStatus
     }
     if !opts.quiet {
         let c = model.artifact.config

@@ -57,6 +57,8 @@ final class FrameContext {
             model.classifier.appendPrediction(to: &t, topK: o.topK, embedding: o.embedding)
             t.append(", \"ms\": ")
             t.appendFixed(r.totalMs, decimals: 3)
+            t.append(", \"decode_ms\": ")
+            t.appendFixed(r.totalMs - r.forwardMs, decimals: 3)
             t.append(", \"forward_ms\": ")
             t.appendFixed(r.forwardMs, decimals: 3)
         case .failure(let e):

@@ -1,6 +1,9 @@
+import CFipsSys
+
 /// The device programs' command lines (fips-run, fipsd, fips-profile): each
-/// declares a table of flags and this parses it. Hand-rolled because
-/// swift-argument-parser does not build as Embedded Swift.
+/// declares a table of flags, and glibc's getopt_long parses them (the same
+/// grammar as the host tools' swift-argument-parser, which does not build as
+/// Embedded Swift).
 
 /// One flag: its spellings, and what it does to the options.
 public struct Flag<Options> {
@@ -64,28 +67,71 @@ public struct FlagTable<Options> {
         self.finish = finish
     }
 
-    /// Left to right; the first error or `--help` ends it.
+    /// Left to right through glibc's getopt_long (CFipsSys's fips_parse_args):
+    /// `--opt value`, `--opt=value`, `-o value`, `-ovalue`, bundled short
+    /// switches, unambiguous abbreviations of long names, and `--` before
+    /// arguments that start with '-'. The first error, `--help` or `--version` ends it.
     public func parse(_ args: [String]) -> ParsedArguments<Options> {
-        var o = defaults
-        var i = 0
-        while i < args.count {
-            let a = args[i]
-            if a == "-h" || a == "--help" { return .help }
-            if a == "--version" { return .version }
-            if let f = flags.first(where: { $0.names.contains(a) }) {
-                var v = ""
-                if f.takesValue {
-                    i += 1
-                    guard i < args.count else { return .failure(f.missing) }
-                    v = args[i]
+        let help = flags.count, version = flags.count + 1
+        // Every spelling of every flag: long names for getopt_long, letters for its short string.
+        var longNames: [String] = ["help", "version"], longTakes: [Int32] = [0, 0], longFlag: [Int32] = [Int32(help), Int32(version)]
+        var shorts: [UInt8] = [104], shortFlag: [Int32] = [Int32(help)]   // -h
+        for (i, f) in flags.enumerated() {
+            for name in f.names {
+                let b = Array(name.utf8)
+                if b.count > 2 && b[0] == 45 && b[1] == 45 {
+                    longNames.append(String(decoding: b[2...], as: UTF8.self))
+                    longTakes.append(f.takesValue ? 1 : 0)
+                    longFlag.append(Int32(i))
+                } else if b.count == 2 && b[0] == 45 {
+                    shorts.append(b[1])
+                    shortFlag.append(Int32(i))
+                    if f.takesValue { shorts.append(58); shortFlag.append(-1) }   // "o:" (the ':' keeps the indices aligned)
                 }
-                if let e = f.apply(&o, v) { return .failure(e) }
-            } else if a.utf8.first == 45 && !(loneDashIsArgument && a.utf8.count == 1) {
-                return .failure("unknown option \(a)")
-            } else if let e = argument(&o, a) {
-                return .failure(e)
             }
-            i += 1
+        }
+        var entries: [(kind: Int, value: String?, flag: Int)] = []
+        let capacity = args.reduce(1) { $0 + $1.utf8.count + 1 }
+        let n = withCStrings(["fips"] + args) { argv in
+            withCStrings(longNames) { names in
+                withCStrings([String(decoding: shorts, as: UTF8.self)]) { short in
+                    var kinds = [Int32](repeating: 0, count: capacity), fl = [Int32](repeating: 0, count: capacity)
+                    var values = [UnsafePointer<CChar>?](repeating: nil, count: capacity)
+                    let constNames = UnsafeRawPointer(names).assumingMemoryBound(to: UnsafePointer<CChar>?.self)
+                    let n = Int(fips_parse_args(Int32(args.count + 1), argv, Int32(longNames.count), constNames, longTakes, longFlag,
+                                                UnsafePointer(short[0]), shortFlag, &kinds, &values, &fl, Int32(capacity)))
+                    for k in 0..<max(n, 0) {
+                        entries.append((kind: Int(kinds[k]), value: values[k].map { String(cString: $0) }, flag: Int(fl[k])))
+                    }
+                    return n
+                }
+            }
+        }
+        if n < 0 { return .failure("command line too long to parse") }
+        var o = defaults
+        for e in entries {
+            switch e.kind {
+            case help: return .help
+            case version: return .version
+            case Int(FIPS_ARG_UNKNOWN):
+                let typed = e.value ?? "?"
+                let stem = Array(typed.utf8.drop(while: { $0 == 45 }).prefix(while: { $0 != 61 }))   // "--to=3" -> "to"
+                let matches = typed.hasPrefix("--") ? longNames.filter { Array($0.utf8).starts(with: stem) } : []
+                if matches.count > 1 {
+                    var list = ""
+                    for (i, m) in matches.enumerated() { list += (i == 0 ? "--" : ", --") + m }
+                    return .failure("ambiguous option \(typed): \(list)")
+                }
+                return .failure("unknown option \(typed)")
+            case Int(FIPS_ARG_MISSING_VALUE):
+                return .failure(e.flag >= 0 && e.flag < flags.count ? flags[e.flag].missing : "\(e.value ?? "an option") needs a value")
+            case Int(FIPS_ARG_POSITIONAL):
+                let a = e.value ?? ""
+                if a == "-" && !loneDashIsArgument { return .failure("unknown option -") }
+                if let err = argument(&o, a) { return .failure(err) }
+            default:
+                if let err = flags[e.kind].apply(&o, e.value ?? "") { return .failure(err) }
+            }
         }
         if let e = finish(o) { return .failure(e) }
         return .run(o)
@@ -104,7 +150,7 @@ public struct FlagTable<Options> {
             return 0
         case .failure(let msg):
             printLine("\(program): \(msg) (see --help)", fd: 2)
-            return 2
+            return ExitStatus.usage
         case .run(let o):
             return body(o)
         }
@@ -122,4 +168,20 @@ public func parseInt(_ s: String) -> Int? {
         any = true
     }
     return any ? v : nil
+}
+
+/// `body` with a C array of NUL-terminated copies of `strings` (and a NULL after them).
+func withCStrings<R>(_ strings: [String], _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    var storage: [CChar] = []
+    var offsets: [Int] = []
+    for s in strings {
+        offsets.append(storage.count)
+        for b in s.utf8 { storage.append(CChar(bitPattern: b)) }
+        storage.append(0)
+    }
+    return storage.withUnsafeMutableBufferPointer { buf in
+        var ptrs: [UnsafeMutablePointer<CChar>?] = offsets.map { buf.baseAddress! + $0 }
+        ptrs.append(nil)
+        return ptrs.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+    }
 }

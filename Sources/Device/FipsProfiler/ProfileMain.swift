@@ -30,17 +30,17 @@ func profile(_ o: ProfileOptions) -> Int32 {
     let out = o.output ?? "profiles/\(name).json"
     if let dir = parentDirectory(out) {
         let e = fips_mkdir_p(dir)
-        if e != 0 { printLine("fips-profile: \(dir): cannot create the output directory: \(errnoText(e))", fd: 2); return 1 }
+        if e != 0 { printLine("fips-profile: \(dir): cannot create the output directory: \(errnoText(e))", fd: 2); return ExitStatus.modelOrIO }
     }
     if kernelText(fips_qgemm_env_kernel()) == "unknown" {
-        printLine("fips-profile: FIPS_KERNEL names a kernel this CPU cannot run (or no kernel)", fd: 2); return 2
+        printLine("fips-profile: FIPS_KERNEL names a kernel this CPU cannot run (or no kernel)", fd: 2); return ExitStatus.usage
     }
     let system = probeSystem()
     let p = Profiler(o)
     let bw = p.run(system: system)
     let json = profileJSON(name: name, o: o, system: system, p: p, bandwidth: bw)
     let e = json.bytes.withUnsafeBufferPointer { fips_write_file_atomic(out, $0.baseAddress, $0.count) }
-    if e != 0 { printLine("fips-profile: \(out): cannot write: \(errnoText(e))", fd: 2); return 1 }
+    if e != 0 { printLine("fips-profile: \(out): cannot write: \(errnoText(e))", fd: 2); return ExitStatus.modelOrIO }
     var line = TextBuffer()
     line.append("fips-profile: wrote \(out): \(p.gemm.count) GEMM, \(p.vit.count) ViT and \(p.ops.count) op timings on \(bw.threads.count) thread count(s) in ")
     line.appendFixed(p.elapsed, decimals: 1)

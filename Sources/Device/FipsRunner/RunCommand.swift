@@ -24,22 +24,22 @@ func run(_ opts: RunOptions) -> Int32 {
     var exOptions = opts.nonlinear
     if let msg = selectKernel(opts.kernel, into: &exOptions) {
         printLine("fips-run: \(msg)", fd: 2)
-        return 2
+        return ExitStatus.usage
     }
     let model: Classifier
     do {
         model = try Classifier(path: opts.model, backend: backend, options: exOptions)
     } catch {
         printLine("fips-run: \(error.message)", fd: 2)
-        return 2
+        return ExitStatus.modelOrIO
     }
     if opts.topKGiven, let why = model.topKRefusal(model: opts.model) {
         printLine("fips-run: \(why)", fd: 2)
-        return 2
+        return ExitStatus.usage
     }
     if let dir = opts.featuresOut {
         let e = fips_mkdir_p(dir)
-        if e != 0 { printLine("fips-run: \(dir): cannot create features directory: \(errnoText(e))", fd: 2); return 2 }
+        if e != 0 { printLine("fips-run: \(dir): cannot create features directory: \(errnoText(e))", fd: 2); return ExitStatus.modelOrIO }
     }
     let planned = PlannedLimits(model: opts.model, model.artifact, maxPixels: opts.maxPixels, maxInputBytes: opts.maxInputBytes,
                                 fallback: InputLimits(maxPixels: DecodeLimits.defaultMaxPixels, maxInputBytes: 64 << 20,
@@ -67,7 +67,9 @@ func run(_ opts: RunOptions) -> Int32 {
         }
         let tPre = fips_now_ns()
         model.preprocess(img)
-        if opts.verbose { printDecodeFigures(path, img, decodeNs: tPre - tDecode, preprocessNs: fips_now_ns() - tPre) }
+        let tReady = fips_now_ns()
+        if opts.verbose { printDecodeFigures(path, img, decodeNs: tPre - tDecode, preprocessNs: tReady - tPre) }
+        let decodeMs = Double(tReady - tDecode) / 1e6
         var times = [Double]()
         for _ in 0..<(opts.benchRuns ?? 1) {
             let t0 = fips_now_ns()
@@ -77,20 +79,10 @@ func run(_ opts: RunOptions) -> Int32 {
             if opts.perBlock && coldStartMs == nil { coldStartMs = Double(t1 - started) / 1e6 }
             timing?.record()
         }
-        times.sort()
-        let ms = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-
         var line = TextBuffer()
         line.append("{\"image\": ")
         line.appendJSONString(path)
-        line.append(", \"ms\": ")
-        line.appendFixed(ms, decimals: 3)
-        if let runs = opts.benchRuns {
-            line.append(", \"runs\": \(runs), \"min_ms\": ")
-            line.appendFixed(times[0], decimals: 3)
-            line.append(", \"max_ms\": ")
-            line.appendFixed(times[times.count - 1], decimals: 3)
-        }
+        appendTimes(&line, decodeMs: decodeMs, forwardMs: times, benchRuns: opts.benchRuns)
         if let c = coldStartMs, !coldStartPrinted {   // the first image that ran
             line.append(", \"cold_start_ms\": ")
             line.appendFixed(c, decimals: 3)
@@ -116,7 +108,26 @@ func run(_ opts: RunOptions) -> Int32 {
     if opts.verbose {
         printLine("peak RSS \(fips_peak_rss_bytes()) bytes", fd: 2)
     }
-    return failures == 0 ? 0 : 1
+    return failures == 0 ? ExitStatus.ok : ExitStatus.someInputsFailed
+}
+
+/// "ms" is decode + preprocess + forward, as in fipsd's lines, with the parts
+/// beside it; with --bench, the forward pass's median, minimum and maximum.
+func appendTimes(_ line: inout TextBuffer, decodeMs: Double, forwardMs unsorted: [Double], benchRuns: Int?) {
+    let times = unsorted.sorted()
+    let forwardMs = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+    line.append(", \"ms\": ")
+    line.appendFixed(decodeMs + forwardMs, decimals: 3)
+    line.append(", \"decode_ms\": ")
+    line.appendFixed(decodeMs, decimals: 3)
+    line.append(", \"forward_ms\": ")
+    line.appendFixed(forwardMs, decimals: 3)
+    if let runs = benchRuns {
+        line.append(", \"runs\": \(runs), \"forward_min_ms\": ")
+        line.appendFixed(times[0], decimals: 3)
+        line.append(", \"forward_max_ms\": ")
+        line.appendFixed(times[times.count - 1], decimals: 3)
+    }
 }
 
 /// `--verbose`: the model, kernel, thread and memory figures on stderr.

@@ -43,13 +43,16 @@ Runs a .fips model on JPEG/PNG images with the device kernels: fp32 weights
 (version 1 or 2), or packed 8/4/3-bit weights (version 2, from `fips quantize`
 or `--bits`) on the integer GEMM kernels with int8 activations and int32
 accumulation. Prints one JSON line per image:
-  {"image": ..., "ms": <forward time>, "top": [{"label": ..., "score": ...}, ...]}
+  {"image": ..., "ms": <decode + preprocess + forward>, "decode_ms": ..., "forward_ms": ...,
+   "top": [{"label": ..., "score": ...}, ...]}
+(with --bench N, forward_ms is the median of N passes, beside forward_min_ms and forward_max_ms);
 or, for a backbone without a classification head, "cls_norm": <L2 norm of the CLS feature>;
 with --embedding, also "embedding": [<dim floats>], the image's CLS feature: the
 way to use a backbone (retrieval, nearest neighbours against labelled examples;
 `fips head` trains a head on them).
 A bad image prints one error line on stderr naming the file; the others are
-still processed, and the exit status is 1.
+still processed, and the exit status is 1 (2: a bad command line, 3: the model
+cannot be read or an output written).
 
 OPTIONS:
   --model <path>         the model artifact (from `fips import` or `fips compress`)

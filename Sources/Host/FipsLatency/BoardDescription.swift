@@ -48,15 +48,42 @@ public struct BoardDescription: Equatable {
     /// fast kernels use (asimddp / avx512_vnni) — for the roofline.
     public var hasDotProduct: Bool { features.contains("asimddp") || features.contains("avx512_vnni") }
 
-    /// boards/NAME.board.
-    public static func load(name: String, boardsDirectory: String = "boards") throws -> BoardDescription {
-        let path = boardsDirectory + "/" + name + ".board"
-        guard FileManager.default.fileExists(atPath: path) else {
-            let known = ((try? FileManager.default.contentsOfDirectory(atPath: boardsDirectory)) ?? [])
-                .filter { $0.hasSuffix(".board") }.map { String($0.dropLast(6)) }.sorted()
-            throw BoardError(path: path, reason: "no such board '\(name)'" + (known.isEmpty ? "" : " (boards: \(known.joined(separator: ", ")))"))
+    /// Where `--board NAME` looks for NAME.board, first match wins: $FIPS_BOARDS_DIR;
+    /// ./boards; an installed kit's share folder next to the program
+    /// (<bin>/../share/fips/boards); the repository the program was built in
+    /// (the folder above .build/ holding boards/ and Package.swift); then
+    /// /usr/local/share/fips/boards and /usr/share/fips/boards. So `--board rpi5`
+    /// works from any directory, not only from the repository root.
+    public static func searchPath() -> [String] {
+        var dirs: [String] = []
+        if let env = ProcessInfo.processInfo.environment["FIPS_BOARDS_DIR"], !env.isEmpty { dirs.append(env) }
+        dirs.append("boards")
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        dirs.append(exe.appendingPathComponent("../share/fips/boards").standardized.path)
+        var up = exe
+        for _ in 0..<5 {
+            if FileManager.default.fileExists(atPath: up.appendingPathComponent("Package.swift").path) {
+                dirs.append(up.appendingPathComponent("boards").path)
+                break
+            }
+            up = up.deletingLastPathComponent()
         }
-        return try load(path: path)
+        dirs += ["/usr/local/share/fips/boards", "/usr/share/fips/boards"]
+        return dirs
+    }
+
+    /// NAME.board from `boardsDirectory`, or from the first folder of `searchPath()` that has it.
+    public static func load(name: String, boardsDirectory: String? = nil) throws -> BoardDescription {
+        let dirs = boardsDirectory.map { [$0] } ?? searchPath()
+        for d in dirs where FileManager.default.fileExists(atPath: d + "/" + name + ".board") {
+            return try load(path: d + "/" + name + ".board")
+        }
+        var known = Set<String>()
+        for d in dirs {
+            for f in (try? FileManager.default.contentsOfDirectory(atPath: d)) ?? [] where f.hasSuffix(".board") { known.insert(String(f.dropLast(6))) }
+        }
+        throw BoardError(path: name, reason: "no such board '\(name)' in \(dirs.joined(separator: ", "))"
+                         + (known.isEmpty ? "" : " (boards: \(known.sorted().joined(separator: ", ")))"))
     }
 
     public static func load(path: String) throws -> BoardDescription {

@@ -4,6 +4,8 @@ import FipsArtifact
 import FipsArtifactWriter
 import FipsData
 import enum FipsDeviceSupport.BuildInfo
+import enum FipsDeviceSupport.ExitStatus
+import FipsCommandLine
 import FipsHostModel
 import FipsImport
 import FipsKernels
@@ -13,6 +15,9 @@ import FipsTrain
 
 @main
 struct FipsPlanCommand: ParsableCommand {
+    /// The kit's exit statuses (0, 2 usage, 3 model, file or no plan fits) instead of ArgumentParser's.
+    static func main() { CommandLineMain.run(FipsPlanCommand.self, program: "fips-plan") }
+
     static let configuration = CommandConfiguration(
         commandName: "fips-plan",
         abstract: "Fit a ViT to a board: per block group, FiPS rank, projection sparsity and weight bits under a memory (and latency) budget.",
@@ -51,7 +56,7 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Device profile JSON from fips-profile.") var profile: String?
     @Option(help: "Board name (boards/NAME.board) or path to a .board file; its roofline figures price latency, and --budget may not exceed its RAM_MB minus OS_RESERVE_MB.")
     var board: String?
-    @Option(help: "Directory of the board files.") var boardsDir = "boards"
+    @Option(help: "Directory of the board files (default: ./boards, next to the installed programs, the source tree, /usr/local/share/fips/boards; or $FIPS_BOARDS_DIR).") var boardsDir: String?
     @Option(help: "Memory budget: artifact + activation arena + run buffers + inputs, e.g. 50MB (10^6), 48MiB, 900kB.")
     var budget: String?
     @Option(help: "Latency limit per image, e.g. 120ms or 0.12s.") var latency: String?
@@ -93,7 +98,9 @@ struct FipsPlanCommand: ParsableCommand {
         if calib == nil { throw ValidationError("missing --calib (a folder of images, or fashion-mnist)") }
         if (profile == nil) == (board == nil) { throw ValidationError("give exactly one of --profile and --board") }
         guard let b = budget else { throw ValidationError("missing --budget (e.g. 50MB)") }
-        if parseBytes(b) == nil { throw ValidationError("--budget: cannot read '\(b)' (e.g. 50MB, 48MiB, 900kB)") }
+        if parseBytes(b, requireUnit: true) == nil {
+            throw ValidationError("--budget: cannot read '\(b)'" + (Int(b) != nil ? ": give a unit (\(b)MB, \(b)MiB or \(b)M; a bare number would be bytes)" : " (e.g. 50MB, 48MiB, 48M, 900kB)"))
+        }
         if let l = latency, parseMilliseconds(l) == nil { throw ValidationError("--latency: cannot read '\(l)' (e.g. 120ms)") }
         if !dryRun && output == nil { throw ValidationError("missing -o (or --dry-run)") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads must be 1...256") }
@@ -132,9 +139,11 @@ struct FipsPlanCommand: ParsableCommand {
         return v.map { $0! }
     }
 
-    func fail(_ s: String) -> Never {
+    /// One line and the kit's exit status: 3 (a model or file that cannot be used,
+    /// or no plan fits) unless the caller says the command line is at fault (2).
+    func fail(_ s: String, status: Int32 = ExitStatus.modelOrIO) -> Never {
         FileHandle.standardError.write(("fips-plan: " + s + "\n").data(using: .utf8)!)
-        Foundation.exit(1)
+        Foundation.exit(status)
     }
 
     /// The dense fp32 model to plan (or the random ViT-B/16) and its name in the report.
@@ -172,7 +181,7 @@ struct FipsPlanCommand: ParsableCommand {
     func checkBudgetFitsBoard() {
         guard let b = board else { return }
         do {
-            if let why = try boardDescription(b).budgetRefusal(parseBytes(budget!)!) { fail("--budget \(budget!): " + why) }
+            if let why = try boardDescription(b).budgetRefusal(parseBytes(budget!)!) { fail("--budget \(budget!): " + why, status: ExitStatus.usage) }
         } catch { fail("\(error)") }
     }
 

@@ -4,6 +4,7 @@ import FipsArtifact
 import FipsArtifactWriter
 import FipsBLASBackend
 import enum FipsDeviceSupport.BuildInfo
+import FipsCommandLine
 import FipsHostModel
 import FipsImage
 import FipsImport
@@ -11,6 +12,9 @@ import FipsViT
 
 @main
 struct Fips: ParsableCommand {
+    /// The kit's exit statuses (0, 1, 2 usage, 3 model or file) instead of ArgumentParser's.
+    static func main() { CommandLineMain.run(Fips.self, program: "fips") }
+
     static let configuration = CommandConfiguration(
         commandName: "fips",
         abstract: "Import, inspect and benchmark Vision Transformers for the FiPS Edge Kit.",
@@ -86,7 +90,7 @@ struct Import: ParsableCommand {
         let start = Date()
         var vit: ViTModel
         do { vit = try ModelImporter.load(path: model, options: options) } catch {
-            throw ValidationError("\(error)")
+            throw CommandFailure(description: "\(error)")
         }
         if int8 && quant.enabled { throw ValidationError("--int8 and --bits/--block-bits are two different formats; pick one") }
         var quantized = [String: QuantizedTensor]()
@@ -96,7 +100,7 @@ struct Import: ParsableCommand {
                 { try calibrationImages(c, count: calibImages, config: config) } }, threads: threads)
         }
         do { try ArtifactWriter.write(vit, precision: int8 ? .int8 : .f32, quantized: quantized, to: output) } catch {
-            throw ValidationError("\(error)")
+            throw CommandFailure(description: "\(error)")
         }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         let c = vit.config
@@ -116,7 +120,7 @@ struct Info: ParsableCommand {
 
     func run() throws {
         let a: Artifact
-        do { a = try Artifact(path: model) } catch { throw ValidationError(error.message) }
+        do { a = try Artifact(path: model) } catch { throw CommandFailure(description: error.message) }
         let c = a.config
         print("\(model): format version \(a.version), \(a.fileBytes) bytes, checksum ok")
         print("  \(c.family) ViT: image \(c.imageSize), patch \(c.patchSize), width \(c.dim), depth \(c.depth), heads \(c.heads), MLP \(c.mlpDim), eps \(c.layerNormEps)")

@@ -53,8 +53,8 @@ func loadModel(_ path: String) throws -> ViTModel {
     do { return try ArtifactReaderHost.load(path: path) } catch { throw CommandFailure(description: "\(error)") }
 }
 
-/// A run-time failure (bad file, bad folder): printed as one `Error:` line,
-/// exit status 1, without the usage text a ValidationError would add.
+/// A run-time failure (bad file, bad folder): printed as one "fips: error:" line,
+/// exit status 3 (CommandLineMain), without the usage text a ValidationError adds.
 struct CommandFailure: Error, CustomStringConvertible {
     var description: String
 }

@@ -35,8 +35,8 @@ struct Latency: ParsableCommand {
     @Option(help: "Worker threads (default: the profile's largest measured count, or the board's cores).")
     var threads: Int?
 
-    @Option(help: "Directory of the board files.")
-    var boardsDirectory = "boards"
+    @Option(name: .customLong("boards-dir"), help: "Directory of the board files (default: ./boards, next to the installed programs, the source tree, /usr/local/share/fips/boards; or $FIPS_BOARDS_DIR).")
+    var boardsDirectory: String?
 
     @Option(help: "Directory of measured profiles the roofline's uncertainty is checked against (with --board).")
     var profilesDirectory = "profiles"
@@ -66,9 +66,9 @@ struct Latency: ParsableCommand {
                 lm = LatencyModel(board: desc); defaultThreads = desc.cores
                 pairs = measuredBoardProfiles()
             }
-        } catch { throw ValidationError("\(error)") }
+        } catch { throw CommandFailure(description: "\(error)") }
         let artifact: Artifact
-        do { artifact = try Artifact(path: model) } catch { throw ValidationError(error.message) }
+        do { artifact = try Artifact(path: model) } catch { throw CommandFailure(description: error.message) }
         var exec = try ModelExecution(artifact: artifact)
         exec.integerNonlinear = integerNonlinear
         let t = threads ?? defaultThreads

@@ -129,6 +129,13 @@ final class DaemonTests: XCTestCase {
         XCTAssertEqual(outcome(["-q", "x"]), "unknown option -q")
         XCTAssertEqual(outcome(["x", "-h", "--n"]), "help")
         XCTAssertEqual(outcome(["--version", "--n"]), "version")
+        // getopt_long's grammar: --opt=value, "--" before arguments, bundles, abbreviations.
+        XCTAssertEqual(outcome(["--n=3", "x", "--", "-v", "--n"]), "n=3 verbose=false x,-v,--n")
+        XCTAssertEqual(outcome(["-vv", "x"]), "n=0 verbose=true x")
+        XCTAssertEqual(outcome(["--verb", "--n", "4", "x"]), "n=4 verbose=true x")
+        XCTAssertEqual(outcome(["-v", "--n="]), "--n needs 1 to 9")
+        XCTAssertEqual(outcome(["--bogus=1", "x"]), "unknown option --bogus=1")
+        XCTAssertEqual(outcome(["-vq", "x"]), "unknown option -q")
         XCTAssertEqual(outcome([]), "no arguments")
     }
 }

@@ -18,7 +18,7 @@ final class PerBlockTimingTests: XCTestCase {
         let lines = try out.split(separator: "\n").map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         XCTAssertEqual(lines.count, 1 + 2 + 2, "the image, then embed, blocks 0 and 1, head: \(out)")
         let image = lines[0]
-        let minMs = try XCTUnwrap(image["min_ms"] as? Double), maxMs = try XCTUnwrap(image["max_ms"] as? Double)
+        let minMs = try XCTUnwrap(image["forward_min_ms"] as? Double), maxMs = try XCTUnwrap(image["forward_max_ms"] as? Double)
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(image["cold_start_ms"] as? Double), minMs)
         XCTAssertEqual(lines.dropFirst().map { $0["block"] as? String }, ["embed", "0", "1", "head"])
         var sum = 0.0

@@ -139,7 +139,7 @@ final class RunnerTests: XCTestCase {
         let corrupt = dir.appendingPathComponent("corrupt.fips")
         try Data(bytes).write(to: corrupt)
         var (status, _, err) = try runProcess(fipsRun, ["--model", corrupt.path, chelsea])
-        XCTAssertEqual(status, 2)
+        XCTAssertEqual(status, 3, "a damaged model is exit status 3")
         XCTAssertTrue(err.hasPrefix("fips-run: \(corrupt.path): model data is corrupted"), err)
         XCTAssertEqual(err.split(separator: "\n").count, 1)
 
@@ -147,7 +147,7 @@ final class RunnerTests: XCTestCase {
         let future = dir.appendingPathComponent("future.fips")
         try ArtifactWriter.writeAtomically(ArtifactWriter.serialize(config: m.config, labels: [], tensors: ArtifactWriter.encode(m, precision: .f32), version: ArtifactFormat.currentVersion + 1), to: future.path)
         (status, _, err) = try runProcess(fipsRun, ["--model", future.path, chelsea])
-        XCTAssertEqual(status, 2)
+        XCTAssertEqual(status, 3)
         XCTAssertTrue(err.contains("model format version \(ArtifactFormat.currentVersion + 1) is not supported"), err)
 
         (status, _, err) = try runProcess(fipsRun, ["--model", model])

@@ -52,25 +52,28 @@ def test_usage(work):
     headless = os.path.join(work, "headless.fips")
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts/fixtures/make_tiny_model.py"), headless, "--classes", "0"],
                    check=True, capture_output=True)
+    # (arguments, what stderr must say, exit status: 2 a bad command line, 3 a model or file that cannot be used)
     cases = [
-        ([], "missing --model"),
-        (["--model", ARGS.tiny], "no source"),
-        (["--model", ARGS.tiny, "--frobnicate"], "unknown option --frobnicate"),
-        (["--model", ARGS.tiny, "--listen", "localhost:80x"], "is not [HOST:]PORT"),
-        (["--model", ARGS.tiny, "--listen", "localhost:8080"], "not a numeric IPv4 or IPv6 address"),
-        (["--model", os.path.join(work, "nope.fips"), "--stdin"], "No such file or directory"),
-        (["--model", bad, "--stdin"], "checksum"),
-        (["--model", ARGS.tiny, "--watch", os.path.join(work, "nodir")], "No such file or directory"),
-        (["--model", ARGS.tiny, "--camera-size", "big", "--stdin"], "WIDTHxHEIGHT"),
-        (["--model", headless, "--top-k", "3", "--stdin"], "has no classification head, so --top-k"),
+        ([], "missing --model", 2),
+        (["--model", ARGS.tiny], "no source", 2),
+        (["--model", ARGS.tiny, "--frobnicate"], "unknown option --frobnicate", 2),
+        (["--model", ARGS.tiny, "--listen", "localhost:80x"], "is not [HOST:]PORT", 2),
+        (["--model", ARGS.tiny, "--listen", "localhost:8080"], "not a numeric IPv4 or IPv6 address", 2),
+        (["--model", os.path.join(work, "nope.fips"), "--stdin"], "No such file or directory", 3),
+        (["--model", bad, "--stdin"], "checksum", 3),
+        (["--model", ARGS.tiny, "--watch", os.path.join(work, "nodir")], "No such file or directory", 3),
+        (["--model", ARGS.tiny, "--camera-size", "big", "--stdin"], "WIDTHxHEIGHT", 2),
+        (["--model", headless, "--top-k", "3", "--stdin"], "has no classification head, so --top-k", 2),
+        (["--model", ARGS.tiny, "--stdin", "--output", os.path.join(work, "nodir", "out.jsonl")], "cannot open for appending", 3),
     ]
-    for args, want in cases:
+    for args, want, status in cases:
         r = subprocess.run(cmd(ARGS.fipsd, *args), capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
         # A model without planned input limits adds one " note: " line naming the defaults used;
         # that is information, not the problem, so the one-line rule counts the other lines.
         err = "".join(l for l in r.stderr.decode().splitlines(keepends=True) if " note: " not in l)
-        check(r.returncode == 2, f"{args}: exit {r.returncode}, stderr {err}")
+        check(r.returncode == status, f"{args}: exit {r.returncode}, expected {status}; stderr {err}")
         check(want in err and err.count("\n") == 1, f"{args}: stderr {err!r} lacks {want!r}")
+        check("USAGE" not in err and "--help" not in err or status == 2, f"{args}: a runtime error printed usage: {err!r}")
     r = subprocess.run(cmd(ARGS.fipsd, "--help"), capture_output=True, timeout=60)
     check(r.returncode == 0 and b"EXAMPLES:" in r.stdout, "--help")
-    return f"{len(cases)} bad invocations: exit 2, one line naming the problem; --help has examples"
+    return f"{len(cases)} bad invocations: exit 2 (command line) or 3 (model, file), one line naming the problem; --help has examples"
