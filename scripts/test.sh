@@ -48,7 +48,7 @@ fi
 smallest=$(sed -n 's/.*smallest feasible memory budget is .* (\([0-9]*\) bytes).*/\1/p' data/plan_smoke.err)
 [ -n "$smallest" ] || { cat data/plan_smoke.err >&2; exit 1; }
 .build/release/fips-plan --model data/dinov2_s.fips --calib data/photos --calib-images 6 --board rpi5 \
-  --budget "$smallest" --dry-run > /dev/null
+  --budget "${smallest}B" --dry-run > /dev/null   # B: --budget refuses a bare number
 Tests/Integration/check_aarch64.sh data/dinov2_s.fips
 # The FiPS-compressed artifact made above goes through the same comparison.
 CHECK_SKIP_BUILD=1 CHECK_PHOTOS=data/photos/chelsea.png Tests/Integration/check_aarch64.sh data/fips_smoke.fips
