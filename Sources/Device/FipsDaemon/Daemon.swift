@@ -188,9 +188,7 @@ public final class Daemon {
         if let w = o.watch { parts.append("folder \(w)") }
         if let c = o.camera { parts.append("camera \(c)") }
         if o.stdin { parts.append("stdin") }
-        var from = ""
-        for (i, p) in parts.enumerated() { from += (i == 0 ? "" : ", ") + p }
-        return "serving \(o.model) (checksum \(hex8(ctx.model.checksum))) from \(from)"
+        return "serving \(o.model) (checksum \(hex8(ctx.model.checksum))) from \(parts.joined(separator: ", "))"
     }
 
     func sameInput(_ a: ViTConfig, _ b: ViTConfig) -> Bool {

@@ -19,7 +19,7 @@ final class FrameContext {
         self.o = options
         self.model = model
         self.sink = sink
-        self.metrics = Metrics(expectedForward: model.testForwardSeconds)
+        self.metrics = Metrics(expectedForward: model.timedForwardSeconds())
         var l = DecodeLimits()
         l.maxPixels = options.maxPixels
         // A watched folder's files: the planned (or given) encoded-input limit;

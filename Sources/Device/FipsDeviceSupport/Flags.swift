@@ -118,9 +118,7 @@ public struct FlagTable<Options> {
                 let stem = Array(typed.utf8.drop(while: { $0 == 45 }).prefix(while: { $0 != 61 }))   // "--to=3" -> "to"
                 let matches = typed.hasPrefix("--") ? longNames.filter { Array($0.utf8).starts(with: stem) } : []
                 if matches.count > 1 {
-                    var list = ""
-                    for (i, m) in matches.enumerated() { list += (i == 0 ? "--" : ", --") + m }
-                    return .failure("ambiguous option \(typed): \(list)")
+                    return .failure("ambiguous option \(typed): --" + matches.joined(separator: ", --"))
                 }
                 return .failure("unknown option \(typed)")
             case Int(FIPS_ARG_MISSING_VALUE):
