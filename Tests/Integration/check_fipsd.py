@@ -26,6 +26,10 @@ Checks (each prints one PASS/FAIL line; any failure exits 1):
             fatal; --rotate-bytes rotates the file
   camera    a missing camera and a non-camera device are logged, counted and
             retried while HTTP keeps serving
+  uvc       a UVC camera emulated by an LD_PRELOAD shim (fipsd/uvc_camera.c; host only):
+            MJPEG and YUYV frames equal fips-run on the same picture, frames dropped
+            when the model is slower than the camera, a 2 fps camera waited on
+            without spinning, an unplug recovered, RSS flat over --soak-frames frames
   usage     bad arguments and bad models at start: exit 2 with a message naming
             the problem
   service   the systemd notify protocol (READY=1 once serving, WATCHDOG=1,
@@ -49,6 +53,7 @@ import tempfile
 import time
 
 from fipsd.common import ARGS, FAILED, ROOT, RUNNING, say
+from fipsd.camera import test_uvc
 from fipsd.faults import test_camera, test_output, test_usage
 from fipsd.frames import test_corrupt, test_labels, test_soak
 from fipsd.inputs import test_inputs
@@ -61,7 +66,7 @@ from fipsd.signals import test_sighup, test_sigterm
 
 TESTS = [("usage", test_usage), ("labels", test_labels), ("corrupt", test_corrupt), ("soak", test_soak),
          ("loopback", test_loopback), ("sighup", test_sighup), ("sigterm", test_sigterm), ("http", test_http),
-         ("output", test_output), ("camera", test_camera), ("service", test_service), ("metrics", test_metrics), ("mqtt", test_mqtt), ("inputs", test_inputs),
+         ("output", test_output), ("camera", test_camera), ("uvc", test_uvc), ("service", test_service), ("metrics", test_metrics), ("mqtt", test_mqtt), ("inputs", test_inputs),
          ("unit", test_unit)]
 
 
