@@ -117,9 +117,9 @@ SOURCES:
                             GET  /healthz    200 "ok" while a model is loaded
                             GET  /metrics    Prometheus text: frames, errors by kind,
                                              HTTP answers, duration histograms, model, build
-  --max-body <bytes>      largest accepted request body or stdin frame (default: the model's
-                          planned limit, else 10485760; larger: 413)
-  --http-timeout <ms>     a request must arrive within this time (default 10000; else 408)
+  --max-body <size>       largest accepted request body or stdin frame, e.g. 8M or 500kB
+                          (default: the model's planned limit, else 10M; larger: 413)
+  --http-timeout <time>   a request must arrive within this time (default 10s; else 408)
   --max-connections <n>   open HTTP connections at once (default: the model's planned limit,
                           else 16; more: 503). fips-plan writes these limits into the model
                           so that its budget holds; a larger value logs a warning
@@ -132,8 +132,8 @@ SOURCES:
 OUTPUT AND MODEL:
   --output <file>         append the JSON lines to <file> (default: standard output);
                           a full disk drops lines (logged, counted), never stops the daemon
-  --rotate-bytes <n>      when <file> passes n bytes, rename it to <file>.1 and start a new
-                          one (default 67108864; 0: never)
+  --rotate-bytes <size>   when <file> passes this size, rename it to <file>.1 and start a
+                          new one (default 64M; 0: never)
   --top-k <k>             labels per frame (default 5); refused for a model without a head
   --embedding             add "embedding": the CLS token's final LayerNorm output, the
                           way to use a backbone (retrieval, nearest neighbours)
@@ -220,13 +220,13 @@ let daemonFlags = FlagTable<DaemonOptions>(
             o.listenHost = hp.0; o.listenPort = hp.1
             return nil
         },
-        .integer("--max-body", in: 1...(1 << 30), error: "--max-body needs a byte count from 1 to 1073741824") { o, k in o.maxBodyBytes = k; o.maxBodyGiven = k },
-        .integer("--http-timeout", in: 1...3_600_000, error: "--http-timeout needs milliseconds from 1 to 3600000") { o, k in o.httpTimeoutMs = k },
+        .bytes("--max-body", in: 1...(1 << 30), error: "--max-body needs a size from 1 byte to 1GiB (e.g. 8M, 500kB, 4096)") { o, k in o.maxBodyBytes = k; o.maxBodyGiven = k },
+        .milliseconds("--http-timeout", in: 1...3_600_000, error: "--http-timeout needs a duration with its unit from 1ms to 1h (e.g. 10s, 700ms)") { o, k in o.httpTimeoutMs = k },
         .integer("--max-connections", in: 1...200, error: "--max-connections needs a count from 1 to 200") { o, k in o.maxConnections = k; o.maxConnectionsGiven = k },
         .set("--stdin") { $0.stdin = true },
         .set("--stdin-no-drop") { $0.stdin = true; $0.stdinNoDrop = true },
         .value("--output", "-o", missing: "--output needs a file path") { o, v in o.output = v; return nil },
-        .integer("--rotate-bytes", in: 0...Int.max, error: "--rotate-bytes needs a byte count (0: never rotate)") { o, k in o.rotateBytes = k },
+        .bytes("--rotate-bytes", in: 0...(1 << 40), error: "--rotate-bytes needs a size (e.g. 64M; 0: never rotate)") { o, k in o.rotateBytes = k },
         .integer("--top-k", in: 1...100_000, error: "--top-k needs a positive integer") { o, k in o.topK = k; o.topKGiven = true },
         .set("--embedding") { $0.embedding = true },
         .integer("--max-pixels", in: 1...(1 << 40), error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k; o.maxPixelsGiven = k },

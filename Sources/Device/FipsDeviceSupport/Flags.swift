@@ -34,6 +34,28 @@ public struct Flag<Options> {
             return nil
         })
     }
+
+    /// A size in bytes (parseByteCount: "8M", "900kB", "1.5GiB", or a bare byte count) in `range`;
+    /// "0" too when the range holds it (e.g. --rotate-bytes 0: never).
+    public static func bytes(_ names: String..., in range: ClosedRange<Int>, error: String,
+                             apply: @escaping (inout Options, Int) -> Void) -> Flag {
+        Flag(names: names, takesValue: true, missing: error, apply: { o, v in
+            guard let k = v == "0" ? 0 : parseByteCount(v), range.contains(k) else { return error }
+            apply(&o, k)
+            return nil
+        })
+    }
+
+    /// A duration with its unit ("10s", "700ms", "2min"; a bare number is refused: seconds or
+    /// milliseconds?), applied in milliseconds, in `range`.
+    public static func milliseconds(_ names: String..., in range: ClosedRange<Int>, error: String,
+                                    apply: @escaping (inout Options, Int) -> Void) -> Flag {
+        Flag(names: names, takesValue: true, missing: error, apply: { o, v in
+            guard let us = parseDurationMicroseconds(v), us % 1000 == 0, range.contains(us / 1000) else { return error }
+            apply(&o, us / 1000)
+            return nil
+        })
+    }
 }
 
 /// What a command line asks for.

@@ -34,7 +34,7 @@ public struct RunOptions: RuntimeChoiceOptions {
 }
 
 public let runUsage = """
-USAGE: fips-run --model <model.fips> [--top-k <k>] [--embedding] [--features-out <dir>] [--max-pixels <n>] [--max-input-bytes <n>]
+USAGE: fips-run --model <model.fips> [--top-k <k>] [--embedding] [--features-out <dir>] [--max-pixels <n>] [--max-input-bytes <size>]
                 [--full-decode]
                 [--threads <n>] [--kernel <name>] [--integer-nonlinear <list>] [--bench <runs> [--per-block]]
                 [--verbose] <image> ...
@@ -67,8 +67,8 @@ OPTIONS:
                          shorter side stays at least the model's resize size, and counts
                          at that size; a progressive JPEG may use 3 bytes per allowed pixel
                          for libjpeg's whole-image buffer
-  --max-input-bytes <n>  refuse image files larger than this (default: the model's planned
-                         limit, else 67108864). fips-plan writes both limits into the
+  --max-input-bytes <size> refuse image files larger than this, e.g. 8M (default: the
+                         model's planned limit, else 64M). fips-plan writes both limits into the
                          model so that one image's memory stays within its budget; a
                          larger value prints a warning that the budget no longer holds
   --full-decode          decode JPEGs at full size (slower, more memory; for comparison)
@@ -114,7 +114,7 @@ let runFlags = FlagTable<RunOptions>(
         .set("--embedding") { $0.embedding = true },
         .value("--features-out", missing: "--features-out needs a directory") { o, v in o.featuresOut = v; return nil },
         .integer("--max-pixels", in: 1...Int.max, error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k },
-        .integer("--max-input-bytes", in: 1...(1 << 40), error: "--max-input-bytes needs a positive byte count") { o, k in o.maxInputBytes = k },
+        .bytes("--max-input-bytes", in: 1...(1 << 40), error: "--max-input-bytes needs a positive size (e.g. 8M, 500kB, 4096)") { o, k in o.maxInputBytes = k },
         .set("--full-decode") { $0.fullDecode = true },
         .value("--threads", missing: "--threads needs an integer from 1 to \(maxThreads)") { o, v in
             guard let k = parseInt(v), k >= 1 && k <= maxThreads else {

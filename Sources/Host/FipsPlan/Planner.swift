@@ -223,27 +223,3 @@ public func formatBytes(_ b: Int) -> String {
     return "\(b) B"
 }
 
-/// "50MB", "48.5MiB", "900kB", "123456" → bytes (MB = 10⁶, MiB = 2²⁰).
-/// "50MB" (10^6), "48MiB" and "48M" (2^20, as systemd's MemoryMax= and dd read it),
-/// "900kB", "1G" … → bytes. A bare number is bytes, unless `requireUnit`
-/// (--budget: "26" is far more likely a forgotten "MB" than 26 bytes).
-public func parseBytes(_ s: String, requireUnit: Bool = false) -> Int? {
-    let t = s.trimmingCharacters(in: .whitespaces)
-    let units: [(String, Double)] = [("GiB", 1073741824), ("MiB", 1048576), ("KiB", 1024), ("GB", 1e9), ("MB", 1e6),
-                                     ("kB", 1e3), ("KB", 1e3), ("G", 1073741824), ("M", 1048576), ("K", 1024),
-                                     ("k", 1024), ("B", 1)]
-    for (u, f) in units where t.hasSuffix(u) {
-        guard let v = Double(t.dropLast(u.count).trimmingCharacters(in: .whitespaces)), v > 0 else { return nil }
-        return Int((v * f).rounded(.down))
-    }
-    if requireUnit { return nil }
-    return Int(t).flatMap { $0 > 0 ? $0 : nil }
-}
-
-/// "120ms", "0.12s", "120" → milliseconds.
-public func parseMilliseconds(_ s: String) -> Double? {
-    let t = s.trimmingCharacters(in: .whitespaces)
-    if t.hasSuffix("ms") { return Double(t.dropLast(2)).flatMap { $0 > 0 ? $0 : nil } }
-    if t.hasSuffix("s") { return Double(t.dropLast(1)).flatMap { $0 > 0 ? $0 * 1000 : nil } }
-    return Double(t).flatMap { $0 > 0 ? $0 : nil }
-}

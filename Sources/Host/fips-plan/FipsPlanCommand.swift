@@ -5,6 +5,8 @@ import FipsArtifactWriter
 import FipsData
 import enum FipsDeviceSupport.BuildInfo
 import enum FipsDeviceSupport.ExitStatus
+import func FipsDeviceSupport.parseByteCount
+import func FipsDeviceSupport.parseDurationMicroseconds
 import FipsCommandLine
 import FipsHostModel
 import FipsImport
@@ -98,10 +100,12 @@ struct FipsPlanCommand: ParsableCommand {
         if calib == nil { throw ValidationError("missing --calib (a folder of images, or fashion-mnist)") }
         if (profile == nil) == (board == nil) { throw ValidationError("give exactly one of --profile and --board") }
         guard let b = budget else { throw ValidationError("missing --budget (e.g. 50MB)") }
-        if parseBytes(b, requireUnit: true) == nil {
+        if parseByteCount(b, requireUnit: true) == nil {
             throw ValidationError("--budget: cannot read '\(b)'" + (Int(b) != nil ? ": give a unit (\(b)MB, \(b)MiB or \(b)M; a bare number would be bytes)" : " (e.g. 50MB, 48MiB, 48M, 900kB)"))
         }
-        if let l = latency, parseMilliseconds(l) == nil { throw ValidationError("--latency: cannot read '\(l)' (e.g. 120ms)") }
+        if let l = latency, parseDurationMicroseconds(l) == nil {
+            throw ValidationError("--latency: cannot read '\(l)'" + (Int(l) != nil ? ": give a unit (\(l)ms or \(l)s)" : " (e.g. 120ms or 0.12s)"))
+        }
         if !dryRun && output == nil { throw ValidationError("missing -o (or --dry-run)") }
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads must be 1...256") }
         if !["gptq", "nearest"].contains(rounding) { throw ValidationError("--rounding must be gptq or nearest") }
@@ -126,7 +130,7 @@ struct FipsPlanCommand: ParsableCommand {
         guard p.allSatisfy({ $0 > 0 }), pixels > 0, pixels < 1 << 32 else {
             throw ValidationError("--max-pixels must be WxH (e.g. 640x480) or a pixel count under 2^32")
         }
-        guard let bytes = parseBytes(maxInputBytes), bytes > 0, bytes <= 64 << 20 else {
+        guard let bytes = parseByteCount(maxInputBytes), bytes > 0, bytes <= 64 << 20 else {
             throw ValidationError("--max-input-bytes: '\(maxInputBytes)' is not a size from 1 byte to 64MiB (e.g. 256KiB)")
         }
         guard (1...200).contains(maxConnections) else { throw ValidationError("--max-connections must be from 1 to 200") }
@@ -181,13 +185,13 @@ struct FipsPlanCommand: ParsableCommand {
     func checkBudgetFitsBoard() {
         guard let b = board else { return }
         do {
-            if let why = try boardDescription(b).budgetRefusal(parseBytes(budget!)!) { fail("--budget \(budget!): " + why, status: ExitStatus.usage) }
+            if let why = try boardDescription(b).budgetRefusal(parseByteCount(budget!)!) { fail("--budget \(budget!): " + why, status: ExitStatus.usage) }
         } catch { fail("\(error)") }
     }
 
     func planOptions(threads: Int) throws -> PlanOptions {
-        var o = PlanOptions(budgetBytes: parseBytes(budget!)!)
-        o.latencyMs = latency.flatMap(parseMilliseconds)
+        var o = PlanOptions(budgetBytes: parseByteCount(budget!)!)
+        o.latencyMs = latency.flatMap { parseDurationMicroseconds($0) }.map { Double($0) / 1000 }
         o.threads = threads
         o.groupSize = groupSize
         o.mlpBudgets = try list(mlpBudgets, "--mlp-budgets", Double.init)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import FipsArtifact
 import FipsLatency
+import FipsViT
 
 struct Latency: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,16 +16,16 @@ struct Latency: ParsableCommand {
         from how well the latency model reproduces measurements it has: with a
         profile, its leave-one-out error over the profile's own GEMM timings;
         with a board, the roofline against each measured profile in
-        --profiles-directory whose name is a board file (none: unknown).
+        --profiles-dir whose name is a board file (none: unknown).
 
         EXAMPLES:
-          fips latency --profile profiles/x86-64.json data/dinov2_s.q8.fips
+          fips latency --profile profiles/x86-64.json --model data/dinov2_s.q8.fips
           fips latency --profile profiles/x86-64.json --threads 1 model.fips
-          fips latency --board rpi5 model.fips --json
+          fips latency --board rpi5 --model model.fips --integer-nonlinear all --json
         """)
 
-    @Argument(help: "The model artifact (.fips).")
-    var model: String
+    @OptionGroup var modelArgument: ModelArgument
+    var model: String { modelArgument.path }
 
     @Option(help: "A device profile written by fips-profile (profiles/NAME.json).")
     var profile: String?
@@ -38,11 +39,26 @@ struct Latency: ParsableCommand {
     @Option(name: .customLong("boards-dir"), help: "Directory of the board files (default: ./boards, next to the installed programs, the source tree, /usr/local/share/fips/boards; or $FIPS_BOARDS_DIR).")
     var boardsDirectory: String?
 
-    @Option(help: "Directory of measured profiles the roofline's uncertainty is checked against (with --board).")
+    @Option(name: .customLong("profiles-dir"), help: "Directory of measured profiles the roofline's uncertainty is checked against (with --board).")
     var profilesDirectory = "profiles"
 
-    @Flag(help: "Use the I-ViT integer softmax/GELU/LayerNorm timings (fips-run --integer-nonlinear all).")
-    var integerNonlinear = false
+    @Option(help: ArgumentHelp("Price the I-ViT integer non-linearities that fips-run --integer-nonlinear LIST runs: all, or softmax,gelu,layernorm together (profiles time the three at once, so a part of them cannot be priced).", valueName: "list"))
+    var integerNonlinear: String?
+
+    /// --integer-nonlinear: the list fips-run takes, all three or none.
+    func integerNonlinearities() throws -> Bool {
+        guard let list = integerNonlinear else { return false }
+        var o = ExecutorOptions()
+        if let bad = o.selectIntegerNonlinearities(list) {
+            throw ValidationError("--integer-nonlinear: '\(bad)' is not softmax, gelu, layernorm or all")
+        }
+        guard o.softmax == .integer && o.gelu == .integer && o.layerNorm == .integer else {
+            throw ValidationError("--integer-nonlinear \(list): profiles time softmax, GELU and LayerNorm together, so only all can be priced")
+        }
+        return true
+    }
+
+    func validate() throws { _ = try integerNonlinearities() }
 
     @Flag(help: "Print JSON instead of a table.")
     var json = false
@@ -70,7 +86,7 @@ struct Latency: ParsableCommand {
         let artifact: Artifact
         do { artifact = try Artifact(path: model) } catch { throw CommandFailure(description: error.message) }
         var exec = try ModelExecution(artifact: artifact)
-        exec.integerNonlinear = integerNonlinear
+        exec.integerNonlinear = try integerNonlinearities()
         let t = threads ?? defaultThreads
         let p = lm.predict(exec, threads: t)
         let u = lm.uncertainty(exec, threads: t, measuredPairs: pairs)
@@ -101,7 +117,7 @@ struct Latency: ParsableCommand {
         print("uncertainty: \(basis)")
     }
 
-    /// Measured (not functional-only) profiles in --profiles-directory that have a board file of the same name.
+    /// Measured (not functional-only) profiles in --profiles-dir that have a board file of the same name.
     func measuredBoardProfiles() -> [(board: BoardDescription, profile: DeviceProfile)] {
         let files = (try? FileManager.default.contentsOfDirectory(atPath: profilesDirectory)) ?? []
         return files.filter { $0.hasSuffix(".json") && $0 != "schema.json" }.sorted().compactMap { f in

@@ -254,18 +254,4 @@ final class PlanTests: XCTestCase {
         XCTAssertEqual(plan.groups.count, 3)
         print(plan.table())
     }
-
-    /// Sizes on the command line: units as users type them; --budget refuses a bare number.
-    func testSizesTakeUnits() {
-        XCTAssertEqual(parseBytes("26MB"), 26_000_000)
-        XCTAssertEqual(parseBytes("26MiB"), 26 << 20)
-        XCTAssertEqual(parseBytes("26M"), 26 << 20)
-        XCTAssertEqual(parseBytes("900kB"), 900_000)
-        XCTAssertEqual(parseBytes("1.5G"), 3 << 29)
-        XCTAssertEqual(parseBytes("4096"), 4096)
-        XCTAssertNil(parseBytes("26", requireUnit: true))
-        XCTAssertEqual(parseBytes("26 MB", requireUnit: true), 26_000_000)
-        XCTAssertNil(parseBytes("MB"))
-        XCTAssertNil(parseBytes("-3MB"))
-    }
 }

@@ -63,6 +63,8 @@ def test_usage(work):
         (["--model", bad, "--stdin"], "checksum", 3),
         (["--model", ARGS.tiny, "--watch", os.path.join(work, "nodir")], "No such file or directory", 3),
         (["--model", ARGS.tiny, "--camera-size", "big", "--stdin"], "WIDTHxHEIGHT", 2),
+        (["--model", ARGS.tiny, "--listen", 0, "--http-timeout", "700"], "with its unit", 2),   # seconds or ms?
+        (["--model", ARGS.tiny, "--stdin", "--max-body", "8 parsecs"], "--max-body needs a size", 2),
         (["--model", headless, "--top-k", "3", "--stdin"], "has no classification head, so --top-k", 2),
         (["--model", ARGS.tiny, "--stdin", "--output", os.path.join(work, "nodir", "out.jsonl")], "cannot open for appending", 3),
     ]

@@ -84,7 +84,7 @@ def status_of(resp):
 
 def test_http(work):
     img = open(os.path.join(ROOT, "Tests/Integration/fipsd/base.jpg"), "rb").read()
-    d = Daemon(work, "--model", ARGS.tiny, "--listen", 0, "--http-timeout", 700, "--max-body", 100000,
+    d = Daemon(work, "--model", ARGS.tiny, "--listen", 0, "--http-timeout", "700ms", "--max-body", 100000,
                "--max-connections", 4, name="http")
     port = d.port
     # Slow client: half a request head, then nothing.
