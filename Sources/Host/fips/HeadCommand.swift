@@ -67,7 +67,9 @@ struct Head: ParsableCommand {
         of every training image on the host (OpenBLAS, batched), fits softmax regression
         with L2 by L-BFGS (deterministic), folds the feature standardisation into the
         weights and writes head.weight [classes, dim], head.bias and the class names
-        into a copy of the artifact. Prints the training accuracy.
+        into a copy of the artifact. Prints the training accuracy. With --prototypes
+        nothing is trained: each class is the mean of its examples' features, and an
+        image goes to the nearest mean (a linear head too, so the board runs it as is).
 
         A float artifact is written back as fp32. A packed integer artifact (the
         output of fips quantize, fips compress --bits or fips-plan) keeps its packed
@@ -78,6 +80,7 @@ struct Head: ParsableCommand {
         EXAMPLES:
           fips head --model dinov2_s.fips --fashion-mnist --per-class 200 -o dinov2_s_fmnist.fips
           fips head --model dinov2_s.fips --folder photos_by_class/ --l2 auto -o mine.fips
+          fips head --model dinov2_s.fips --folder five_of_each/ --prototypes -o fewshot.fips
         """)
 
     @Option(help: "The backbone artifact (.fips).") var model: String
@@ -87,6 +90,8 @@ struct Head: ParsableCommand {
     var l2 = "1e-2"
     @Option(help: "Head input: cls, or cls-patch-mean (CLS ‖ mean of patch tokens, as HF Dinov2ForImageClassification).")
     var pooling = "cls"
+    @Flag(help: "No training: the nearest class mean of the examples (few-shot: a handful of images per class in --folder), stored as a linear head.")
+    var prototypes = false
     @Option(help: "Images per forward pass.") var batch = 8
     @Option(help: "Threads.") var threads = 2
 
@@ -94,6 +99,7 @@ struct Head: ParsableCommand {
         try source.validateChoice(allowNone: false)
         if pooling != "cls" && pooling != "cls-patch-mean" { throw ValidationError("--pooling must be cls or cls-patch-mean") }
         if l2 != "auto" && (Double(l2) == nil || Double(l2)! < 0) { throw ValidationError("--l2 must be a non-negative number or 'auto'") }
+        if prototypes && l2 != "1e-2" { throw ValidationError("--l2 is for a trained head; --prototypes trains nothing") }
     }
 
     func run() throws {
@@ -119,16 +125,27 @@ struct Head: ParsableCommand {
         let x = f.headInput(pool)
         let dim = pool == .cls ? f.dim : 2 * f.dim
         let C = images.classNames.count
-        var options = LogisticHead.Options()
-        if l2 == "auto" {
-            let cv = LogisticHead.crossValidateL2(features: x, count: f.count, dim: dim, labels: labels, classes: C)
-            options.l2 = cv.best
-            print("l2 cross-validation: " + zip([1e-4, 1e-3, 1e-2, 1e-1], cv.accuracies)
-                .map { String(format: "λ=%g %.2f%%", $0.0, 100 * $0.1) }.joined(separator: ", ") + String(format: " → λ=%g", cv.best))
+        let head: LogisticHead, trainAccuracy: Double, summary: String
+        if prototypes {
+            head = PrototypeHead.fit(features: x, count: f.count, dim: dim, labels: labels, classes: C)
+            trainAccuracy = Metrics.topK(head.logits(x, count: f.count), classes: C, labels: labels, k: 1)
+            summary = "head: \(C) classes x \(dim), the nearest class mean of \(f.count) examples (no training)"
         } else {
-            options.l2 = Double(l2)!
+            var options = LogisticHead.Options()
+            if l2 == "auto" {
+                let cv = LogisticHead.crossValidateL2(features: x, count: f.count, dim: dim, labels: labels, classes: C)
+                options.l2 = cv.best
+                print("l2 cross-validation: " + zip([1e-4, 1e-3, 1e-2, 1e-1], cv.accuracies)
+                    .map { String(format: "λ=%g %.2f%%", $0.0, 100 * $0.1) }.joined(separator: ", ") + String(format: " → λ=%g", cv.best))
+            } else {
+                options.l2 = Double(l2)!
+            }
+            let rep: LogisticHead.Report
+            (head, rep) = LogisticHead.train(features: x, count: f.count, dim: dim, labels: labels, classes: C, options: options)
+            trainAccuracy = rep.trainAccuracy
+            summary = String(format: "head: %d classes x %d, λ=%g, L-BFGS %d iterations (%@, max |grad| %.1e), loss %.4f, %.2f s",
+                             C, dim, options.l2, rep.iterations, rep.converged ? "converged" : "not converged", rep.gradientNorm, rep.loss, rep.seconds)
         }
-        let (head, rep) = LogisticHead.train(features: x, count: f.count, dim: dim, labels: labels, classes: C, options: options)
         var stored = ""
         if packed {
             let r = PackedHeadReplacement.serialize(artifact, weight: head.weight, bias: head.bias, labels: images.classNames, pooling: pool,
@@ -142,9 +159,8 @@ struct Head: ParsableCommand {
         }
         print(String(format: "features: %d images in %.1f s (%.1f ms/image, forward %.1f ms/image), batch %d, %d threads",
                      f.count, f.seconds, 1000 * f.seconds / Double(f.count), 1000 * f.forwardSeconds / Double(f.count), batch, threads))
-        print(String(format: "head: %d classes x %d, λ=%g, L-BFGS %d iterations (%@, max |grad| %.1e), loss %.4f, %.2f s",
-                     C, dim, options.l2, rep.iterations, rep.converged ? "converged" : "not converged", rep.gradientNorm, rep.loss, rep.seconds))
-        print(String(format: "train top-1: %.2f%%", 100 * rep.trainAccuracy) + stored)
+        print(summary)
+        print(String(format: "train top-1: %.2f%%", 100 * trainAccuracy) + stored)
         print("wrote \(output)")
     }
 }
