@@ -1,4 +1,5 @@
 import CFipsDaemon
+import CFipsSys
 import FipsArtifact
 import FipsDeviceSupport
 import FipsViT
@@ -38,6 +39,10 @@ func startDaemon(_ given: DaemonOptions) -> Int32 {
     // The served model's planned limits (kept across SIGHUP reloads: the
     // sockets and buffers are sized once).
     for note in opts.resolveLimits(model.artifact) { logLine(note) }
+    if let dir = opts.featuresOut {
+        let e = fips_mkdir_p(dir)
+        if e != 0 { printLine("fipsd: \(dir): cannot create the features directory: \(errnoString(e))", fd: 2); return ExitStatus.modelOrIO }
+    }
     let sink: OutputSink
     do {
         sink = try OutputSink(path: opts.output, rotateBytes: opts.rotateBytes)

@@ -55,6 +55,8 @@ public struct DaemonOptions: RuntimeChoiceOptions {
     public var topKGiven = false
     /// Add the CLS embedding to each result line.
     public var embedding = false
+    /// Write each frame's final LayerNorm output [tokens, dim] as .npy here.
+    public var featuresOut: String? = nil
     public var maxPixels = DecodeLimits.defaultMaxPixels
     public var threads: Int? = nil
     public var kernel: String? = nil
@@ -80,7 +82,7 @@ public struct DaemonOptions: RuntimeChoiceOptions {
 
 public let daemonUsage = """
 USAGE: fipsd --model <model.fips> [--camera <dev>] [--watch <dir>] [--listen [<host>:]<port>] [--stdin]
-             [--output <file>] [--top-k <k>] [--embedding] [--threads <n>] [options]
+             [--output <file>] [--top-k <k>] [--embedding] [--features-out <dir>] [--threads <n>] [options]
 
 Classifies images on the device as they arrive and publishes one JSON line per
 frame. Give at least one source; several at once are fine. One frame is
@@ -137,6 +139,10 @@ OUTPUT AND MODEL:
   --top-k <k>             labels per frame (default 5); refused for a model without a head
   --embedding             add "embedding": the CLS token's final LayerNorm output, the
                           way to use a backbone (retrieval, nearest neighbours)
+  --features-out <dir>    also write each frame's final LayerNorm output (every token) to
+                          <dir>/<image stem>.npy (folder mode) or <source>-<frame>.npy,
+                          named in the line as "features"; one file per frame, so for
+                          folders and HTTP rather than a camera left running
   --max-pixels <n>        refuse images with more pixels (default: the model's planned
                           limit, else 8000000); a JPEG counts
                           at the 1/2, 1/4 or 1/8 size it decodes at for the model's input
@@ -229,6 +235,7 @@ let daemonFlags = FlagTable<DaemonOptions>(
         .bytes("--rotate-bytes", in: 0...(1 << 40), error: "--rotate-bytes needs a size (e.g. 64M; 0: never rotate)") { o, k in o.rotateBytes = k },
         .integer("--top-k", in: 1...100_000, error: "--top-k needs a positive integer") { o, k in o.topK = k; o.topKGiven = true },
         .set("--embedding") { $0.embedding = true },
+        .value("--features-out", missing: "--features-out needs a directory") { o, v in o.featuresOut = v; return nil },
         .integer("--max-pixels", in: 1...(1 << 40), error: "--max-pixels needs a positive integer") { o, k in o.maxPixels = k; o.maxPixelsGiven = k },
         .integer("--threads", in: 1...256, error: "--threads needs an integer from 1 to 256") { o, k in o.threads = k },
         .kernel,

@@ -14,6 +14,8 @@ final class FrameContext {
     /// --max-pixels and the body limit; `limits` adds the served model's resize size.
     let baseLimits: DecodeLimits
     var frameNo = [Int](repeating: 0, count: SourceKind.all.count)
+    /// --features-out is failing (logged once until a write succeeds).
+    var featuresFailing = false
 
     init(options: DaemonOptions, model: LoadedModel, sink: OutputSink) {
         self.o = options
@@ -55,6 +57,7 @@ final class FrameContext {
             let r = model.run(img, startedNs: start)
             metrics.frame(source, seconds: r.totalMs / 1000, forwardSeconds: r.forwardMs / 1000)
             model.classifier.appendPrediction(to: &t, topK: o.topK, embedding: o.embedding)
+            if let dir = o.featuresOut { writeFeatures(dir: dir, name: file.map(pathStem) ?? "\(source.name)-\(frame)", into: &t) }
             t.append(", \"ms\": ")
             t.appendFixed(r.totalMs, decimals: 3)
             t.append(", \"decode_ms\": ")
@@ -73,5 +76,22 @@ final class FrameContext {
         t.append("}\n")
         _ = sink.write(t.bytes, metrics: &metrics)
         return t.bytes
+    }
+
+    /// --features-out: the frame's final LayerNorm output as <dir>/<name>.npy, named in the
+    /// line. A failure (a full disk) is counted and logged once until a write succeeds again.
+    func writeFeatures(dir: String, name: String, into t: inout TextBuffer) {
+        let c = model.classifier
+        let path = dir + "/" + name + ".npy"
+        let e = NpyWriter.write(c.features, shape: [c.config.tokenCount, c.config.dim], to: path)
+        if e != 0 {
+            metrics.error("features_write")
+            if !featuresFailing { logLine("features: \(path): \(errnoString(e)) (further failures counted, not logged)") }
+            featuresFailing = true
+            return
+        }
+        featuresFailing = false
+        t.append(", \"features\": ")
+        t.appendJSONString(path)
     }
 }

@@ -9,7 +9,7 @@ import FipsDeviceSupport
 public struct Metrics {
     /// Errors that are not a frame's: the kinds the daemon counts, each from 0.
     public static let errorKinds = [
-        "camera_lost", "camera_open",
+        "camera_lost", "camera_open", "features_write",
         "folder_event_overflow", "folder_move", "folder_scan", "folder_watch",
         "http_accept", "http_bad_request", "http_body_too_large", "http_incomplete_request", "http_not_found",
         "http_read", "http_timeout", "http_too_many_connections", "http_write",

@@ -5,15 +5,6 @@ import FipsImage
 import FipsKernels
 import FipsViT
 
-/// The stem of a path: "dir/cat.photo.png" -> "cat.photo".
-public func pathStem(_ path: String) -> String {
-    var bytes = Array(path.utf8)
-    while bytes.count > 1 && bytes.last == 47 { bytes.removeLast() }
-    if let slash = bytes.lastIndex(of: 47) { bytes = Array(bytes[(slash + 1)...]) }
-    if let dot = bytes.lastIndex(of: 46), dot > 0 { bytes = Array(bytes[..<dot]) }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
 public func runMain(_ args: [String]) -> Int32 {
     runFlags.run(args, program: "fips-run", usage: runUsage, run)
 }

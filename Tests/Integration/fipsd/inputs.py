@@ -53,5 +53,30 @@ def test_inputs(work):
     r = subprocess.run(cmd(ARGS.fipsd, "--model", ARGS.tiny, "--stdin", "--stdin-no-drop", "--quiet"),
                        input=open(jpg, "rb").read() * 3, capture_output=True, timeout=600)
     check(r.returncode == 0 and len(r.stdout.splitlines()) == 3, f"3 JPEGs on stdin: exit {r.returncode}, {r.stderr.decode()}")
+    features = features_out(work, png)
     return ("curl -F (field + file) and a browser form give the raw body's answer; a cut multipart body: 400; "
-            "a PNG on stdin classified, exit 0; text on stdin: exit 1 with a message; 3 JPEGs: exit 0")
+            "a PNG on stdin classified, exit 0; text on stdin: exit 1 with a message; 3 JPEGs: exit 0; " + features)
+
+
+def npy(path):
+    import numpy as np
+    return np.load(path)
+
+
+def features_out(work, png):
+    """--features-out: fipsd's .npy of a frame equals fips-run's of the same image; a directory it
+    cannot create exits 3."""
+    ref_dir, dir = os.path.join(work, "run_features"), os.path.join(work, "fipsd_features")
+    r = subprocess.run(cmd(ARGS.fips_run, "--model", ARGS.tiny, "--features-out", ref_dir, png), capture_output=True, timeout=600)
+    check(r.returncode == 0, f"fips-run --features-out: {r.stderr.decode()}")
+    ref = npy(os.path.join(ref_dir, os.path.basename(png).rsplit(".", 1)[0] + ".npy"))
+    r = subprocess.run(cmd(ARGS.fipsd, "--model", ARGS.tiny, "--stdin", "--quiet", "--features-out", dir), stdin=open(png, "rb"),
+                       capture_output=True, timeout=600)
+    line = json.loads(r.stdout.decode().splitlines()[0])
+    check(r.returncode == 0 and line.get("features") == os.path.join(dir, "stdin-1.npy"), f"fipsd --features-out: {line}")
+    got = npy(line["features"])
+    check(got.shape == ref.shape and (got == ref).all(), f"fipsd's features {got.shape} differ from fips-run's {ref.shape}")
+    r = subprocess.run(cmd(ARGS.fipsd, "--model", ARGS.tiny, "--stdin", "--features-out", "/proc/no/such"), stdin=open(png, "rb"),
+                       capture_output=True, timeout=600)
+    check(r.returncode == 3 and b"cannot create the features directory" in r.stderr, f"bad --features-out: {r.returncode} {r.stderr}")
+    return f"--features-out: stdin-1.npy {list(got.shape)} equal to fips-run's, an uncreatable directory exits 3"

@@ -29,3 +29,12 @@ public enum NpyWriter {
         return bytes.withUnsafeBytes { fips_write_file_atomic(path, $0.baseAddress, $0.count) }
     }
 }
+
+/// The stem of a path: "dir/cat.photo.png" -> "cat.photo".
+public func pathStem(_ path: String) -> String {
+    var bytes = Array(path.utf8)
+    while bytes.count > 1 && bytes.last == 47 { bytes.removeLast() }
+    if let slash = bytes.lastIndex(of: 47) { bytes = Array(bytes[(slash + 1)...]) }
+    if let dot = bytes.lastIndex(of: 46), dot > 0 { bytes = Array(bytes[..<dot]) }
+    return String(decoding: bytes, as: UTF8.self)
+}
