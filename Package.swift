@@ -32,6 +32,7 @@ let package = Package(
         .executable(name: "fips-plan", targets: ["fips-plan"]),
         .executable(name: "fips-profile", targets: ["fips-profile"]),
         .executable(name: "fipsd", targets: ["fipsd"]),
+        .library(name: "fips-c", type: .dynamic, targets: ["FipsCAPI"]),   // libfips-c.so: "fips" is the host program
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -63,6 +64,8 @@ let package = Package(
         device("CFipsDaemon"),
         device("FipsDaemon", ["CFipsDaemon", "CFipsSys", "FipsArtifact", "FipsDeviceSupport", "FipsImage", "FipsViT"]),
         deviceProgram("fipsd", ["FipsDaemon"]),
+        // include/fips.h: the runtime as a C library (libfips.a from ./boards/build, libfips-c.so here).
+        device("FipsCAPI", ["FipsArtifact", "FipsDeviceSupport", "FipsImage", "FipsViT"]),
         // ---- host ----
         .systemLibrary(name: "COpenBLAS", path: "Sources/Host/COpenBLAS"),
         .systemLibrary(name: "CZlib", path: "Sources/Host/CZlib"),

@@ -20,18 +20,23 @@ echo "--- int8 integer runtime, x86-64"
 ./boards/build rpi5 --release
 echo "--- int8, aarch64 (Cortex-A76 build under qemu)"
 qemu-aarch64-static build/rpi5/fips-run --model data/dinov2_s.q8.fips --verbose data/photos/chelsea.png
-echo "--- fit the model to a 26 MB budget (artifact + activation memory) with the x86-64 host profile"
-.build/release/fips-plan --model data/dinov2_s.fips --calib fashion-mnist --calib-images 32 \
+echo "--- a head for Fashion-MNIST's 10 classes (logistic regression on CLS features of 20 training images per class)"
+.build/release/fips head --model data/dinov2_s.fips --fashion-mnist --per-class 20 -o data/dinov2_s_fmnist.fips
+echo "--- fit the model and its head to a 26 MB budget (artifact + activation memory) with the x86-64 host profile"
+.build/release/fips-plan --model data/dinov2_s_fmnist.fips --calib fashion-mnist --calib-images 32 \
   --profile profiles/x86-64.json --budget 26MB --max-pixels 741x500 --max-input-bytes 1MB \
   -o data/dinov2_s.plan26.fips   # the largest sample photo (741x500 PNG, 0.8 MB) within the budget
-echo "--- fipsd on the planned model: the photos dropped into a watched folder, one JSON line each"
+echo "--- fipsd on the planned model: 100 held-back Fashion-MNIST test images dropped into a watched folder"
+images="$(mktemp -d)"
 inbox="$(mktemp -d)"
+python3 scripts/fashion_mnist_images.py "$images" --split test --per-class 10   # + truth.csv, their labels
 .build/release/fipsd --model data/dinov2_s.plan26.fips --watch "$inbox" --quiet > "$inbox.jsonl" &
 fipsd_pid=$!
 n=0
-for f in data/photos/*; do cp "$f" "$inbox/.tmp" && mv "$inbox/.tmp" "$inbox/$(basename "$f")"; n=$((n + 1)); done
-for _ in $(seq 1 240); do [ "$(wc -l < "$inbox.jsonl")" -ge "$n" ] && break; sleep 0.5; done
+for f in "$images"/*.png; do mv "$f" "$inbox/"; n=$((n + 1)); done   # mv: each file appears whole
+for _ in $(seq 1 600); do [ "$(wc -l < "$inbox.jsonl")" -ge "$n" ] && break; sleep 0.5; done
 kill -TERM "$fipsd_pid"; wait "$fipsd_pid"
-cat "$inbox.jsonl"
-[ "$(wc -l < "$inbox.jsonl")" -ge "$n" ] || { echo "demo: fipsd classified fewer than $n photos" >&2; exit 1; }
-rm -rf "$inbox" "$inbox.jsonl"
+head -3 "$inbox.jsonl"
+echo "--- fipsd's labels against the true ones"
+python3 scripts/score_results.py "$inbox.jsonl" "$images/truth.csv"
+rm -rf "$inbox" "$inbox.jsonl" "$images"

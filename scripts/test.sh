@@ -104,5 +104,12 @@ python3 Tests/Integration/check_fipsd.py --qemu qemu-aarch64-static --fipsd buil
 # exit-status table (0/1/2/3) in every program, host builds and the aarch64 device programs under qemu.
 python3 Tests/Integration/check_cli.py
 python3 Tests/Integration/check_cli.py --device-bin build/rpi5 --qemu qemu-aarch64-static
+# The C API (include/fips.h, Tests/Integration/check_capi.py): examples/classify.c against libfips-c.so and
+# examples/classify.py through ctypes on the host, classify.c linked statically with build/rpi5/libfips.a
+# under qemu: the labels, scores and embeddings of fips-run.
+swift build -c release --product fips-c
+python3 Tests/Integration/check_capi.py
+[ -f build/rpi5/libfips.a ] || ./boards/build rpi5 --release
+python3 Tests/Integration/check_capi.py --device-bin build/rpi5 --qemu qemu-aarch64-static --model data/fipsd_tiny.fips  # the real model: minutes under qemu
 scripts/fuzz.sh 60
 echo "test.sh: all passed"
