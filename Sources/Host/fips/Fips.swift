@@ -33,10 +33,11 @@ struct Fips: ParsableCommand {
           fips eval --model fips33.fips --fashion-mnist --reference dinov2_s.fips
           fips info dinov2_s.fips
           fips info --json fips33.fips
+          fips export fips33.fips --onnx fips33.onnx
           fips bench --model dinov2_s.fips --threads 2
         """,
         version: BuildInfo.versionLine("fips"),
-        subcommands: [Import.self, Compress.self, Finetune.self, Quantize.self, Head.self, Eval.self, Info.self, Bench.self, Latency.self])
+        subcommands: [Import.self, Compress.self, Finetune.self, Quantize.self, Head.self, Eval.self, Info.self, Export.self, Forward.self, Bench.self, Latency.self])
 }
 
 struct Import: ParsableCommand {
