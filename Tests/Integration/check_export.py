@@ -11,7 +11,11 @@ exit status 1 when any output of any model is over --tolerance (1e-4).
   python3 Tests/Integration/check_export.py --fips .build/release/fips data/dinov2_s.fips data/fips_smoke.fips
 
 The input is data/golden/chelsea.input.npy (the golden tests' preprocessed
-image) when its shape fits the model, else a seeded normal tensor.
+image) when its shape fits the model, else a seeded normal tensor. Unless
+--no-tiny, it also checks small random artifacts written from the format's
+documentation (tiny_artifact.py) for what data/'s models do not have: tanh
+GELU, no LayerScale, a head on concat(CLS, patch mean), a backbone-only FiPS
+group sharing one basis.
 """
 import argparse
 import json
@@ -22,6 +26,9 @@ import sys
 import numpy as np
 import onnx
 import onnxruntime as ort
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tiny_artifact  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -78,15 +85,24 @@ def check(fips, artifact, args):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("models", nargs="+", help=".fips artifacts")
+    p.add_argument("models", nargs="*", help=".fips artifacts")
     p.add_argument("--fips", default=os.path.join(ROOT, ".build/release/fips"))
     p.add_argument("--input", default=os.path.join(ROOT, "data/golden/chelsea.input.npy"))
     p.add_argument("--out-dir", default="/tmp/fips_export_check")
     p.add_argument("--tolerance", type=float, default=1e-4)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-tiny", action="store_true", help="skip the tiny variant artifacts")
     args = p.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
-    results = [check(args.fips, m, args) for m in args.models]
+    models = list(args.models)
+    if not args.no_tiny:
+        variants = {"tiny_tanh_meanpool": dict(gelu_tanh=True, layer_scale=False, mean_pool=True, seed=1),
+                    "tiny_fips_backbone": dict(fips_rank=6, classes=0, seed=2)}
+        for name, kw in variants.items():
+            path = os.path.join(args.out_dir, name + ".fips")
+            tiny_artifact.write_tiny(path, **kw)
+            models.append(path)
+    results = [check(args.fips, m, args) for m in models]
     if not all(results):
         print("check_export: an exported model differs from the kit's float path by more than %g of its output scale" % args.tolerance)
         return 1

@@ -21,7 +21,7 @@ struct Export: ParsableCommand {
         EXAMPLES:
           fips export data/dinov2_s.fips --onnx dinov2_s.onnx
           fips export fips33.q4.fips --onnx fips33.dequantised.onnx
-          python3 Tests/Integration/check_export.py --model fips33.fips
+          python3 Tests/Integration/check_export.py fips33.fips
         """)
 
     @Argument(help: "A .fips artifact.")
