@@ -11,11 +11,11 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write an artifact back out as an ONNX model with float weights.",
         discussion: """
-        fp32, FiPS-compressed and quantised artifacts alike: integer weights are dequantised to float
-        (what `fips forward` runs), a FiPS MLP stays two MatMuls per layer (the shared basis, then
-        the layer's projection stored dense), the basis one initializer for its whole group.
-        Input `pixel_values` [1, C, S, S]; outputs `last_hidden_state` [1, T, d], `embedding` [1, d]
-        (the CLS row) and, with a head, `logits`. Opset 17, standard operators only; preprocessing
+        fp32, FiPS-compressed and quantised artifacts alike: integer weights are dequantised to float \
+        (what `fips forward` runs), a FiPS MLP stays two MatMuls per layer (the shared basis, then \
+        the layer's projection stored dense), the basis one initializer for its whole group. \
+        Input `pixel_values` [1, C, S, S]; outputs `last_hidden_state` [1, T, d], `embedding` [1, d] \
+        (the CLS row) and, with a head, `logits`. Opset 17, standard operators only; preprocessing \
         and labels are in metadata_props (docs/ARTIFACT.md, "ONNX export").
 
         EXAMPLES:

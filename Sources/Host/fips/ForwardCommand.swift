@@ -9,9 +9,9 @@ struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run the host float forward pass on one preprocessed input tensor; print the outputs as JSON.",
         discussion: """
-        The reference that Tests/Integration/check_export.py compares an exported ONNX model with:
-        the artifact loaded as `fips export` loads it (integer weights dequantised), run on OpenBLAS.
-        Prints {"embedding": [d], "last_hidden_state_shape": [T, d], "last_hidden_state": [T·d],
+        The reference that Tests/Integration/check_export.py compares an exported ONNX model with: \
+        the artifact loaded as `fips export` loads it (integer weights dequantised), run on OpenBLAS. \
+        Prints {"embedding": [d], "last_hidden_state_shape": [T, d], "last_hidden_state": [T·d], \
         "logits": [classes] (with a head)}.
 
         EXAMPLE:

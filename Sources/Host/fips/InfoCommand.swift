@@ -7,8 +7,8 @@ struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print an artifact's header, configuration, plan limits and tensor table.",
         discussion: """
-        The plain output is a summary and one line per tensor table entry (name, shape, element type,
-        stored bytes, and which entries share stored bytes, as every block of a FiPS group shares its
+        The plain output is a summary and one line per tensor table entry (name, shape, element type, \
+        stored bytes, and which entries share stored bytes, as every block of a FiPS group shares its \
         basis). --json prints the same as one JSON object; its keys are listed in docs/ARTIFACT.md.
 
         EXAMPLES:
