@@ -54,6 +54,13 @@ def check(fips, artifact, args):
     proto = onnx.load(onnx_path)
     onnx.checker.check_model(proto)
     ops = sorted({n.op_type for n in proto.graph.node})
+    # Each FiPS basis the artifact shares is one initializer in the ONNX file too.
+    initializers = {t.name for t in proto.graph.initializer}
+    for basis in info["shared_bases"]:
+        copies = [n for n in initializers for b in basis["blocks"] for f in basis["factors"] if n == "blocks.%d.%s" % (b, f)]
+        if copies != [basis["tensor"]]:
+            print("%s: shared basis %s is stored as %s in the ONNX file" % (artifact, basis["tensor"], copies))
+            return False
     input_path, x = model_input(info, args.input, args.out_dir)
     kit = json.loads(subprocess.run([fips, "forward", "--model", artifact, "--input", input_path, "--threads", str(args.threads)],
                                     check=True, capture_output=True, text=True).stdout)

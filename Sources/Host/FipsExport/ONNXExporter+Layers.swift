@@ -16,10 +16,13 @@ extension ONNXExporter {
         let z1 = graph.node("MatMul", [h, graph.floats(p + ".fc1.U", u1.shape, u1.data)], prefix: p)
         let y1 = graph.node("MatMul", [z1, graph.floats(p + ".fc1.V", v1.shape, v1.data)], prefix: p)
         let a = graph.node("Add", [y1, graph.floats(p + ".fc1.bias", [config.mlpDim], vector(p + ".fc1.bias"))], prefix: p)
-        // fc2 = (g·V₂ᵀ)·U₂ᵀ + b₂: the block's projection, then the shared basis.
-        let u2 = matrix(p + ".fc2.U"), v2 = matrix(p + ".fc2.V")
-        let z2 = graph.node("MatMul", [gelu(a, prefix: p), graph.floats(p + ".fc2.V_t", [v2.cols, v2.rows], v2.transposed())], prefix: p)
-        let y2 = graph.node("MatMul", [z2, graph.floats(p + ".fc2.U_t", [u2.cols, u2.rows], u2.transposed())], prefix: p)
+        // fc2 = (g·V₂ᵀ)·U₂ᵀ + b₂: the block's projection, then the shared basis, both stored as the
+        // artifact stores them (U₂ is U₁'s initializer when fc1 and fc2 share the basis) and transposed in the graph.
+        let u2 = tensor(p + ".fc2.U"), v2 = tensor(p + ".fc2.V")
+        let v2t = graph.transposed(graph.floats(p + ".fc2.V", v2.shape, v2.data), prefix: p)
+        let u2t = graph.transposed(graph.floats(p + ".fc2.U", u2.shape, u2.data), prefix: p)
+        let z2 = graph.node("MatMul", [gelu(a, prefix: p), v2t], prefix: p)
+        let y2 = graph.node("MatMul", [z2, u2t], prefix: p)
         return graph.node("Add", [y2, graph.floats(p + ".fc2.bias", [config.dim], vector(p + ".fc2.bias"))], prefix: p)
     }
 

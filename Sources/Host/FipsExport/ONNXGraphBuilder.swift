@@ -8,6 +8,7 @@ final class ONNXGraphBuilder {
     private(set) var initializers = [WireWriter]()
     private var floatsByHash = [Int: [(name: String, shape: [Int], data: [Float])]]()
     private var counter = 0
+    private var transposes = [String: String]()
     private(set) var sharedInitializerUses = 0
 
     /// A float initializer named `name`, or the earlier one with the same shape and values.
@@ -33,6 +34,15 @@ final class ONNXGraphBuilder {
         for v in values { let u = UInt64(bitPattern: Int64(v)); for k in 0..<8 { raw.append(UInt8(truncatingIfNeeded: u >> (8 * UInt64(k)))) } }
         initializers.append(ONNXProto.tensor(name: name, dims: shape ?? [values.count], dataType: ONNXProto.int64, raw: raw))
         return name
+    }
+
+    /// The transpose of a 2-D initializer, one Transpose node per initializer however
+    /// often it is asked for (the fc2 factors of every block of a FiPS group).
+    func transposed(_ initializer: String, prefix: String) -> String {
+        if let t = transposes[initializer] { return t }
+        let t = node("Transpose", [initializer], [.ints("perm", [1, 0])], prefix: prefix, output: initializer + "_t")
+        transposes[initializer] = t
+        return t
     }
 
     /// A scalar float constant, shape [1] (broadcast by the elementwise ops).

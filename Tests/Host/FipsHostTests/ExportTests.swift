@@ -24,6 +24,10 @@ final class ExportTests: XCTestCase {
         XCTAssertTrue(names.contains("blocks.1.mlp.fc1.V"), "each block has its own projection")
         let users = g.nodes.filter { $0.opType == "MatMul" && $0.inputs.contains("blocks.0.mlp.fc1.U") }
         XCTAssertEqual(users.map { $0.name.hasPrefix("blocks.0.") }, [true, false])
+        // fc2 multiplies by the same basis (the tiny group shares one U for fc1 and fc2), transposed once.
+        XCTAssertFalse(names.contains { $0.hasSuffix("mlp.fc2.U") }, "fc2's basis is fc1's initializer")
+        XCTAssertEqual(g.nodes.filter { $0.opType == "Transpose" && $0.inputs == ["blocks.0.mlp.fc1.U"] }.count, 1)
+        XCTAssertEqual(g.nodes.filter { $0.opType == "MatMul" && $0.inputs.contains("blocks.0.mlp.fc1.U_t") }.count, 2)
         XCTAssertEqual(Set(g.nodes.map(\.opType)).subtracting(["Conv", "Reshape", "Transpose", "Concat", "Add", "Mul", "MatMul",
             "LayerNormalization", "Softmax", "Erf", "Gather", "Identity"]), [])
     }
