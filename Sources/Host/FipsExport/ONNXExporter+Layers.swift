@@ -65,12 +65,13 @@ extension ONNXExporter {
     /// metadata_props: how to preprocess an image for `pixel_values`, and the labels.
     func modelMetadata() -> [(String, String)] {
         let c = config
+        func shortest(_ f: Float) -> Double { Double("\(f)") ?? Double(f) }
         func json(_ v: Any) -> String {
-            (try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            (try? JSONSerialization.data(withJSONObject: v, options: [.sortedKeys, .withoutEscapingSlashes])).map { String(decoding: $0, as: UTF8.self) } ?? ""
         }
         let preprocessing: [String: Any] = [
             "resize_shorter": c.resizeShorter, "crop": c.cropSize, "image_size": c.imageSize,
-            "mean": [c.mean.0, c.mean.1, c.mean.2].map(Double.init), "std": [c.std.0, c.std.1, c.std.2].map(Double.init),
+            "mean": [c.mean.0, c.mean.1, c.mean.2].map(shortest), "std": [c.std.0, c.std.1, c.std.2].map(shortest),
             "layout": "NCHW RGB, value = (pixel / 255 - mean) / std",
         ]
         return [("fips.family", "\(c.family)"), ("fips.preprocessing", json(preprocessing)), ("fips.labels", json(model.labels)),
