@@ -54,11 +54,15 @@ def check(fips, artifact, args):
     proto = onnx.load(onnx_path)
     onnx.checker.check_model(proto)
     ops = sorted({n.op_type for n in proto.graph.node})
-    # Each FiPS basis the artifact shares is one initializer in the ONNX file too.
+    # Each FiPS basis the artifact shares is one initializer in the ONNX file too (a quantised
+    # artifact's fc1.Ut [r, d] is exported as fc1.U [d, r], the float layout).
     initializers = {t.name for t in proto.graph.initializer}
+    def onnx_name(name):
+        return name[:-1] if name.endswith(".Ut") else name
     for basis in info["shared_bases"]:
-        copies = [n for n in initializers for b in basis["blocks"] for f in basis["factors"] if n == "blocks.%d.%s" % (b, f)]
-        if copies != [basis["tensor"]]:
+        copies = sorted({n for n in initializers for b in basis["blocks"] for f in basis["factors"]
+                         if n == onnx_name("blocks.%d.%s" % (b, f))})
+        if copies != [onnx_name(basis["tensor"])]:
             print("%s: shared basis %s is stored as %s in the ONNX file" % (artifact, basis["tensor"], copies))
             return False
     input_path, x = model_input(info, args.input, args.out_dir)
