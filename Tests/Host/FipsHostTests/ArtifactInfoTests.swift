@@ -83,4 +83,21 @@ final class ArtifactInfoTests: XCTestCase {
         let u1 = try XCTUnwrap(tensors.first { $0["name"] as? String == "blocks.1.mlp.fc1.U" })
         XCTAssertEqual(u1["stored_in"] as? String, "blocks.0.mlp.fc1.U")
     }
+
+    /// What fips-plan leaves: input limits in configuration words 20–23, NAME.plan.json beside the file.
+    func testInfoReportsThePlansInputLimitsAndPlanJSON() throws {
+        let (path, model) = try writeTinyFiPS()
+        let limits = InputLimits(maxPixels: 640 * 480, maxInputBytes: 256 * 1024, maxConnections: 2, budgetBytes: 24 << 20)
+        let planned = TestPaths.temporaryDirectory().appendingPathComponent("planned.fips").path
+        let bytes = ArtifactWriter.stampInputLimits([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))), limits)
+        try ArtifactWriter.writeAtomically(bytes, to: planned)
+        let planJSON = String(planned.dropLast(5)) + ".plan.json"
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: planJSON))
+        defer { try? FileManager.default.removeItem(atPath: planJSON) }
+        let plan = try XCTUnwrap(try infoJSON(planned)["plan"] as? [String: Any])
+        XCTAssertEqual(plan["plan_json"] as? String, planJSON)
+        let l = try XCTUnwrap(plan["input_limits"] as? [String: Int])
+        XCTAssertEqual(l, ["max_pixels": 640 * 480, "max_input_bytes": 256 * 1024, "max_connections": 2, "budget_bytes": 24 << 20])
+        XCTAssertEqual(try infoJSON(path)["tensor_count"] as? Int, model.tensors.count)
+    }
 }
