@@ -30,7 +30,7 @@ struct Forward: ParsableCommand {
         }
         let c = vit.config
         guard x.count == c.channels * c.imageSize * c.imageSize else {
-            throw ValidationError("\(input) has shape \(x.shape); the model takes [\(c.channels), \(c.imageSize), \(c.imageSize)]")
+            throw CommandFailure(description: "\(input) has shape \(x.shape); the model takes [\(c.channels), \(c.imageSize), \(c.imageSize)]")
         }
         let ex = try ViTExecutor<BLASBackend>.host(vit, maxBatch: 1, threads: threads)
         var features = [Float](repeating: 0, count: c.tokenCount * c.dim)
