@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""fips export against the kit's float path: each artifact is exported to ONNX
+"""fips export against the kit's float path (and fips info --json's table
+against the file's bytes): each artifact is exported to ONNX
 (`fips export --onnx`), the ONNX file is checked (onnx.checker) and run with
 onnxruntime on a preprocessed input, and its outputs are compared with
 `fips forward` (the artifact as the exporter loads it, integer weights
@@ -20,6 +21,7 @@ group sharing one basis.
 import argparse
 import json
 import os
+import struct
 import subprocess
 import sys
 
@@ -46,8 +48,31 @@ def model_input(info, default_path, out_dir):
     return path, x
 
 
+def info_tiles_file(artifact, info):
+    """fips info's stored data and aux regions tile the file from the first 64-byte boundary
+    after the tensor table (read from the header here) to its end, padding only between."""
+    with open(artifact, "rb") as f:
+        header = f.read(64)
+    size = os.path.getsize(artifact)
+    table_offset, count = struct.unpack_from("<Q", header, 40)[0], struct.unpack_from("<I", header, 48)[0]
+    at = (table_offset + 128 * count + 63) // 64 * 64
+    regions = sorted([(t["offset"], t["bytes"]) for t in info["tensors"] if t["stored_in"] is None]
+                     + [(t["aux_offset"], t["aux_bytes"]) for t in info["tensors"] if t["stored_in"] is None and t["aux_bytes"]])
+    for offset, n in regions:
+        if offset != (at + 63) // 64 * 64:
+            print("%s: fips info places a region at %d, the file's next one is at %d" % (artifact, offset, (at + 63) // 64 * 64))
+            return False
+        at = offset + n
+    ok = at == size and sum(n for _, n in regions) == info["tensor_data"]["stored_bytes"] and len(info["tensors"]) == count
+    if not ok:
+        print("%s: fips info's table does not account for the file's %d bytes of tensor data" % (artifact, size))
+    return ok
+
+
 def check(fips, artifact, args):
     info = json.loads(subprocess.run([fips, "info", "--json", artifact], check=True, capture_output=True, text=True).stdout)
+    if not info_tiles_file(artifact, info):
+        return False
     stem = os.path.splitext(os.path.basename(artifact))[0]
     onnx_path = os.path.join(args.out_dir, stem + ".onnx")
     subprocess.run([fips, "export", artifact, "--onnx", onnx_path], check=True, stdout=subprocess.DEVNULL)
