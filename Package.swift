@@ -87,12 +87,15 @@ let package = Package(
             "COpenBLAS", "FipsArtifact", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsKernels", "FipsViT",
             "FipsData",
         ]),
+        // What leaves the kit: an artifact described (fips info --json) and a model as ONNX
+        // (fips export), through a protobuf wire writer beside FipsImport's reader.
+        host("FipsExport", ["FipsArtifact", "FipsArtifactWriter", "FipsHostModel"]),
         // fips and fips-plan's ending: the kit's exit-status table over ArgumentParser's codes.
         host("FipsCommandLine", ["FipsDeviceSupport", argumentParser]),
         hostProgram("fips", [
             "FipsArtifact", "FipsImage", "FipsKernels", "FipsViT", "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend",
             "FipsImport", "FipsData", "FipsCompress", "FipsTrain",
-            "FipsQuantize", "FipsLatency", "FipsDeviceSupport", "FipsCommandLine", argumentParser,
+            "FipsQuantize", "FipsLatency", "FipsDeviceSupport", "FipsCommandLine", "FipsExport", argumentParser,
         ]),
         // Plans a model for a board: candidates, sensitivities, exact memory, knapsack.
         host("FipsPlan", [
@@ -120,7 +123,7 @@ let package = Package(
         .testTarget(name: "FipsHostTests", dependencies: [
             "FipsTestSupport", "FipsSyntheticInputs", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport",
             "FipsHostModel", "FipsArtifactWriter", "FipsBLASBackend", "FipsImport",
-            "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency", "FipsPlan", "FipsTrain",
+            "FipsData", "FipsCompress", "FipsQuantize", "FipsLatency", "FipsPlan", "FipsTrain", "FipsExport",
         ], path: "Tests/Host/FipsHostTests", exclude: ["Fixtures"]),
     ],
     // Swift 5 mode: kernels hand raw pointers to worker threads by design,

@@ -32,6 +32,10 @@ fi
   --mlp-budget 0.5 --sparsity 0.5 -o data/fips_smoke.fips > /dev/null
 .build/release/fips quantize --model data/fips_smoke.fips --calib fashion-mnist --calib-images 16 --bits 4 \
   -o data/fips_smoke.q4.fips 2> /dev/null
+# fips export (Tests/Integration/check_export.py): the fp32 model, the FiPS smoke model and its 4-bit
+# version (dequantised) as ONNX, run by onnxruntime against `fips forward` on the golden chelsea input,
+# and tiny artifacts for the other variants; each output within 1e-4 of its scale.
+python3 Tests/Integration/check_export.py --fips .build/release/fips data/dinov2_s.fips data/fips_smoke.fips data/fips_smoke.q4.fips
 swift test -c release
 # Bounded decode (Tests/Integration/check_decode_memory.py): a 24 MP JPEG made at run time is
 # classified by the q8 model within artifact + arena + 40 MB of peak RSS (it decodes at 1/8),

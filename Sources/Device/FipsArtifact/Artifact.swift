@@ -90,6 +90,10 @@ public final class Artifact {
         }
     }
 
+    /// Where a pointer into the mapping lies in the file (a tensor's data or
+    /// aux), for tools that print the layout (`fips info`).
+    public func fileOffset(of p: UnsafeRawPointer) -> Int { p - base }
+
     public func tensor(_ name: String) -> TensorView? {
         for t in tensors where t.name == name { return t }
         return nil

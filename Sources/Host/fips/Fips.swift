@@ -5,6 +5,7 @@ import FipsArtifactWriter
 import FipsBLASBackend
 import enum FipsDeviceSupport.BuildInfo
 import FipsCommandLine
+import FipsExport
 import FipsHostModel
 import FipsImage
 import FipsImport
@@ -31,10 +32,12 @@ struct Fips: ParsableCommand {
           fips finetune --model fips33.fips --teacher dinov2_s_fmnist.fips --data fashion-mnist -o fips33.ft.fips
           fips eval --model fips33.fips --fashion-mnist --reference dinov2_s.fips
           fips info dinov2_s.fips
+          fips info --json fips33.fips
+          fips export fips33.fips --onnx fips33.onnx
           fips bench --model dinov2_s.fips --threads 2
         """,
         version: BuildInfo.versionLine("fips"),
-        subcommands: [Import.self, Compress.self, Finetune.self, Quantize.self, Head.self, Eval.self, Info.self, Bench.self, Latency.self])
+        subcommands: [Import.self, Compress.self, Finetune.self, Quantize.self, Head.self, Eval.self, Info.self, Export.self, Forward.self, Bench.self, Latency.self])
 }
 
 struct Import: ParsableCommand {
@@ -107,29 +110,6 @@ struct Import: ParsableCommand {
         print("wrote \(output): \(quant.enabled ? "packed integer weights" : int8 ? "int8" : "fp32"), \(c.depth) blocks, width \(c.dim), \(c.heads) heads, MLP \(c.mlpDim), "
               + "\(c.tokenCount) tokens, \(c.numClasses) classes, \(bytes) bytes in "
               + String(format: "%.1f s", Date().timeIntervalSince(start)))
-    }
-}
-
-struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Print an artifact's configuration and tensor table.",
-        discussion: "EXAMPLE:\n  fips info dinov2_s.fips")
-
-    @Argument(help: "A .fips artifact.")
-    var model: String
-
-    func run() throws {
-        let a: Artifact
-        do { a = try Artifact(path: model) } catch { throw CommandFailure(description: error.message) }
-        let c = a.config
-        print("\(model): format version \(a.version), \(a.fileBytes) bytes, checksum ok")
-        print("  \(c.family) ViT: image \(c.imageSize), patch \(c.patchSize), width \(c.dim), depth \(c.depth), heads \(c.heads), MLP \(c.mlpDim), eps \(c.layerNormEps)")
-        print("  preprocessing: resize shorter side \(c.resizeShorter), crop \(c.cropSize), mean \(c.mean), std \(c.std)")
-        print("  head: \(c.hasHead ? "\(c.numClasses) classes (\(c.headPooling))" : "none (backbone)")")
-        if !a.labels.isEmpty { print("  labels: \(a.labels.prefix(10).joined(separator: ", "))\(a.labels.count > 10 ? ", ..." : "")") }
-        let (formats, stored) = a.storedBytesByFormat()
-        print("  \(a.tensors.count) tensors (\(a.tensors.count - stored) sharing another's data): "
-              + formats.sorted { $0.name < $1.name }.map { "\($0.name) \($0.bytes) bytes" }.joined(separator: ", "))
     }
 }
 
