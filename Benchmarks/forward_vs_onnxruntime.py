@@ -73,7 +73,7 @@ def time_ort(sess, runs, warmup):
 
 def time_swift(model, threads, runs, warmup, kernels):
     out = bench.run([bench.FIPS, "bench", "--model", model, "--threads", str(threads), "--runs", str(runs),
-                     "--warmup", str(warmup), "--kernels", kernels],
+                     "--warmup", str(warmup), "--backend", kernels],
                     check=True, env=dict(os.environ, OPENBLAS_NUM_THREADS=str(threads)))
     return json.loads(out.stdout.strip().splitlines()[-1])["median_ms"]
 

@@ -24,8 +24,8 @@ struct Export: ParsableCommand {
           python3 Tests/Integration/check_export.py fips33.fips
         """)
 
-    @Argument(help: "A .fips artifact.")
-    var model: String
+    @OptionGroup var modelArgument: ModelArgument
+    var model: String { modelArgument.path }
 
     @Option(help: "The ONNX file to write.")
     var onnx: String

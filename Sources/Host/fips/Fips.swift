@@ -58,8 +58,21 @@ struct Import: ParsableCommand {
           fips import deit-small/model.safetensors --image-size 224 -o deit_s.fips
         """)
 
-    @Argument(help: "The model: .onnx, .safetensors, or a directory holding model.safetensors.")
-    var model: String
+    @Argument(help: ArgumentHelp("The model: .onnx, .safetensors, or a directory holding model.safetensors; the same as --model.", valueName: "model"))
+    var positional: String?
+
+    @Option(name: .customLong("model"), help: "The model to import (.onnx, .safetensors, or a directory).")
+    var modelOption: String?
+
+    var model: String { modelOption ?? positional ?? "" }
+
+    func validate() throws {
+        switch (positional, modelOption) {
+        case (nil, nil): throw ValidationError("missing the model to import: --model PATH")
+        case (let a?, let b?) where a != b: throw ValidationError("two models: '\(a)' and --model '\(b)'")
+        default: break
+        }
+    }
 
     @Option(name: .shortAndLong, help: "Output artifact path.")
     var output: String
@@ -130,7 +143,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed runs.") var runs = 30
     @Option(help: "Untimed warm-up runs.") var warmup = 3
     @Option(help: "Images per forward pass.") var batch = 1
-    @Option(help: "Which forward pass: blas (host, OpenBLAS) or portable (the device kernels).")
+    @Option(name: .customLong("backend"), help: "Which forward pass: blas (host, OpenBLAS) or portable (the device kernels). Not fips-run's --kernel, which picks one integer GEMM kernel.")
     var kernels = "blas"
 
     func run() throws {

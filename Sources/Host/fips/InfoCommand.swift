@@ -16,8 +16,8 @@ struct Info: ParsableCommand {
           fips info --json fips33.fips
         """)
 
-    @Argument(help: "A .fips artifact.")
-    var model: String
+    @OptionGroup var modelArgument: ModelArgument
+    var model: String { modelArgument.path }
 
     @Flag(help: "Print one JSON object (keys: docs/ARTIFACT.md, \"fips info --json\").")
     var json = false
