@@ -1,0 +1,150 @@
+/// A transformer block's two branches, each the region of data nodes between
+/// a LayerNorm's output and the residual Add: self-attention (fused or
+/// separate Q/K/V Linears, scores MatMul scaled by 1/sqrt(head dim), Softmax,
+/// MatMul with V, output Linear) and the MLP (Linear, GELU, Linear), each with
+/// an optional LayerScale Mul last.
+extension ONNXPatternMatcher {
+    /// Linears of a region, and the nodes they claim (MatMul/Gemm and bias Add).
+    func linears(in nodes: [Int]) -> ([LinearLayer], Set<Int>) {
+        var out: [LinearLayer] = [], claimed: Set<Int> = []
+        for i in nodes {
+            guard let l = linear(i) else { continue }
+            out.append(l)
+            claimed.insert(i)
+            if let b = l.biasNode { claimed.insert(b) }
+        }
+        return (out, claimed)
+    }
+
+    /// A Mul of the branch by a [d] initializer that ends the branch: LayerScale.
+    func layerScale(_ n: ONNXNode, d: Int, end: String) -> Placed? {
+        guard n.opType == "Mul", n.outputs[0] == end, let p = g.paramInputs(n).first, g.paramInputs(n).count == 1,
+              let t = g.inits[p], t.elementCount == d, t.elementCount > 1 else { return nil }
+        return Placed(tensor: t, node: n.name)
+    }
+
+    mutating func matchAttention(layer: Int, from start: String, to end: String, into slots: inout [String: Placed]) throws {
+        let (nodes, stray) = g.region(from: start, to: end)
+        if let s = stray { throw fail("layer \(layer): the attention branch reads \(s), which does not come from its LayerNorm") }
+        let d = conv?.1.dims[0] ?? 0
+        let (lin, claimed) = linears(in: nodes)
+        var softmax: [Int] = [], products: [Int] = []
+        var scale: Float = 1, computedScale = false
+        for i in nodes where !claimed.contains(i) {
+            let n = g.node(i)
+            if let ls = layerScale(n, d: d, end: end) { slots["ls1"] = ls; continue }
+            switch n.opType {
+            case "MatMul" where g.dataInputs(n).count == 2:
+                products.append(i)
+            case "Softmax":
+                guard [-1, 3].contains(n.int("axis") ?? -1) else { throw unexpected(i, "Softmax over the last axis") }
+                softmax.append(i)
+            case "Mul", "Div":
+                guard g.dataInputs(n).count == 1, g.paramInputs(n).count == 1 else {
+                    throw unexpected(i, "a Mul/Div of the attention scores or queries by a scalar scale")
+                }
+                let p = g.paramInputs(n)[0]
+                if let t = g.constant(p) {
+                    guard t.elementCount == 1, let v = try onnx.floats(t).first else {
+                        throw unexpected(i, "a scalar attention scale (Mul/Div by one value)")
+                    }
+                    scale *= n.opType == "Mul" ? v : 1 / v
+                } else {
+                    // Computed from the query's shape: the exported SDPA's default 1/sqrt(head dim).
+                    computedScale = true
+                }
+            case let op where ONNXPatternMatcher.layoutOps.contains(op):
+                continue
+            default:
+                throw unexpected(i, "self-attention (Q/K/V MatMul + Add, Reshape/Transpose/Split/Slice, MatMul, Mul/Div scale, Softmax, MatMul, output MatMul + Add, LayerScale Mul) in layer \(layer)")
+            }
+        }
+        guard softmax.count == 1, products.count == 2 else {
+            throw fail("layer \(layer): the attention branch ending at \(end) has \(softmax.count) Softmax and \(products.count) activation MatMuls, expected 1 and 2 (softmax(Q K^T) V)")
+        }
+        let qkv = lin.filter { $0.input == start }, proj = lin.filter { $0.input != start }
+        guard proj.count == 1, proj[0].outDim == d else {
+            throw fail("layer \(layer): expected one output projection Linear [\(d), \(d)] after the attention, found \(proj.count)")
+        }
+        let (scores, mix) = g.region(from: start, to: g.node(softmax[0]).inputs[0]).nodes.contains(products[0])
+            ? (products[0], products[1]) : (products[1], products[0])
+        if qkv.count == 1 && qkv[0].outDim == 3 * d {
+            // timm: one Linear, reshaped [B, N, 3, heads, head dim]; q, k, v in that order.
+            place(qkv[0], "qkv", into: &slots)
+        } else if qkv.count == 3 && qkv.allSatisfy({ $0.outDim == d }) {
+            func feeding(_ t: String) throws -> LinearLayer {
+                let r = Set(g.region(from: start, to: t).nodes)
+                guard let l = qkv.first(where: { r.contains($0.node) }) else {
+                    throw fail("layer \(layer): no query/key/value Linear feeds \(t)")
+                }
+                return l
+            }
+            place(try feeding(g.node(scores).inputs[0]), "query", into: &slots)
+            place(try feeding(g.node(scores).inputs[1]), "key", into: &slots)
+            place(try feeding(g.node(mix).inputs[1]), "value", into: &slots)
+        } else {
+            throw fail("layer \(layer): expected a fused QKV Linear [\(d), \(3 * d)] or three Q/K/V Linears [\(d), \(d)] reading the LayerNorm, found \(qkv.map(\.outDim))")
+        }
+        place(proj[0], "proj", into: &slots)
+        try matchHeads(layer: layer, nodes: nodes, d: d)
+        if let (_, hd) = heads, !computedScale, abs(scale * Float(hd).squareRoot() - 1) > 1e-4 {
+            throw fail("node \(g.node(softmax[0]).name): attention scale \(scale), the runtime uses 1/sqrt(\(hd))")
+        }
+    }
+
+    func place(_ l: LinearLayer, _ role: String, into slots: inout [String: Placed]) {
+        slots[role + ".w"] = l.weight
+        if let b = l.bias { slots[role + ".b"] = b }
+    }
+
+    /// Heads from the Reshape that splits the width: target [..., heads, head dim].
+    mutating func matchHeads(layer: Int, nodes: [Int], d: Int) throws {
+        for i in nodes where g.node(i).opType == "Reshape" {
+            guard let v = g.shapeValues(g.node(i).inputs[1], model: onnx), v.count >= 4,
+                  let h = v[v.count - 2], let hd = v[v.count - 1], h > 0, hd > 0, h * hd == d else { continue }
+            if let (h0, _) = heads, h0 != h { throw fail("node \(g.node(i).name): \(h) heads in layer \(layer), \(h0) in layer 0") }
+            heads = (h, hd)
+            return
+        }
+    }
+
+    mutating func matchMLP(layer: Int, from start: String, to end: String, into slots: inout [String: Placed]) throws {
+        let (nodes, stray) = g.region(from: start, to: end)
+        if let s = stray { throw fail("layer \(layer): the MLP branch reads \(s), which does not come from its LayerNorm") }
+        let d = conv?.1.dims[0] ?? 0
+        let (lin, claimed) = linears(in: nodes)
+        var kinds: Set<Bool> = []   // tanh?
+        for i in nodes where !claimed.contains(i) {
+            let n = g.node(i)
+            if let ls = layerScale(n, d: d, end: end) { slots["ls2"] = ls; continue }
+            switch n.opType {
+            case "Gelu":
+                let approx = n.string("approximate") ?? "none"
+                guard approx == "none" || approx == "tanh" else { throw unexpected(i, "Gelu with approximate none or tanh") }
+                kinds.insert(approx == "tanh")
+            case "Erf": kinds.insert(false)
+            case "Tanh": kinds.insert(true)
+            case "Mul", "Div", "Add", "Pow":
+                // GELU arithmetic: scalar constants (0.5, 1, sqrt(2), 0.044715, 3, ...) or x times x.
+                let params = g.paramInputs(n)
+                guard params.allSatisfy({ (g.constant($0)?.elementCount ?? 0) == 1 }) else {
+                    throw unexpected(i, "GELU arithmetic with scalar constants in the MLP of layer \(layer)")
+                }
+            case "Reshape", "Flatten", "Identity", "Cast":
+                continue
+            default:
+                throw unexpected(i, "the MLP (MatMul + Add, GELU as Gelu or its Erf/Tanh form, MatMul + Add, LayerScale Mul) of layer \(layer)")
+            }
+        }
+        guard kinds.count == 1 else {
+            throw fail("layer \(layer): the MLP branch ending at \(end) has \(kinds.isEmpty ? "no GELU" : "both erf and tanh GELU"), expected one GELU (Gelu, Erf or Tanh form)")
+        }
+        gelu[layer] = kinds.first!
+        let fc1 = lin.filter { $0.input == start }, fc2 = lin.filter { $0.input != start }
+        guard fc1.count == 1, fc2.count == 1, fc1[0].inDim == d, fc2[0].inDim == fc1[0].outDim, fc2[0].outDim == d else {
+            throw fail("layer \(layer): expected two Linears [\(d), mlp] and [mlp, \(d)] in the MLP, found \(lin.map { [$0.inDim, $0.outDim] })")
+        }
+        place(fc1[0], "fc1", into: &slots)
+        place(fc2[0], "fc2", into: &slots)
+    }
+}
