@@ -44,11 +44,10 @@ extension ONNXPatternMatcher {
                     throw unexpected(i, "a Mul/Div of the attention scores or queries by a scalar scale")
                 }
                 let p = g.paramInputs(n)[0]
-                if let t = g.constant(p) {
-                    guard t.elementCount == 1, let v = try onnx.floats(t).first else {
-                        throw unexpected(i, "a scalar attention scale (Mul/Div by one value)")
-                    }
+                if let v = g.scalarValue(p, model: onnx) {
                     scale *= n.opType == "Mul" ? v : 1 / v
+                } else if let t = g.constant(p), t.elementCount != 1 {
+                    throw unexpected(i, "a scalar attention scale (Mul/Div by one value), not \(t.dims)")
                 } else {
                     // Computed from the query's shape: the exported SDPA's default 1/sqrt(head dim).
                     computedScale = true
@@ -69,7 +68,11 @@ extension ONNXPatternMatcher {
         let (scores, mix) = g.region(from: start, to: g.node(softmax[0]).inputs[0]).nodes.contains(products[0])
             ? (products[0], products[1]) : (products[1], products[0])
         if qkv.count == 1 && qkv[0].outDim == 3 * d {
-            // timm: one Linear, reshaped [B, N, 3, heads, head dim]; q, k, v in that order.
+            // timm: one Linear, reshaped [B, N, 3, heads, head dim], chunks q, k, v in that order.
+            let order = [g.node(scores).inputs[0], g.node(scores).inputs[1], g.node(mix).inputs[1]].map { chunk($0, from: start, d: d) }
+            guard order == [0, 1, 2] else {
+                throw fail("layer \(layer): the fused QKV Linear \(g.node(qkv[0].node).name) feeds queries, keys and values from chunks \(order.map { $0.map(String.init) ?? "?" }), expected 0, 1, 2")
+            }
             place(qkv[0], "qkv", into: &slots)
         } else if qkv.count == 3 && qkv.allSatisfy({ $0.outDim == d }) {
             func feeding(_ t: String) throws -> LinearLayer {
@@ -88,8 +91,30 @@ extension ONNXPatternMatcher {
         place(proj[0], "proj", into: &slots)
         try matchHeads(layer: layer, nodes: nodes, d: d)
         if let (_, hd) = heads, !computedScale, abs(scale * Float(hd).squareRoot() - 1) > 1e-4 {
-            throw fail("node \(g.node(softmax[0]).name): attention scale \(scale), the runtime uses 1/sqrt(\(hd))")
+            throw fail("node \(g.node(softmax[0]).name) (Softmax): attention scale \(scale) (the product of the Mul/Div scales before it), expected 1/sqrt(\(hd)) = \(1 / Float(hd).squareRoot()), which the runtime uses")
         }
+    }
+
+    /// Which third of a fused QKV output reaches t: the Split output, Gather
+    /// index or Slice start met walking back from t (nil when none is).
+    func chunk(_ t: String, from start: String, d: Int) -> Int? {
+        var x = t
+        while x != start, let p = g.producer[x] {
+            let n = g.node(p)
+            func first(_ i: Int) -> Int? {
+                guard n.inputs.count > i, let c = g.constant(n.inputs[i]), let v = try? onnx.ints(c), v.count == 1 else { return nil }
+                return v[0] < 3 ? v[0] : (v[0] % d == 0 ? v[0] / d : nil)
+            }
+            switch n.opType {
+            case "Split": return n.outputs.firstIndex(of: x)
+            case "Gather": return first(1)
+            case "Slice": return first(1)
+            default:
+                guard let next = g.dataInputs(n).first else { return nil }
+                x = next
+            }
+        }
+        return nil
     }
 
     func place(_ l: LinearLayer, _ role: String, into slots: inout [String: Placed]) {
@@ -114,6 +139,7 @@ extension ONNXPatternMatcher {
         let d = conv?.1.dims[0] ?? 0
         let (lin, claimed) = linears(in: nodes)
         var kinds: Set<Bool> = []   // tanh?
+        var scalars: [Float] = []   // the decomposed GELU's constants (Div values inverted)
         for i in nodes where !claimed.contains(i) {
             let n = g.node(i)
             if let ls = layerScale(n, d: d, end: end) { slots["ls2"] = ls; continue }
@@ -127,9 +153,11 @@ extension ONNXPatternMatcher {
             case "Mul", "Div", "Add", "Pow":
                 // GELU arithmetic: scalar constants (0.5, 1, sqrt(2), 0.044715, 3, ...) or x times x.
                 let params = g.paramInputs(n)
-                guard params.allSatisfy({ (g.constant($0)?.elementCount ?? 0) == 1 }) else {
+                let values = params.map { g.scalarValue($0, model: onnx) }
+                guard values.allSatisfy({ $0 != nil }) else {
                     throw unexpected(i, "GELU arithmetic with scalar constants in the MLP of layer \(layer)")
                 }
+                scalars += values.map { n.opType == "Div" ? 1 / $0! : $0! }
             case "Reshape", "Flatten", "Identity", "Cast":
                 continue
             default:
@@ -140,11 +168,23 @@ extension ONNXPatternMatcher {
             throw fail("layer \(layer): the MLP branch ending at \(end) has \(kinds.isEmpty ? "no GELU" : "both erf and tanh GELU"), expected one GELU (Gelu, Erf or Tanh form)")
         }
         gelu[layer] = kinds.first!
+        try checkGELUConstants(layer: layer, tanh: kinds.first!, scalars: scalars, decomposed: !nodes.contains { g.node($0).opType == "Gelu" })
         let fc1 = lin.filter { $0.input == start }, fc2 = lin.filter { $0.input != start }
         guard fc1.count == 1, fc2.count == 1, fc1[0].inDim == d, fc2[0].inDim == fc1[0].outDim, fc2[0].outDim == d else {
             throw fail("layer \(layer): expected two Linears [\(d), mlp] and [mlp, \(d)] in the MLP, found \(lin.map { [$0.inDim, $0.outDim] })")
         }
         place(fc1[0], "fc1", into: &slots)
         place(fc2[0], "fc2", into: &slots)
+    }
+
+    /// The decomposed GELU's defining constants: x/sqrt(2) inside Erf, or
+    /// sqrt(2/pi) and 0.044715 around Tanh (else it is some other function).
+    func checkGELUConstants(layer: Int, tanh: Bool, scalars: [Float], decomposed: Bool) throws {
+        guard decomposed else { return }
+        func has(_ v: Float) -> Bool { scalars.contains { abs($0 - v) <= 1e-4 * v } }
+        let needed: [Float] = tanh ? [0.044715, 0.7978846] : [0.70710677]
+        if let missing = needed.first(where: { !has($0) }) {
+            throw fail("layer \(layer): the MLP's \(tanh ? "Tanh" : "Erf") activation lacks the GELU constant \(missing) (constants found: \(scalars)); not a GELU")
+        }
     }
 }

@@ -109,9 +109,11 @@ extension ONNXPatternMatcher {
               let s = cons.first(where: { g.node($0).opType == "Sub" && g.node($0).inputs == [x, g.node(r).outputs[0]] }) else {
             return nil
         }
+        try lastAxisMean(r)
         let sub = g.node(s).outputs[0]
         let pow = try next(sub, "Pow", "the variance's square")
         let mean2 = try next(g.node(pow).outputs[0], "ReduceMean", "the variance")
+        try lastAxisMean(mean2)
         let addEps = try next(g.node(mean2).outputs[0], "Add", "variance + epsilon")
         guard let epsName = g.paramInputs(g.node(addEps)).first, let et = g.constant(epsName), et.elementCount == 1,
               let eps = try? onnx.floats(et).first else {
@@ -128,6 +130,15 @@ extension ONNXPatternMatcher {
         }
         return NormMatch(weight: Placed(tensor: w, node: g.node(mul).name), bias: Placed(tensor: b, node: g.node(add).name),
                          eps: eps, epsNode: g.node(addEps).name, entry: [r, s], output: g.node(add).outputs[0])
+    }
+
+    /// A ReduceMean over the last axis only (axes attribute, or input from opset 18), keeping it.
+    func lastAxisMean(_ i: Int) throws {
+        let n = g.node(i)
+        let axes = n.ints("axes") ?? (n.inputs.count > 1 ? g.constant(n.inputs[1]).flatMap { try? onnx.ints($0) } : nil)
+        guard let a = axes, a == [-1] || a == [2], (n.int("keepdims") ?? 1) == 1 else {
+            throw unexpected(i, "ReduceMean over the last axis (axes [-1]) in a decomposed LayerNorm")
+        }
     }
 
     /// The data consumer of t with op `op` (the chain allows one, plus the Div reading Sub).

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The graph as the pattern matchers read it: who produces and who consumes
 /// each tensor, and which tensors carry image data. A tensor is *data* when it
 /// depends on the image input through anything but `Shape`; the rest (weights,
@@ -124,5 +126,34 @@ struct ONNXGraphIndex {
     /// A node's label for messages: its name (or "(unnamed)") and op type.
     func describe(_ n: ONNXNode) -> String {
         "node \(n.name.isEmpty ? "(unnamed)" : n.name) has op \(n.domain.isEmpty || n.domain == "ai.onnx" ? "" : n.domain + ".")\(n.opType)"
+    }
+}
+
+extension ONNXGraphIndex {
+    /// A scalar parameter's value: a one-element constant, or arithmetic
+    /// (Pow/Sqrt/Mul/Div/Add/Sub/Cast/Identity) on such constants, as the
+    /// TorchScript exporter writes `1 / sqrt(head_dim)`. nil when it depends
+    /// on a shape or is not a scalar.
+    func scalarValue(_ name: String, model: ONNXModel, depth: Int = 0) -> Float? {
+        if let t = constant(name) {
+            guard t.elementCount == 1 else { return nil }
+            if let f = try? model.floats(t).first { return f }
+            return (try? model.ints(t).first).flatMap { $0.map { Float($0) } }
+        }
+        guard depth < 16, !isData(name), let p = producer[name] else { return nil }
+        let n = graph.nodes[p]
+        let v = n.inputs.map { scalarValue($0, model: model, depth: depth + 1) }
+        guard !v.isEmpty, v.allSatisfy({ $0 != nil }) else { return nil }
+        let a = v[0]!, b = v.count > 1 ? v[1]! : 0
+        switch n.opType {
+        case "Pow": return v.count == 2 ? Float(Foundation.pow(Double(a), Double(b))) : nil
+        case "Sqrt": return a.squareRoot()
+        case "Mul": return v.count == 2 ? a * b : nil
+        case "Div": return v.count == 2 ? a / b : nil
+        case "Add": return v.count == 2 ? a + b : nil
+        case "Sub": return v.count == 2 ? a - b : nil
+        case "Cast", "Identity": return a
+        default: return nil
+        }
     }
 }
