@@ -122,13 +122,20 @@ final class ImportONNXMatrixTests: XCTestCase {
         }
     }
 
-    func testMeanPoolingHeadIsRefusedNamingTheNode() throws {
+    /// The manifest's negatives (mean pooling, a wrong attention scale): each refused naming a node.
+    func testNegativesAreRefusedNamingTheNode() throws {
         _ = try cells()
-        let p = Self.dir.appendingPathComponent("negative_mean_pool.onnx").path
-        XCTAssertThrowsError(try ONNXImporter.load(path: p)) { e in
-            let msg = "\(e)"
-            XCTAssertTrue(msg.contains("node /ReduceMean has op ReduceMean"), msg)
-            XCTAssertTrue(msg.contains("mean pooling"), msg)
+        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: Self.dir.appendingPathComponent("manifest.json"))) as? [String: Any])
+        let negatives = try XCTUnwrap(json["negatives"] as? [[String: String]])
+        XCTAssertEqual(negatives.count, 2)
+        for n in negatives {
+            let p = Self.dir.appendingPathComponent(n["file"]!).path
+            XCTAssertThrowsError(try ONNXImporter.load(path: p), n["file"]!) { e in
+                let msg = "\(e)"
+                print("negative \(n["file"]!): \(msg)")
+                XCTAssertTrue(msg.contains(n["refused"]!), msg)
+                XCTAssertTrue(msg.contains(": node /"), msg)
+            }
         }
     }
 
