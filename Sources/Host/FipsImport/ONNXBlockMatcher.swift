@@ -89,7 +89,7 @@ extension ONNXPatternMatcher {
             throw fail("layer \(layer): expected a fused QKV Linear [\(d), \(3 * d)] or three Q/K/V Linears [\(d), \(d)] reading the LayerNorm, found \(qkv.map(\.outDim))")
         }
         place(proj[0], "proj", into: &slots)
-        try matchHeads(layer: layer, nodes: nodes, d: d)
+        try matchHeads(layer: layer, nodes: nodes, d: d, scale: computedScale ? nil : scale)
         if let (_, hd) = heads, !computedScale, abs(scale * Float(hd).squareRoot() - 1) > 1e-4 {
             throw fail("node \(g.node(softmax[0]).name) (Softmax): attention scale \(scale) (the product of the Mul/Div scales before it), expected 1/sqrt(\(hd)) = \(1 / Float(hd).squareRoot()), which the runtime uses")
         }
@@ -122,15 +122,35 @@ extension ONNXPatternMatcher {
         if let b = l.bias { slots[role + ".b"] = b }
     }
 
-    /// Heads from the Reshape that splits the width: target [..., heads, head dim].
-    mutating func matchHeads(layer: Int, nodes: [Int], d: Int) throws {
+    /// Heads from the Reshape that splits the width, target [..., heads, head
+    /// dim] with both constant. With a dynamic batch the exporter may compute
+    /// one of them from the input's shape: then the head dim is the one a
+    /// constant scale 1/sqrt(head dim) gives, else the constant heads entry.
+    mutating func matchHeads(layer: Int, nodes: [Int], d: Int, scale: Float?) throws {
+        // (node, heads or nil, head dim or nil) of each Reshape to 4 or more dims.
+        var targets: [(Int, Int?, Int?)] = []
         for i in nodes where g.node(i).opType == "Reshape" {
-            guard let v = g.shapeValues(g.node(i).inputs[1], model: onnx), v.count >= 4,
-                  let h = v[v.count - 2], let hd = v[v.count - 1], h > 0, hd > 0, h * hd == d else { continue }
-            if let (h0, _) = heads, h0 != h { throw fail("node \(g.node(i).name): \(h) heads in layer \(layer), \(h0) in layer 0") }
-            heads = (h, hd)
-            return
+            guard let v = g.shapeValues(g.node(i).inputs[1], model: onnx), v.count >= 4 else { continue }
+            targets.append((i, v[v.count - 2], v[v.count - 1]))
         }
+        var found: (Int, Int, String)? = nil
+        let hdFromScale: Int? = scale.flatMap { s -> Int? in
+            guard s > 0 else { return nil }
+            let hd = (1 / (s * s)).rounded()
+            return abs(1 / (s * s) - hd) < 1e-2 * hd && hd >= 1 ? Int(hd) : nil
+        }
+        for (i, h, hd) in targets {
+            if let h = h, let hd = hd, h > 0, hd > 0, h * hd == d { found = (h, hd, g.node(i).name); break }
+        }
+        if found == nil, let hd = hdFromScale, d % hd == 0 {
+            found = (d / hd, hd, "the attention scale")
+        }
+        if found == nil, let (i, h, _) = targets.first(where: { $0.2 == nil && ($0.1 ?? 0) > 0 && d % $0.1! == 0 && $0.1! < d }) {
+            found = (h!, d / h!, g.node(i).name)
+        }
+        guard let (h, hd, source) = found else { return }
+        if let (h0, _) = heads, h0 != h { throw fail("layer \(layer): \(h) heads (from \(source)), \(h0) in layer 0") }
+        heads = (h, hd)
     }
 
     mutating func matchMLP(layer: Int, from start: String, to end: String, into slots: inout [String: Placed]) throws {

@@ -90,14 +90,16 @@ struct ONNXGraphIndex {
         return (seen.sorted(), nil)
     }
 
-    /// Every node that produces an ancestor of `t` (data or not), for finding
-    /// the initializers behind a computed parameter.
+    /// Every node that produces a parameter ancestor of `t`, for finding the
+    /// initializers behind a computed parameter. Data tensors are not entered:
+    /// a Shape of the tokens (a dynamic batch size) must not lead back to the
+    /// patch Conv's weights.
     func ancestors(_ t: String) -> [Int] {
         var seen: Set<Int> = []
         var stack = [t]
         while let x = stack.popLast() {
-            guard let p = producer[x], seen.insert(p).inserted else { continue }
-            stack.append(contentsOf: graph.nodes[p].inputs.filter { !$0.isEmpty })
+            guard !isData(x), let p = producer[x], seen.insert(p).inserted else { continue }
+            stack.append(contentsOf: graph.nodes[p].inputs.filter { !$0.isEmpty && !isData($0) })
         }
         return seen.sorted()
     }
