@@ -17,6 +17,7 @@ final class ImportONNXMatrixTests: XCTestCase {
 
     struct Cell {
         let file: String, family: String, exporter: String, opset: Int
+        let dynamic: Bool
         let output: String
         let refused: String?
     }
@@ -30,7 +31,7 @@ final class ImportONNXMatrixTests: XCTestCase {
         let raw = try XCTUnwrap(json["cells"] as? [[String: Any]])
         return raw.map {
             Cell(file: $0["file"] as! String, family: $0["family"] as! String, exporter: $0["exporter"] as! String,
-                 opset: ($0["opset"] as! NSNumber).intValue, output: $0["output"] as! String, refused: $0["refused"] as? String)
+                 opset: ($0["opset"] as! NSNumber).intValue, dynamic: ($0["dynamic_batch"] as? Bool) ?? false, output: $0["output"] as! String, refused: $0["refused"] as? String)
         }
     }
 
@@ -52,10 +53,10 @@ final class ImportONNXMatrixTests: XCTestCase {
 
     func testEachCellMatchesOnnxruntimeOrIsRefused() throws {
         let all = try cells()
-        XCTAssertEqual(all.count, 12)
+        XCTAssertEqual(all.count, 18)
         for cell in all {
             let path = Self.dir.appendingPathComponent(cell.file).path
-            let what = "\(cell.family) \(cell.exporter) opset \(cell.opset)"
+            let what = "\(cell.family) \(cell.exporter) opset \(cell.opset)\(cell.dynamic ? " dynamic batch" : "")"
             if let reason = cell.refused {
                 XCTAssertThrowsError(try ONNXImporter.load(path: path), what) { e in
                     XCTAssertTrue("\(e)".contains(reason), "\(what): \(e)")
