@@ -52,6 +52,19 @@ extension ONNXPatternMatcher {
                     // Computed from the query's shape: the exported SDPA's default 1/sqrt(head dim).
                     computedScale = true
                 }
+            case "Add" where g.dataInputs(n).count == 1:
+                // SDPA's additive mask (HF exports one with no padding): must be all zeros.
+                guard let p = g.paramInputs(n).first, let t = g.constant(p), try onnx.floats(t).allSatisfy({ $0 == 0 }) else {
+                    throw unexpected(i, "no attention mask (an Add of zeros to the scores at most); masked attention is not supported")
+                }
+            case "IsNaN":
+                continue
+            case "Where":
+                // Where(IsNaN(p), 0, p) after the Softmax: a no-op on finite scores.
+                guard n.inputs.count == 3, let c = g.producer[n.inputs[0]], g.node(c).opType == "IsNaN",
+                      g.node(c).inputs.first == n.inputs[2] else {
+                    throw unexpected(i, "Where(IsNaN(p), 0, p) after the attention Softmax")
+                }
             case let op where ONNXPatternMatcher.layoutOps.contains(op):
                 continue
             default:

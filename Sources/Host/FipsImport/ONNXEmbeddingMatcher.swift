@@ -13,8 +13,13 @@ extension ONNXPatternMatcher {
         guard cons.count == 1, cn.opType == "Conv" else {
             throw unexpected(ci, "the patch-embedding Conv on the image input \(g.input) (a MatMul patch embedding is not supported)")
         }
-        guard cn.inputs.count >= 3, let w = g.inits[cn.inputs[1]], let b = g.inits[cn.inputs[2]] else {
-            throw fail("node \(cn.name): patch-embedding Conv without weight and bias initializers")
+        guard cn.inputs.count >= 2, let w = g.inits[cn.inputs[1]] else {
+            throw fail("node \(cn.name): patch-embedding Conv without a weight initializer")
+        }
+        // No bias input: the dynamo exporter's optimiser drops an all-zero bias.
+        let b = cn.inputs.count > 2 && !cn.inputs[2].isEmpty ? g.inits[cn.inputs[2]] : nil
+        if cn.inputs.count > 2 && !cn.inputs[2].isEmpty && b == nil {
+            throw fail("node \(cn.name): patch-embedding Conv bias \(cn.inputs[2]) is not an initializer")
         }
         conv = (cn, w, b)
         let d = w.dims.first ?? 0
@@ -82,7 +87,8 @@ extension ONNXPatternMatcher {
 /// A LayerNorm over the last axis, found at the residual stream.
 struct NormMatch {
     var weight: Placed
-    var bias: Placed
+    /// nil: no bias (LayerNormalization's optional input, dropped when zero).
+    var bias: Placed?
     var eps: Float
     var epsNode: String
     /// The nodes reading the stream (LayerNormalization, or ReduceMean and Sub).
@@ -98,11 +104,12 @@ extension ONNXPatternMatcher {
         let cons = g.dataConsumers(x)
         if let i = cons.first(where: { g.node($0).opType == "LayerNormalization" }) {
             let n = g.node(i)
-            guard [-1, 2].contains(n.int("axis") ?? -1), n.inputs.count >= 3,
-                  let w = g.inits[n.inputs[1]], let b = g.inits[n.inputs[2]] else {
-                throw unexpected(i, "LayerNormalization over the last axis with weight and bias initializers")
+            let b = n.inputs.count > 2 && !n.inputs[2].isEmpty ? g.inits[n.inputs[2]] : nil
+            guard [-1, 2].contains(n.int("axis") ?? -1), n.inputs.count >= 2, let w = g.inits[n.inputs[1]],
+                  b != nil || n.inputs.count < 3 || n.inputs[2].isEmpty else {
+                throw unexpected(i, "LayerNormalization over the last axis with weight (and bias) initializers")
             }
-            return NormMatch(weight: Placed(tensor: w, node: n.name), bias: Placed(tensor: b, node: n.name),
+            return NormMatch(weight: Placed(tensor: w, node: n.name), bias: b.map { Placed(tensor: $0, node: n.name) },
                              eps: n.float("epsilon") ?? 1e-5, epsNode: n.name, entry: [i], output: n.outputs[0])
         }
         guard let r = cons.first(where: { g.node($0).opType == "ReduceMean" }),

@@ -34,6 +34,9 @@ struct ONNXGraphIndex {
             for o in n.outputs where !o.isEmpty { producer[o] = i }
             for t in n.inputs where !t.isEmpty { consumers[t, default: []].append(i) }
             if n.opType == "Constant", let t = n.tensor("value"), let o = n.outputs.first { constants[o] = t }
+            // The TorchScript exporter keeps one of several equal initializers and
+            // feeds the other uses through Identity nodes.
+            if n.opType == "Identity", let i = n.inputs.first, let t = inits[i], let o = n.outputs.first { inits[o] = t }
             // ONNX graphs are topologically sorted, so one pass classifies every tensor.
             if n.opType != "Shape" && n.inputs.contains(where: { data.contains($0) }) {
                 for o in n.outputs where !o.isEmpty { data.insert(o) }

@@ -55,7 +55,7 @@ extension ONNXPatternMatcher {
         }
 
         tensors[TensorNames.patchWeight] = HostTensor(shape: [d, channels * p * p], data: try floats(pw, [d, channels, p, p], convNode.name))
-        tensors[TensorNames.patchBias] = HostTensor(shape: [d], data: try floats(pb, [d], convNode.name))
+        tensors[TensorNames.patchBias] = HostTensor(shape: [d], data: try pb.map { try floats($0, [d], convNode.name) } ?? [Float](repeating: 0, count: d))
         tensors[TensorNames.clsToken] = HostTensor(shape: [d], data: try floats(cls.tensor, [1, 1, d], cls.node))
     }
 
@@ -117,6 +117,7 @@ extension ONNXPatternMatcher {
                 return try onnx.floats(p.tensor)
             }
             func vector(_ role: String) throws -> [Float] {
+                if role.hasSuffix(".b") && slots[role] == nil { return [Float](repeating: 0, count: d) }   // a LayerNorm without bias
                 guard let p = slots[role] else { throw fail("layer \(i): no \(role)") }
                 guard p.tensor.elementCount == d else { throw fail("node \(p.node): \(p.tensor.name) has shape \(p.tensor.dims), expected [\(d)]") }
                 return try onnx.floats(p.tensor)
@@ -151,9 +152,9 @@ extension ONNXPatternMatcher {
 
     /// The final LayerNorm's weight and bias.
     func finalNorm(d: Int, into tensors: inout [String: HostTensor]) throws {
-        guard let w = final["norm.w"], let b = final["norm.b"] else { throw fail("no final LayerNorm") }
+        guard let w = final["norm.w"] else { throw fail("no final LayerNorm") }
         tensors[TensorNames.normWeight] = HostTensor(shape: [d], data: try floats(w.tensor, [d], w.node))
-        tensors[TensorNames.normBias] = HostTensor(shape: [d], data: try floats(b.tensor, [d], b.node))
+        tensors[TensorNames.normBias] = HostTensor(shape: [d], data: try final["norm.b"].map { try floats($0.tensor, [d], $0.node) } ?? [Float](repeating: 0, count: d))
     }
 
     /// Configuration: epsilon, GELU variant and heads, the same in every layer.

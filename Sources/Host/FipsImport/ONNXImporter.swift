@@ -72,7 +72,7 @@ struct ONNXPatternMatcher {
     let g: ONNXGraphIndex
 
     // Embeddings.
-    var conv: (ONNXNode, ONNXTensor, ONNXTensor)? = nil
+    var conv: (ONNXNode, ONNXTensor, ONNXTensor?)? = nil   // bias nil: zero
     var clsToken: Placed? = nil
     var posGrid: ONNXTensor? = nil       // [1, S*S, d], resized in the graph
     var clsPos: ONNXTensor? = nil        // [1, 1, d]
@@ -115,12 +115,14 @@ struct ONNXPatternMatcher {
             }
             let rest = g.dataConsumers(x).filter { !norm.entry.contains($0) }
             if rest.isEmpty {
-                final = ["norm.w": norm.weight, "norm.b": norm.bias]
+                final = ["norm.w": norm.weight]
+                final["norm.b"] = norm.bias
                 epsilons.append((norm.eps, norm.epsNode))
                 try matchHead(after: norm.output)
                 break
             }
-            var slots: [String: Placed] = ["norm1.w": norm.weight, "norm1.b": norm.bias]
+            var slots: [String: Placed] = ["norm1.w": norm.weight]
+            slots["norm1.b"] = norm.bias
             epsilons.append((norm.eps, norm.epsNode))
             let (residual, branch) = try residualAdd(x, rest, layer: layer)
             try matchAttention(layer: layer, from: norm.output, to: branch, into: &slots)
