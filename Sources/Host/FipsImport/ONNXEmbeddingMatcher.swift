@@ -13,8 +13,8 @@ extension ONNXPatternMatcher {
         guard cons.count == 1, cn.opType == "Conv" else {
             throw unexpected(ci, "the patch-embedding Conv on the image input \(g.input) (a MatMul patch embedding is not supported)")
         }
-        guard cn.inputs.count >= 2, let w = g.inits[cn.inputs[1]] else {
-            throw fail("node \(cn.name): patch-embedding Conv without a weight initializer")
+        guard cn.inputs.count >= 2, let w = g.inits[cn.inputs[1]], w.dims.count == 4, w.dims[0] > 0 else {
+            throw fail("node \(cn.name): patch-embedding Conv without a weight initializer [dim, channels, p, p]")
         }
         // No bias input: the dynamo exporter's optimiser drops an all-zero bias.
         let b = cn.inputs.count > 2 && !cn.inputs[2].isEmpty ? g.inits[cn.inputs[2]] : nil

@@ -207,7 +207,7 @@ public final class ONNXModel {
         }
         let offset = Int(t.externalData["offset"] ?? "0") ?? -1
         let length = t.externalData["length"].map { Int($0) ?? -1 } ?? (data.count - offset)
-        guard offset >= 0, length >= 0, offset + length <= data.count else {
+        guard offset >= 0, length >= 0, offset <= data.count, length <= data.count - offset else {
             throw ImportError(path: path, "tensor \(t.name): external data \(loc) offset \(t.externalData["offset"] ?? "0") length \(t.externalData["length"] ?? "-") runs past its \(data.count) bytes")
         }
         return (data, offset..<(offset + length))
