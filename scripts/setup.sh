@@ -30,9 +30,12 @@ fi
 # Debian starts the brokers' and Prometheus's services on install where systemd
 # runs; the tests start their own on loopback.
 
-# Python reference stack (pinned): fixtures and side-by-side benchmarks only.
+# Python reference stack (pinned): fixtures and side-by-side benchmarks only (onnxscript: the
+# dynamo exporter of scripts/fixtures/make_onnx_matrix.py, with torch below; transformers: its
+# Hugging Face models, built from a config with random weights).
 python3 -m pip install -q --disable-pip-version-check \
-  onnxruntime==1.32.0 onnx==1.20.0 pillow==11.3.0 numpy scikit-image==0.25.2 jsonschema==4.26.0 2>&1 | grep -v "already satisfied" || true
+  onnxruntime==1.32.0 onnx==1.20.0 pillow==11.3.0 numpy scikit-image==0.25.2 jsonschema==4.26.0 \
+  onnxscript==0.7.2 transformers==5.25.0 2>&1 | grep -v "already satisfied" || true
 python3 -m pip install -q --disable-pip-version-check torch==2.13.0+cpu 2>&1 | grep -v "already satisfied" || true  # Benchmarks/train_step_vs_pytorch.py
 
 # Real model and photos into data/ (git-ignored).

@@ -36,6 +36,11 @@ fi
 # version (dequantised) as ONNX, run by onnxruntime against `fips forward` on the golden chelsea input,
 # and tiny artifacts for the other variants; each output within 1e-4 of its scale.
 python3 Tests/Integration/check_export.py --fips .build/release/fips data/dinov2_s.fips data/fips_smoke.fips data/fips_smoke.q4.fips
+# The ONNX export matrix (ImportONNXMatrixTests, README "ONNX import and the export matrix"):
+# tiny random ViT, distilled DeiT and DINOv2-shaped models exported by both PyTorch exporters
+# at two opsets each, one with external data, and onnxruntime's outputs (about 25 s).
+python3 scripts/fixtures/make_onnx_matrix.py data/onnx_matrix > /dev/null 2> data/onnx_matrix.log \
+  || { cat data/onnx_matrix.log >&2; exit 1; }
 swift test -c release
 # Bounded decode (Tests/Integration/check_decode_memory.py): a 24 MP JPEG made at run time is
 # classified by the q8 model within artifact + arena + 40 MB of peak RSS (it decodes at 1/8),

@@ -3,7 +3,7 @@ import FipsArtifactWriter
 import FipsHostModel
 
 /// Entry point of `fips import`: picks the reader by extension or content.
-///   - `.onnx`: `ONNXImporter` (HF DINOv2 backbone exports)
+///   - `.onnx`: `ONNXImporter` (ViT/DINOv2 graphs recognised by structure)
 ///   - `.safetensors`: `SafetensorsImporter` (HF ViT/DeiT/DINOv2, timm)
 ///   - a directory: its `model.safetensors` (with `config.json`), else its
 ///     only `.safetensors` or `.onnx` file

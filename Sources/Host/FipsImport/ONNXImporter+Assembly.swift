@@ -2,7 +2,7 @@ import FipsArtifact
 import FipsHostModel
 
 /// Assembly: the collected initializers, checked, into a `ViTModel`.
-extension ONNXBackboneWalker {
+extension ONNXPatternMatcher {
     func floats(_ t: ONNXTensor, _ shape: [Int], _ node: String) throws -> [Float] {
         guard t.dims == shape else {
             throw fail("node \(node): initializer \(t.name) has shape \(t.dims), expected \(shape)")
@@ -19,17 +19,18 @@ extension ONNXBackboneWalker {
         let (depth, mlp, hasLS) = try blocks(d: d, into: &tensors)
         try finalNorm(d: d, into: &tensors)
         try configure(&c, depth: depth, mlp: mlp, hasLayerScale: hasLS)
+        let labels = try headAndPreprocessing(&c, into: &tensors)
 
-        let model = ViTModel(config: c, tensors: tensors)
+        let model = ViTModel(config: c, tensors: tensors, labels: labels)
         if let problem = model.validate() { throw fail("imported model is inconsistent: \(problem)") }
-        return ONNXImportResult(model: model, positionEmbedding: position, backboneOutput: ONNXImporter.backboneOutput)
+        return ONNXImportResult(model: model, positionEmbedding: position, backboneOutput: backboneOutput)
     }
 
     /// Patch embedding and CLS token; sets the config's family, patch size,
     /// channels, width and image size.
     func embeddings(config c: inout ViTConfig, into tensors: inout [String: HostTensor]) throws {
         guard let (convNode, pw, pb) = conv else {
-            throw fail("no patch-embedding Conv found in /backbone/embeddings")
+            throw fail("no patch-embedding Conv found")
         }
         guard pw.dims.count == 4, pw.dims[2] == pw.dims[3] else {
             throw fail("node \(convNode.name): patch weight \(pw.name) has shape \(pw.dims), expected [dim, C, p, p]")
@@ -39,21 +40,23 @@ extension ONNXBackboneWalker {
             || (convNode.ints("pads") ?? [0, 0, 0, 0]).contains(where: { $0 != 0 }) || (convNode.int("group") ?? 1) != 1 {
             throw fail("node \(convNode.name): patch Conv is not a non-overlapping \(p)x\(p) patchify (strides \(convNode.ints("strides") ?? []))")
         }
-        guard let cls = clsToken else { throw fail("no CLS token initializer (Expand in /backbone/embeddings)") }
+        guard let cls = clsToken else { throw fail("no CLS token initializer") }
 
-        c.family = options.family ?? .dinov2
+        c.family = options.family ?? (layers.first?["ls1"] != nil ? .dinov2 : .vit)
         c.patchSize = p
         c.channels = channels
         c.dim = d
-        let staticH = onnx.graph.inputs.first?.shape.count == 4 ? onnx.graph.inputs.first!.shape[2] : nil
-        c.imageSize = options.imageSize ?? staticH ?? 224
+        let shape = onnx.graph.inputs.first(where: { $0.name == g.input })?.shape ?? []
+        let staticH = shape.count == 4 ? shape[2] : nil
+        let metaSize = try ONNXMetadata(onnx.metadata, path: path).imageSize
+        c.imageSize = options.imageSize ?? staticH ?? metaSize ?? 224
         guard c.imageSize % p == 0 else {
             throw fail("image size \(c.imageSize) is not a multiple of the patch size \(p)")
         }
 
         tensors[TensorNames.patchWeight] = HostTensor(shape: [d, channels * p * p], data: try floats(pw, [d, channels, p, p], convNode.name))
-        tensors[TensorNames.patchBias] = HostTensor(shape: [d], data: try floats(pb, [d], convNode.name))
-        tensors[TensorNames.clsToken] = HostTensor(shape: [d], data: try floats(cls, [1, 1, d], "/backbone/embeddings/Expand"))
+        tensors[TensorNames.patchBias] = HostTensor(shape: [d], data: try pb.map { try floats($0, [d], convNode.name) } ?? [Float](repeating: 0, count: d))
+        tensors[TensorNames.clsToken] = HostTensor(shape: [d], data: try floats(cls.tensor, [1, 1, d], cls.node))
     }
 
     /// Position embedding: the file's (CLS + grid), resized to the model's
@@ -75,14 +78,15 @@ extension ONNXBackboneWalker {
                                   data: try floats(cp, [1, 1, d], rz.name) + (try floats(gridT, [1, s * s, d], rz.name)))
             mode = try resizeMode(rz, from: s, to: to)
         } else {
-            guard let pf = posFull, pf.dims.count == 3, pf.dims[0] == 1, pf.dims[2] == d else {
-                throw fail("no position-embedding initializer found in /backbone/embeddings")
+            guard let pfp = posFull, pfp.tensor.dims.count == 3, pfp.tensor.dims[0] == 1, pfp.tensor.dims[2] == d else {
+                throw fail("no position-embedding initializer [1, tokens, \(d)] found")
             }
+            let pf = pfp.tensor
             let s = Int(Double(pf.dims[1] - 1).squareRoot().rounded())
             guard s * s + 1 == pf.dims[1] else { throw fail("initializer \(pf.name): \(pf.dims[1]) positions are not CLS + a square grid") }
             guard s == to else { throw fail("initializer \(pf.name): position embedding for a \(s)x\(s) grid, the graph has no Resize, image size \(imageSize) needs \(to)x\(to)") }
             grid = s
-            original = HostTensor(shape: [1 + s * s, d], data: try floats(pf, [1, 1 + s * s, d], "/backbone/embeddings/Add"))
+            original = HostTensor(shape: [1 + s * s, d], data: try floats(pf, [1, 1 + s * s, d], pfp.node))
         }
         if case .bicubicScale(_, let sc) = mode, Int((Float(grid) * sc).rounded(.down)) != to {
             throw fail("node \(resize!.name): scale \(sc) turns the \(grid)x\(grid) grid into \(Int((Float(grid) * sc).rounded(.down))), not \(to) for image size \(imageSize)")
@@ -91,56 +95,56 @@ extension ONNXBackboneWalker {
         return ImportedPositionEmbedding(original: original, grid: grid, mode: mode)
     }
 
-    /// Blocks: every layer's initializers by role, transposed to [out, in].
+    /// Blocks: every layer's initializers by role, as [out, in] linears.
     func blocks(d: Int, into tensors: inout [String: HostTensor]) throws -> (depth: Int, mlp: Int, hasLayerScale: Bool) {
-        let depth = (layers.keys.max() ?? -1) + 1
-        guard depth > 0 else { throw fail("no encoder layers (/backbone/encoder/layer.N/...) found") }
-        guard let fc1 = layers[0]?["fc1.w"] else {
-            throw fail("layer 0: no initializer for mlp/fc1/MatMul (node /backbone/encoder/layer.0/mlp/fc1/MatMul)")
-        }
-        let mlp = fc1.0.dims.count == 2 ? fc1.0.dims[1] : 0
-        let hasLS = layers[0]?["ls1"] != nil
-        let nodeOf: [String: String] = [
-            "norm1.w": "norm1/Mul", "norm1.b": "norm1/Add_1", "norm2.w": "norm2/Mul", "norm2.b": "norm2/Add_1",
-            "query.w": "attention/attention/query/MatMul", "query.b": "attention/attention/query/Add",
-            "key.w": "attention/attention/key/MatMul", "key.b": "attention/attention/key/Add",
-            "value.w": "attention/attention/value/MatMul", "value.b": "attention/attention/value/Add",
-            "proj.w": "attention/output/dense/MatMul", "proj.b": "attention/output/dense/Add",
-            "fc1.w": "mlp/fc1/MatMul", "fc1.b": "mlp/fc1/Add", "fc2.w": "mlp/fc2/MatMul", "fc2.b": "mlp/fc2/Add",
-            "ls1": "layer_scale1/Mul", "ls2": "layer_scale2/Mul",
-        ]
+        let depth = layers.count
+        guard depth > 0 else { throw fail("no transformer blocks found after the embeddings") }
+        guard let fc1 = layers[0]["fc1.w"] else { throw fail("layer 0: no MLP fc1 weight") }
+        let mlp = fc1.outIn ? fc1.tensor.dims[0] : fc1.tensor.dims[1]
+        let hasLS = layers[0]["ls1"] != nil && layers[0]["ls2"] != nil
         for i in 0..<depth {
-            let slots = layers[i] ?? [:]
-            func get(_ key: String, _ shape: [Int]) throws -> [Float] {
-                guard let (t, node) = slots[key] else {
-                    throw fail("layer \(i): no initializer for \(nodeOf[key]!) (node /backbone/encoder/layer.\(i)/\(nodeOf[key]!))")
-                }
-                return try floats(t, shape, node)
+            let slots = layers[i]
+            /// A linear weight as [out, in].
+            func weight(_ role: String, out: Int, in inDim: Int) throws -> [Float] {
+                guard let p = slots[role + ".w"] else { throw fail("layer \(i): no \(role) weight") }
+                if p.outIn { return try floats(p.tensor, [out, inDim], p.node) }
+                return transposed(try floats(p.tensor, [inDim, out], p.node), rows: inDim, cols: out)
+            }
+            /// A bias, or zeros for a Linear without one.
+            func bias(_ role: String, _ n: Int) throws -> [Float] {
+                guard let p = slots[role + ".b"] else { return [Float](repeating: 0, count: n) }
+                guard p.tensor.elementCount == n else { throw fail("node \(p.node): bias \(p.tensor.name) has shape \(p.tensor.dims), expected [\(n)]") }
+                return try onnx.floats(p.tensor)
+            }
+            func vector(_ role: String) throws -> [Float] {
+                if role.hasSuffix(".b") && slots[role] == nil { return [Float](repeating: 0, count: d) }   // a LayerNorm without bias
+                guard let p = slots[role] else { throw fail("layer \(i): no \(role)") }
+                guard p.tensor.elementCount == d else { throw fail("node \(p.node): \(p.tensor.name) has shape \(p.tensor.dims), expected [\(d)]") }
+                return try onnx.floats(p.tensor)
             }
             func put(_ leaf: String, _ shape: [Int], _ data: [Float]) { tensors[TensorNames.block(i, leaf)] = HostTensor(shape: shape, data: data) }
-            put("norm1.weight", [d], try get("norm1.w", [d]))
-            put("norm1.bias", [d], try get("norm1.b", [d]))
-            let q = transposed(try get("query.w", [d, d]), rows: d, cols: d)
-            let k = transposed(try get("key.w", [d, d]), rows: d, cols: d)
-            let v = transposed(try get("value.w", [d, d]), rows: d, cols: d)
-            put("attn.qkv.weight", [3 * d, d], q + k + v)
-            put("attn.qkv.bias", [3 * d], try get("query.b", [d]) + get("key.b", [d]) + get("value.b", [d]))
-            put("attn.proj.weight", [d, d], transposed(try get("proj.w", [d, d]), rows: d, cols: d))
-            put("attn.proj.bias", [d], try get("proj.b", [d]))
-            put("norm2.weight", [d], try get("norm2.w", [d]))
-            put("norm2.bias", [d], try get("norm2.b", [d]))
-            put("mlp.fc1.weight", [mlp, d], transposed(try get("fc1.w", [d, mlp]), rows: d, cols: mlp))
-            put("mlp.fc1.bias", [mlp], try get("fc1.b", [mlp]))
-            put("mlp.fc2.weight", [d, mlp], transposed(try get("fc2.w", [mlp, d]), rows: mlp, cols: d))
-            put("mlp.fc2.bias", [d], try get("fc2.b", [d]))
-            if hasLS {
-                put("ls1", [d], try get("ls1", [d]))
-                put("ls2", [d], try get("ls2", [d]))
-            } else if let (_, node) = slots["ls1"] ?? slots["ls2"] {
-                throw fail("node \(node): LayerScale in layer \(i) but not in layer 0")
+            put("norm1.weight", [d], try vector("norm1.w"))
+            put("norm1.bias", [d], try vector("norm1.b"))
+            if slots["qkv.w"] != nil {
+                put("attn.qkv.weight", [3 * d, d], try weight("qkv", out: 3 * d, in: d))
+                put("attn.qkv.bias", [3 * d], try bias("qkv", 3 * d))
+            } else {
+                put("attn.qkv.weight", [3 * d, d], try weight("query", out: d, in: d) + weight("key", out: d, in: d) + weight("value", out: d, in: d))
+                put("attn.qkv.bias", [3 * d], try bias("query", d) + bias("key", d) + bias("value", d))
             }
-            guard gelu[i] != nil else {
-                throw fail("layer \(i): no GELU (Erf or Tanh node under /backbone/encoder/layer.\(i)/mlp/activation/)")
+            put("attn.proj.weight", [d, d], try weight("proj", out: d, in: d))
+            put("attn.proj.bias", [d], try bias("proj", d))
+            put("norm2.weight", [d], try vector("norm2.w"))
+            put("norm2.bias", [d], try vector("norm2.b"))
+            put("mlp.fc1.weight", [mlp, d], try weight("fc1", out: mlp, in: d))
+            put("mlp.fc1.bias", [mlp], try bias("fc1", mlp))
+            put("mlp.fc2.weight", [d, mlp], try weight("fc2", out: d, in: mlp))
+            put("mlp.fc2.bias", [d], try bias("fc2", d))
+            if hasLS {
+                put("ls1", [d], try vector("ls1"))
+                put("ls2", [d], try vector("ls2"))
+            } else if let p = slots["ls1"] ?? slots["ls2"] {
+                throw fail("node \(p.node): LayerScale in layer \(i) but not in both branches of layer 0")
             }
         }
         return (depth, mlp, hasLS)
@@ -148,17 +152,14 @@ extension ONNXBackboneWalker {
 
     /// The final LayerNorm's weight and bias.
     func finalNorm(d: Int, into tensors: inout [String: HostTensor]) throws {
-        for key in ["layernorm.w", "layernorm.b"] where final[key] == nil {
-            throw fail("no initializer for the final LayerNorm \(key.hasSuffix("w") ? "weight (node /backbone/layernorm/Mul)" : "bias (node /backbone/layernorm/Add_1)")")
-        }
-        tensors[TensorNames.normWeight] = HostTensor(shape: [d], data: try floats(final["layernorm.w"]!.0, [d], final["layernorm.w"]!.1))
-        tensors[TensorNames.normBias] = HostTensor(shape: [d], data: try floats(final["layernorm.b"]!.0, [d], final["layernorm.b"]!.1))
+        guard let w = final["norm.w"] else { throw fail("no final LayerNorm") }
+        tensors[TensorNames.normWeight] = HostTensor(shape: [d], data: try floats(w.tensor, [d], w.node))
+        tensors[TensorNames.normBias] = HostTensor(shape: [d], data: try final["norm.b"].map { try floats($0.tensor, [d], $0.node) } ?? [Float](repeating: 0, count: d))
     }
 
     /// Configuration: epsilon, GELU variant and heads, the same in every layer.
     func configure(_ c: inout ViTConfig, depth: Int, mlp: Int, hasLayerScale hasLS: Bool) throws {
-        let d = c.dim
-        guard let eps = epsilons.first else { throw fail("cannot find the LayerNorm epsilon (Add of a scalar under /backbone/encoder/layer.0/norm1/)") }
+        guard let eps = epsilons.first else { throw fail("cannot find the LayerNorm epsilon") }
         if let other = epsilons.first(where: { $0.0 != eps.0 }) {
             throw fail("node \(other.1): LayerNorm epsilon \(other.0) differs from \(eps.0) of node \(eps.1)")
         }
@@ -166,19 +167,42 @@ extension ONNXBackboneWalker {
         if let (layer, _) = gelu.first(where: { $0.value != tanh }) {
             throw fail("layer \(layer): GELU variant differs from layer 0")
         }
-
         c.depth = depth
-        if let (h, hd) = heads, h * hd != d {
-            throw fail("layer 0 splits attention into \(h) heads of \(hd), which does not match width \(d)")
+        guard let h = heads?.0 ?? options.heads else {
+            throw fail("cannot find the head count (a Reshape to [..., heads, head dim] in layer 0's attention); pass it as an option")
         }
-        c.heads = options.heads ?? heads?.0 ?? max(1, d / 64)
+        c.heads = h
         c.mlpDim = mlp
         c.numClasses = 0
         c.layerNormEps = eps.0
         c.hasLayerScale = hasLS
         c.geluTanh = tanh
         c.headPooling = .cls
-        c.setPreprocessing(for: c.family)
+    }
+
+    /// The CLS-pooled head when the graph has one; mean/std/size and labels
+    /// from the metadata, else ImageNet statistics and a 256/224 resize.
+    func headAndPreprocessing(_ c: inout ViTConfig, into tensors: inout [String: HostTensor]) throws -> [String] {
+        let meta = try ONNXMetadata(onnx.metadata, path: path)
+        c.setPreprocessing(for: .dinov2)   // ImageNet statistics, shorter side 256/224 of the crop
+        if let m = meta.mean { c.mean = m }
+        if let s = meta.std { c.std = s }
+        if let r = meta.resizeShorter { c.resizeShorter = r }
+        guard let h = head else {
+            if !meta.labels.isEmpty { throw fail("metadata_props: id2label names \(meta.labels.count) classes, but the graph has no classifier head") }
+            return []
+        }
+        let d = c.dim, n = h.outDim
+        guard h.inDim == d else { throw fail("node \(h.weight.node): head input \(h.inDim), expected the width \(d)") }
+        let w = h.weight
+        tensors[TensorNames.headWeight] = HostTensor(shape: [n, d], data: w.outIn ? try floats(w.tensor, [n, d], w.node)
+            : transposed(try floats(w.tensor, [d, n], w.node), rows: d, cols: n))
+        tensors[TensorNames.headBias] = HostTensor(shape: [n], data: try h.bias.map { try onnx.floats($0.tensor) } ?? [Float](repeating: 0, count: n))
+        c.numClasses = n
+        if !meta.labels.isEmpty && meta.labels.count != n {
+            throw fail("metadata_props: id2label names \(meta.labels.count) classes, the head has \(n)")
+        }
+        return meta.labels
     }
 
     /// Checks the Resize node's attributes and returns the equivalent mode.
@@ -197,7 +221,7 @@ extension ONNXBackboneWalker {
         let sizesName = n.inputs.count > 3 ? n.inputs[3] : ""
         if !sizesName.isEmpty {
             // Sizes: computed from the input (H / patch) in this export, or a constant.
-            if let t = consts[sizesName] ?? inits[sizesName] {
+            if let t = g.constant(sizesName) {
                 let v = try onnx.ints(t)
                 guard v.count == 4, v[2] == to, v[3] == to else {
                     throw fail("node \(n.name): Resize to fixed sizes \(v), but image size needs a \(to)x\(to) grid")
@@ -206,7 +230,7 @@ extension ONNXBackboneWalker {
             return .bicubic(a: a)
         }
         if !scalesName.isEmpty {
-            guard let t = consts[scalesName] ?? inits[scalesName] else {
+            guard let t = g.constant(scalesName) else {
                 throw fail("node \(n.name): Resize scales are computed at run time; only constant scales or sizes are supported")
             }
             let v = try onnx.floats(t)

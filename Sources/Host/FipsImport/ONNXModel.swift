@@ -45,6 +45,9 @@ public struct ONNXTensor {
     public var doubleData: [Double] = []
     /// data_location == EXTERNAL (payload in another file).
     public var isExternal = false
+    /// external_data entries: `location` (relative to the model file),
+    /// `offset` and `length` in bytes.
+    public var externalData: [String: String] = [:]
 
     public var elementCount: Int { dims.reduce(1, *) }
 }
@@ -114,7 +117,11 @@ public final class ONNXModel {
     public let opsets: [(domain: String, version: Int)]
     public let producer: String
     public let graph: ONNXGraph
+    /// metadata_props (docs: README "ONNX metadata keys").
+    public let metadata: [String: String]
     private let bytes: Data
+    /// External-data files by location, mapped on first use.
+    private var externalFiles: [String: Data] = [:]
 
     public convenience init(path: String) throws {
         let data: Data
@@ -132,6 +139,7 @@ public final class ONNXModel {
         if data.isEmpty { throw ImportError(path: path, "file is empty (0 bytes)") }
         var ir = 0, prod = ""
         var ops: [(String, Int)] = []
+        var meta: [String: String] = [:]
         var g: ONNXGraph? = nil
         do {
             try data.withUnsafeBytes { (buf: UnsafeRawBufferPointer) throws in
@@ -152,6 +160,10 @@ public final class ONNXModel {
                             else { try sub.skip(w) }
                         }
                         ops.append((dom, ver))
+                    case (14, 2):
+                        var sub = try r.sub()
+                        let (k, v) = try sub.stringPair()
+                        meta[k] = v
                     default: try r.skip(wire)
                     }
                 }
@@ -168,16 +180,50 @@ public final class ONNXModel {
         self.producer = prod
         self.opsets = ops.map { (domain: $0.0, version: $0.1) }
         self.graph = graph
+        self.metadata = meta
+    }
+
+    /// The payload bytes of a tensor kept in an external file: `location`
+    /// relative to the model's folder (no absolute path, no ".."), from
+    /// `offset` for `length` bytes (default: to the end of the file).
+    func externalRange(_ t: ONNXTensor) throws -> (Data, Range<Int>) {
+        guard let loc = t.externalData["location"], !loc.isEmpty else {
+            throw ImportError(path: path, "tensor \(t.name) is stored externally but names no location")
+        }
+        if loc.hasPrefix("/") || loc.split(separator: "/").contains("..") {
+            throw ImportError(path: path, "tensor \(t.name): external data location \(loc) leaves the model's folder")
+        }
+        let file = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(loc).path
+        let data: Data
+        if let d = externalFiles[loc] {
+            data = d
+        } else {
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: file), options: .alwaysMapped)
+            } catch {
+                throw ImportError(path: path, "tensor \(t.name): cannot read external data file \(file): \(error.localizedDescription)")
+            }
+            externalFiles[loc] = data
+        }
+        let offset = Int(t.externalData["offset"] ?? "0") ?? -1
+        let length = t.externalData["length"].map { Int($0) ?? -1 } ?? (data.count - offset)
+        guard offset >= 0, length >= 0, offset <= data.count, length <= data.count - offset else {
+            throw ImportError(path: path, "tensor \(t.name): external data \(loc) offset \(t.externalData["offset"] ?? "0") length \(t.externalData["length"] ?? "-") runs past its \(data.count) bytes")
+        }
+        return (data, offset..<(offset + length))
+    }
+
+    /// Where a tensor's raw bytes are: the model file's mapping or an external file's.
+    func rawBytes(_ t: ONNXTensor) throws -> (Data, Range<Int>)? {
+        if t.isExternal { return try externalRange(t) }
+        return t.rawRange.map { (bytes, $0) }
     }
 
     /// The tensor's values as float32 (float32, float16, bfloat16 and
     /// float64 payloads; raw_data copied straight from the mapping).
     public func floats(_ t: ONNXTensor) throws -> [Float] {
         let n = t.elementCount
-        if t.isExternal {
-            throw ImportError(path: path, "tensor \(t.name) keeps its data in an external file, which is not supported; re-export with the weights inside the .onnx")
-        }
-        if let range = t.rawRange {
+        if let (bytes, range) = try rawBytes(t) {
             let width: Int
             switch t.dataType {
             case ONNXDataType.float: width = 4
@@ -229,7 +275,7 @@ public final class ONNXModel {
     /// The tensor's values as Int (int64 or int32 payloads).
     public func ints(_ t: ONNXTensor) throws -> [Int] {
         let n = t.elementCount
-        if let range = t.rawRange {
+        if let (bytes, range) = try rawBytes(t) {
             let width = t.dataType == ONNXDataType.int64 ? 8 : (t.dataType == ONNXDataType.int32 ? 4 : 0)
             guard width > 0 else {
                 throw ImportError(path: path, "tensor \(t.name) has element type \(ONNXDataType.name(t.dataType)), expected an integer type")

@@ -84,6 +84,7 @@ extension WireReader {
             case (8, 2): t.name = try string()
             case (9, 2): t.rawRange = try lengthDelimited()
             case (10, _): try appendDoubles(w, &t.doubleData)
+            case (13, 2): var s = try sub(); let (k, v) = try s.stringPair(); t.externalData[k] = v
             case (14, 0): t.isExternal = try varint() == 1
             default: try skip(w)
             }
@@ -92,6 +93,19 @@ extension WireReader {
         t.int32Data = i32.map { Int32(truncatingIfNeeded: $0) }
         if t.dims.contains(where: { $0 < 0 }) { throw WireError(message: "tensor \(t.name) has negative dimension \(t.dims)") }
         return t
+    }
+
+    /// StringStringEntryProto: (key, value).
+    mutating func stringPair() throws(WireError) -> (String, String) {
+        var k = "", v = ""
+        while let (f, w) = try nextField() {
+            switch (f, w) {
+            case (1, 2): k = try string()
+            case (2, 2): v = try string()
+            default: try skip(w)
+            }
+        }
+        return (k, v)
     }
 
     mutating func valueInfo() throws(WireError) -> ONNXValueInfo {
