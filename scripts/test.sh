@@ -118,6 +118,14 @@ python3 Tests/Integration/check_cli.py --device-bin build/rpi5 --qemu qemu-aarch
 # under qemu: the labels, scores and embeddings of fips-run.
 swift build -c release --product fips-c
 python3 Tests/Integration/check_capi.py
+# scripts/install.sh under a staging prefix: the installed fips finds --board rpi5 in
+# <prefix>/share/fips/boards from a directory with no boards/ (here /), with no source tree above it.
+stage="$(mktemp -d)"
+bash scripts/install.sh --destdir "$stage" --prefix /opt/fips > /dev/null
+tiny="$PWD/data/fipsd_tiny.fips"
+(cd / && "$stage/opt/fips/bin/fips" latency --board rpi5 --model "$tiny" --json) | grep -q '"total_ms"' \
+  || { echo "test.sh: the installed fips did not find --board rpi5 under $stage/opt/fips/share/fips/boards" >&2; exit 1; }
+rm -rf "$stage"
 [ -f build/rpi5/libfips.a ] || ./boards/build rpi5 --release
 python3 Tests/Integration/check_capi.py --device-bin build/rpi5 --qemu qemu-aarch64-static --model data/fipsd_tiny.fips  # the real model: minutes under qemu
 scripts/fuzz.sh 60
