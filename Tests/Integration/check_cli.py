@@ -96,6 +96,11 @@ def main():
         row["--version"] = out.strip().split(" (")[0] if ok else "FAILED"
         if not ok:
             problems.append(f"{prog} --version: exit {code}, {out!r} {err!r}")
+        # Help is an answer, not an error: on stdout, exit 0, nothing on stderr (a subcommand's too).
+        for args in [["--help"]] + ([["eval", "--help"], ["help", "latency"]] if prog == "fips" else []):
+            code, out, err = run(prog, *args)
+            if code != 0 or "USAGE" not in out or err.strip():
+                problems.append(f"{prog} {' '.join(args)}: exit {code}, stderr {err[:200]!r}, USAGE on stdout: {'USAGE' in out}")
         for col, cell in cols.items():
             if cell is None:
                 row[col] = "n/a"
@@ -120,7 +125,7 @@ def main():
     if problems:
         print("check_cli: FAILED" + where + ":\n" + "\n".join(problems))
         sys.exit(1)
-    print(f"check_cli: ok{where}: --version, --opt=value, -- and exit statuses 0/1/2/3 in every cell of the table")
+    print(f"check_cli: ok{where}: --help, --version, --opt=value, -- and exit statuses 0/1/2/3 in every cell of the table")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@ public enum CommandLineMain {
             printError("\(program): error: \(e.message)")
             exit(ExitStatus.usage)
         } catch {
+            // `fips help eval` and `fips eval --help` parse to ArgumentParser's HelpCommand, whose
+            // run() throws the help request: printed on stdout, exit 0, like --help on the root.
+            if root.exitCode(for: error) == .success { root.exit(withError: error) }
             printError("\(program): error: \(root.message(for: error))")
             exit(ExitStatus.modelOrIO)
         }
