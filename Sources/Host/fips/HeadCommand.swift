@@ -68,8 +68,9 @@ struct Head: ParsableCommand {
         with L2 by L-BFGS (deterministic), folds the feature standardisation into the
         weights and writes head.weight [classes, dim], head.bias and the class names
         into a copy of the artifact. Prints the training accuracy. With --prototypes
-        nothing is trained: each class is the mean of its examples' features, and an
-        image goes to the nearest mean (a linear head too, so the board runs it as is).
+        nothing is trained: each class is the mean direction of its examples' centred
+        features, and an image goes to the nearest by cosine (a linear head too, so the
+        board runs it as is).
 
         A float artifact is written back as fp32. A packed integer artifact (the
         output of fips quantize, fips compress --bits or fips-plan) keeps its packed
@@ -90,7 +91,7 @@ struct Head: ParsableCommand {
     var l2 = "1e-2"
     @Option(help: "Head input: cls, or cls-patch-mean (CLS ‖ mean of patch tokens, as HF Dinov2ForImageClassification).")
     var pooling = "cls"
-    @Flag(help: "No training: the nearest class mean of the examples (few-shot: a handful of images per class in --folder), stored as a linear head.")
+    @Flag(help: "No training (few-shot: a handful of images per class in --folder): each class is the mean direction of its examples' features centred on the mean of all of them, and an image goes to the nearest by cosine; stored as the linear head it exactly is.")
     var prototypes = false
     @Option(help: "Images per forward pass.") var batch = 8
     @Option(help: "Threads.") var threads = 2
@@ -129,7 +130,7 @@ struct Head: ParsableCommand {
         if prototypes {
             head = PrototypeHead.fit(features: x, count: f.count, dim: dim, labels: labels, classes: C)
             trainAccuracy = Metrics.topK(head.logits(x, count: f.count), classes: C, labels: labels, k: 1)
-            summary = "head: \(C) classes x \(dim), the nearest class mean of \(f.count) examples (no training)"
+            summary = "head: \(C) classes x \(dim), the nearest centred class direction of \(f.count) examples (no training)"
         } else {
             var options = LogisticHead.Options()
             if l2 == "auto" {

@@ -48,22 +48,31 @@ extension DataTests {
         XCTAssertEqual(head.bias, again.bias)
     }
 
-    /// --prototypes: the stored linear head picks exactly the nearest class mean, on points
-    /// anywhere (not only near a mean), and separates well-apart classes from a few examples.
-    func testPrototypeHeadIsTheNearestClassMean() {
+    /// --prototypes: the stored linear head picks exactly the class whose centred mean direction
+    /// is nearest by cosine, for points anywhere (not only near a mean), and separates well-apart
+    /// classes from a few examples.
+    func testPrototypeHeadIsTheNearestCentredDirection() {
         let (n, d, C) = (15, 6, 3)
         let (x, y) = syntheticProblem(n: n, d: d, classes: C, seed: 5)
         let head = PrototypeHead.fit(features: x, count: n, dim: d, labels: y, classes: C)
-        var mean = [Double](repeating: 0, count: C * d)
-        for i in 0..<n { for k in 0..<d { mean[y[i] * d + k] += Double(x[i * d + k]) / Double(n / C) } }
+        let mu = (0..<d).map { k in (0..<n).reduce(0.0) { $0 + Double(x[$1 * d + k]) } / Double(n) }
+        var dir = [[Double]](repeating: [Double](repeating: 0, count: d), count: C)
+        for i in 0..<n {
+            let e = (0..<d).map { Double(x[i * d + $0]) - mu[$0] }
+            let norm = e.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            for k in 0..<d { dir[y[i]][k] += e[k] / norm }
+        }
         var rng = SplitMix64(seed: 9)
         let probes = (0..<(200 * d)).map { _ in Float(rng.nextUnit() * 120 - 20) }
         let logits = head.logits(probes, count: 200)
         for i in 0..<200 {
-            let dist = (0..<C).map { c in (0..<d).reduce(0.0) { $0 + pow(Double(probes[i * d + $1]) - mean[c * d + $1], 2) } }
-            let nearest = dist.indices.min { dist[$0] < dist[$1] }!
+            let e = (0..<d).map { Double(probes[i * d + $0]) - mu[$0] }
+            let cosine = (0..<C).map { c in
+                zip(e, dir[c]).reduce(0) { $0 + $1.0 * $1.1 } / dir[c].reduce(0) { $0 + $1 * $1 }.squareRoot()
+            }
+            let nearest = cosine.indices.max { cosine[$0] < cosine[$1] }!
             let picked = (0..<C).max { logits[i * C + $0] < logits[i * C + $1] }!
-            XCTAssertEqual(picked, nearest, "probe \(i): distances \(dist)")
+            XCTAssertEqual(picked, nearest, "probe \(i): cosines \(cosine)")
         }
         let (x2, y2) = syntheticProblem(n: 90, d: d, classes: C, seed: 5)   // 75 points beyond the 15 examples
         XCTAssertEqual(Metrics.topK(head.logits(x2, count: 90), classes: C, labels: y2, k: 1), 1.0)
