@@ -175,12 +175,16 @@ def content_length(data):
 
 def check_fipsd(a, model, spec, files, tmp, base, problems):
     budget = int(spec.split(":")[0])
-    # Folder: the inputs are moved in; each ends in done/ or failed/.
+    # Folder: the inputs are renamed in (IN_MOVED_TO); each ends in done/ or failed/.
     watch = os.path.join(tmp, "watch")
     os.makedirs(watch)
     d = Fipsd(a.fipsd, model, tmp, "--watch", watch, "--threads", "2")
     for n, f in files.items():
-        shutil.copy(f, os.path.join(watch, n))
+        # Copied beside the folder, then renamed in: shutil.copy's chmod after the write raced
+        # fipsd, which classifies a file on close-after-write and had already moved it.
+        staged = os.path.join(tmp, "." + n)
+        shutil.copy(f, staged)
+        os.rename(staged, os.path.join(watch, n))
     deadline = time.time() + 600
     while time.time() < deadline:
         left = [n for n in os.listdir(watch) if os.path.isfile(os.path.join(watch, n))]
