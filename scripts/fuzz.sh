@@ -66,9 +66,9 @@ build() {
       "$CLANG" "${CFLAGS[@]}" -c Sources/Device/CFipsSys/fips_args.c -o "$OUT/fips_args.o"   # Flags.swift's getopt_long
       mkdir -p "$OUT/stream"
       # Http.swift's TextBuffer and parseInt: FipsDeviceSupport's text output and flag files
-      # (with the --version and exit-status tables Flags.swift uses) only.
+      # (with the --version and exit-status tables and the size/duration parser Flags.swift uses) only.
       "$SWIFTC" "${SWIFTFLAGS[@]}" -module-name FipsDeviceSupport -emit-module -emit-module-path "$OUT/stream/FipsDeviceSupport.swiftmodule" \
-        -wmo -c Sources/Device/FipsDeviceSupport/{TextOutput,Flags,BuildInfo,ExitStatus}.swift -o "$OUT/stream/FipsDeviceSupport.o"
+        -wmo -c Sources/Device/FipsDeviceSupport/{TextOutput,Flags,BuildInfo,ExitStatus,Quantities}.swift -o "$OUT/stream/FipsDeviceSupport.o"
       "$SWIFTC" "${SWIFTFLAGS[@]}" -I "$OUT/stream" -module-name FuzzStream Sources/Device/FipsDaemon/{MjpegSplitter,Http,Multipart}.swift \
         Tests/fuzz/FuzzStream.swift "$OUT/stream/FipsDeviceSupport.o" "$OUT/fips_sys.o" "$OUT/build_info.o" "$OUT/fips_args.o" -o "$OUT/fuzz-stream" ;;
     *) echo "fuzz: unknown target $name" >&2; exit 2 ;;
