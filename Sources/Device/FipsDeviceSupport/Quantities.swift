@@ -51,11 +51,7 @@ private let byteUnits: [(String, Int)] = [
 /// likely a forgotten "MB" than 26 bytes). Nil for zero, a negative or unreadable value.
 public func parseByteCount(_ s: String, requireUnit: Bool = false) -> Int? {
     let t = trimmedSpaces(s)
-    for (unit, factor) in byteUnits where hasSuffix(t, unit) {
-        guard let v = number(t, droppingSuffix: unit), v > 0, v / 1_000_000 <= (1 << 40) / factor else { return nil }
-        let bytes = v / 1_000_000 * factor + (v % 1_000_000) * factor / 1_000_000
-        return bytes > 0 ? bytes : nil
-    }
+    if let counted = withUnit(t, byteUnits) { return counted }
     if requireUnit { return nil }
     guard let v = parseMicroUnits(t), v > 0, v % 1_000_000 == 0 else { return nil }   // no "1.5" bytes
     return v / 1_000_000
@@ -71,14 +67,21 @@ private let durationUnits: [(String, Int)] = [
 /// else read as `bareUnitMicroseconds`. Nil for zero or an unreadable value.
 public func parseDurationMicroseconds(_ s: String, requireUnit: Bool = true, bareUnitMicroseconds: Int = 1_000) -> Int? {
     let t = trimmedSpaces(s)
-    for (unit, factor) in durationUnits where hasSuffix(t, unit) {
-        guard let v = number(t, droppingSuffix: unit), v > 0, v / 1_000_000 <= (1 << 40) / factor else { return nil }
-        let us = v / 1_000_000 * factor + (v % 1_000_000) * factor / 1_000_000
-        return us > 0 ? us : nil
-    }
+    if let counted = withUnit(t, durationUnits) { return counted }
     if requireUnit { return nil }
     guard let v = parseMicroUnits(t), v > 0 else { return nil }
     return v / 1_000_000 * bareUnitMicroseconds + (v % 1_000_000) * bareUnitMicroseconds / 1_000_000
+}
+
+/// For the first of `units` that `t` ends with: the number before it times the unit's factor,
+/// rounded down (.some(nil) when unreadable, zero or past 2⁴⁰). Nil when no unit matches.
+private func withUnit(_ t: ArraySlice<UInt8>, _ units: [(String, Int)]) -> Int?? {
+    for (unit, factor) in units where hasSuffix(t, unit) {
+        guard let v = number(t, droppingSuffix: unit), v > 0, v / 1_000_000 <= (1 << 40) / factor else { return .some(nil) }
+        let scaled = v / 1_000_000 * factor + (v % 1_000_000) * factor / 1_000_000
+        return .some(scaled > 0 ? scaled : nil)
+    }
+    return nil
 }
 
 private func trimmedSpaces(_ s: String) -> ArraySlice<UInt8> {

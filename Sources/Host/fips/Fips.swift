@@ -66,13 +66,7 @@ struct Import: ParsableCommand {
 
     var model: String { modelOption ?? positional ?? "" }
 
-    func validate() throws {
-        switch (positional, modelOption) {
-        case (nil, nil): throw ValidationError("missing the model to import: --model PATH")
-        case (let a?, let b?) where a != b: throw ValidationError("two models: '\(a)' and --model '\(b)'")
-        default: break
-        }
-    }
+    func validate() throws { try ModelArgument.check(positional, modelOption, missing: "missing the model to import: --model PATH") }
 
     @Option(name: .shortAndLong, help: "Output artifact path.")
     var output: String

@@ -13,9 +13,12 @@ struct ModelArgument: ParsableArguments {
     /// The path, once validate() has passed.
     var path: String { option ?? positional ?? "" }
 
-    func validate() throws {
+    func validate() throws { try ModelArgument.check(positional, option, missing: "missing the model: --model PATH") }
+
+    /// Exactly one model, or the same one both ways (also fips import's, whose help differs).
+    static func check(_ positional: String?, _ option: String?, missing: String) throws {
         switch (positional, option) {
-        case (nil, nil): throw ValidationError("missing the model: --model PATH")
+        case (nil, nil): throw ValidationError(missing)
         case (let a?, let b?) where a != b: throw ValidationError("two models: '\(a)' and --model '\(b)'")
         default: break
         }
