@@ -1,7 +1,9 @@
-"""Writes small random .fips files (version 1, f32 tensors) straight from
-docs/ARTIFACT.md, without the kit's writer: the model variants that the real
-artifacts in data/ do not cover (tanh GELU, no LayerScale, a head on
-concat(CLS, mean of patch tokens), a FiPS group whose basis two blocks share).
+"""Writes small random .fips files (version 1, f32 tensors; version 4 with a
+distillation token) straight from docs/ARTIFACT.md, without the kit's writer:
+the model variants that the real artifacts in data/ do not cover (tanh GELU,
+no LayerScale, a head on concat(CLS, mean of patch tokens), a FiPS group whose
+basis two blocks share, distilled DeiT's distillation token with the head on
+concat(CLS, distillation token)).
 check_export.py exports and runs them like the real ones."""
 import struct
 import zlib
@@ -19,12 +21,14 @@ def _f32_bits(v):
     return struct.unpack("<I", struct.pack("<f", v))[0]
 
 
-def tiny_tensors(rng, dim, depth, mlp, tokens, patch_len, classes, head_in, layer_scale, fips_rank):
+def tiny_tensors(rng, dim, depth, mlp, tokens, patch_len, classes, head_in, layer_scale, fips_rank, distilled=False):
     """(name, array) in the writer's order; arrays float32 [out, in] for linear maps."""
     def r(*shape, scale=0.5):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
     t = [("patch_embed.weight", r(dim, patch_len, scale=0.1)), ("patch_embed.bias", r(dim)),
          ("cls_token", r(dim)), ("pos_embed", r(tokens, dim))]
+    if distilled:
+        t.append(("dist_token", r(dim)))
     basis = r(dim, fips_rank) if fips_rank else None
     for i in range(depth):
         b = "blocks.%d." % i
@@ -49,13 +53,14 @@ def tiny_tensors(rng, dim, depth, mlp, tokens, patch_len, classes, head_in, laye
 
 
 def write_tiny(path, seed=0, image=28, patch=14, dim=16, depth=2, heads=2, mlp=40, classes=3,
-               gelu_tanh=False, layer_scale=True, mean_pool=False, fips_rank=0):
+               gelu_tanh=False, layer_scale=True, mean_pool=False, fips_rank=0, distilled=False):
     rng = np.random.default_rng(seed)
-    tokens = (image // patch) ** 2 + 1
+    tokens = (image // patch) ** 2 + (2 if distilled else 1)
     tensors = tiny_tensors(rng, dim, depth, mlp, tokens, 3 * patch * patch, classes,
-                           2 * dim if mean_pool else dim, layer_scale, fips_rank)
-    words = [1, image, patch, 3, dim, depth, heads, mlp, classes, _f32_bits(1e-6),
-             (1 if layer_scale else 0) | (2 if gelu_tanh else 0), 1 if mean_pool else 0, image + 4, image]
+                           2 * dim if mean_pool or distilled else dim, layer_scale, fips_rank, distilled)
+    words = [3 if distilled else 1, image, patch, 3, dim, depth, heads, mlp, classes, _f32_bits(1e-6),
+             (1 if layer_scale else 0) | (2 if gelu_tanh else 0) | (4 if distilled else 0),
+             2 if distilled else 1 if mean_pool else 0, image + 4, image]
     words += [_f32_bits(v) for v in (0.485, 0.456, 0.406, 0.229, 0.224, 0.225)] + [0, 0, 0, 0]
     labels = [b"class %d" % k for k in range(classes)]
     meta = struct.pack("<I", len(words)) + struct.pack("<%dI" % len(words), *words) + struct.pack("<I", len(labels))
@@ -78,7 +83,7 @@ def write_tiny(path, seed=0, image=28, patch=14, dim=16, depth=2, heads=2, mlp=4
     out[table_offset:table_offset + 128 * len(entries)] = b"".join(entries)
     for off, raw in blobs:
         out[off:off + len(raw)] = raw
-    out[0:56] = struct.pack("<8sIIQQQQII", b"FIPSMODL", 1, 64, len(out), 64, len(meta), table_offset, len(tensors), 128)
+    out[0:56] = struct.pack("<8sIIQQQQII", b"FIPSMODL", 4 if distilled else 1, 64, len(out), 64, len(meta), table_offset, len(tensors), 128)
     struct.pack_into("<I", out, 56, zlib.crc32(bytes(out[64:])) & 0xFFFFFFFF)
     struct.pack_into("<I", out, 60, zlib.crc32(bytes(out[:60])) & 0xFFFFFFFF)
     with open(path, "wb") as f:

@@ -4,13 +4,21 @@ import FipsKernels
 public enum ArtifactFormat {
     public static let magic: [UInt8] = Array("FIPSMODL".utf8)
     /// Version 2 added the packed integer formats (dtypes 3–6), version 3 the
-    /// 2-bit q2g32 (dtype 7); nothing else changed, so files of versions 1 and
-    /// 2 still load. A writer uses the lowest version that holds its dtypes.
-    public static let currentVersion: UInt32 = 3
+    /// 2-bit q2g32 (dtype 7), version 4 the distillation token (configuration
+    /// flag bit 2, tensor `dist_token`); nothing else changed, so older files
+    /// still load. A writer uses the lowest version that holds its model, so a
+    /// runtime that predates a feature refuses ("update fips-run") only the
+    /// files that use it, instead of running them wrong.
+    public static let currentVersion: UInt32 = 4
 
     /// The lowest version whose readers know every one of `dtypes`.
     public static func lowestVersion<S: Sequence>(holding dtypes: S) -> UInt32 where S.Element == TensorDType {
         dtypes.reduce(1) { max($0, $1.introducedInVersion) }
+    }
+
+    /// The lowest version whose readers run a model of this shape.
+    public static func lowestVersion(for config: ViTConfig) -> UInt32 {
+        config.hasDistillationToken ? 4 : 1
     }
     public static let headerBytes = 64
     public static let entryBytes = 128

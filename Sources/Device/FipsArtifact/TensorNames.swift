@@ -5,6 +5,7 @@ public enum TensorNames {
     public static let patchWeight = "patch_embed.weight"   // [dim, channels*patch*patch], (c, ky, kx) order
     public static let patchBias = "patch_embed.bias"       // [dim]
     public static let clsToken = "cls_token"               // [dim]
+    public static let distToken = "dist_token"             // [dim], distilled DeiT only (config flag bit 2)
     public static let posEmbed = "pos_embed"               // [tokens, dim], already at the model's grid
     public static let normWeight = "norm.weight"
     public static let normBias = "norm.bias"

@@ -16,6 +16,8 @@ struct BlockWeights {
 struct ExecutorWeights {
     var patch: LinearWeights
     var clsToken, posEmbed, normW, normB: UnsafePointer<Float>
+    /// Distilled DeiT's second prefix token; nil for every other model.
+    var distToken: UnsafePointer<Float>?
     var head: LinearWeights?
     var blocks: [BlockWeights]
 
@@ -36,6 +38,7 @@ struct ExecutorWeights {
         }
         self.patch = patch
         clsToken = try r.f32(lookup, TensorNames.clsToken, [d])
+        distToken = c.hasDistillationToken ? try r.f32(lookup, TensorNames.distToken, [d]) : nil
         posEmbed = try r.f32(lookup, TensorNames.posEmbed, [c.tokenCount, d])
         normW = try r.f32(lookup, TensorNames.normWeight, [d])
         normB = try r.f32(lookup, TensorNames.normBias, [d])

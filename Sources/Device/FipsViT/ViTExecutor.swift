@@ -29,6 +29,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     let owner: AnyObjectBox?
     let patchW: LinearWeights
     let clsToken, posEmbed, normW, normB: UnsafePointer<Float>
+    let distToken: UnsafePointer<Float>?
     let head: LinearWeights?
     let blocks: [BlockWeights]
 
@@ -73,7 +74,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         self.owner = owner
         let w = try ExecutorWeights(config: c, lookup: lookup)
         patchW = w.patch
-        clsToken = w.clsToken; posEmbed = w.posEmbed; normW = w.normW; normB = w.normB
+        clsToken = w.clsToken; distToken = w.distToken; posEmbed = w.posEmbed; normW = w.normW; normB = w.normB
         head = w.head
         blocks = w.blocks
 
@@ -160,13 +161,17 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         mark(blocks.count + 1)
     }
 
-    /// pooled = the CLS token (and, for clsAndPatchMean, the mean of the patch tokens).
+    /// pooled = the CLS token (and, for clsAndPatchMean, the mean of the patch
+    /// tokens; for clsAndDistillation, the distillation token).
     func poolForHead(batch: Int, features: UnsafeMutablePointer<Float>) {
         let c = config, d = c.dim, T = c.tokenCount
         for b in 0..<batch {
             let f = features + b * T * d
             let p = pooled + b * c.headInputDim
             for k in 0..<d { p[k] = f[k] }
+            if c.headPooling == .clsAndDistillation {
+                for k in 0..<d { p[d + k] = f[d + k] }
+            }
             if c.headPooling == .clsAndPatchMean {
                 for k in 0..<d { p[d + k] = 0 }
                 for t in 1..<T { for k in 0..<d { p[d + k] += f[t * d + k] } }
@@ -177,7 +182,7 @@ public final class ViTExecutor<Backend: ComputeBackend> {
     }
 
 
-    /// Patch embedding (a strided conv as im2col + GEMM), CLS token, position embedding.
+    /// Patch embedding (a strided conv as im2col + GEMM), CLS (and distillation) token, position embedding.
     func embed(batch: Int, images: UnsafePointer<Float>) {
         let c = config, d = c.dim, P = c.patchSize, G = c.gridSize, S = c.imageSize
         let patchLen = c.channels * P * P
@@ -198,14 +203,17 @@ public final class ViTExecutor<Backend: ComputeBackend> {
         }
         let patchOut = h  // [batch * patches, d] scratch
         apply(patchW, input: patches, rows: batch * c.patchCount, output: patchOut)
-        let T = c.tokenCount
+        let T = c.tokenCount, first = c.prefixTokenCount
         for b in 0..<batch {
             let xb = x + b * T * d
             for k in 0..<d { xb[k] = clsToken[k] + posEmbed[k] }
+            if let dist = distToken {
+                for k in 0..<d { xb[d + k] = dist[k] + posEmbed[d + k] }
+            }
             for p in 0..<c.patchCount {
                 let src = patchOut + (b * c.patchCount + p) * d
-                let dst = xb + (p + 1) * d
-                let pos = posEmbed + (p + 1) * d
+                let dst = xb + (p + first) * d
+                let pos = posEmbed + (p + first) * d
                 for k in 0..<d { dst[k] = src[k] + pos[k] }
             }
         }

@@ -132,7 +132,7 @@ public enum ArtifactWriter {
         if let problem = model.validate() { throw ArtifactWriteError(description: "\(path): refusing to write: \(problem)") }
         // The lowest version that can hold the file: without packed tensors
         // it is a version-1 artifact, which runtimes before version 2 still read;
-        // only q2g32 needs version 3.
+        // only q2g32 needs version 3 (and a distillation token 4: serialize).
         let tensors = encode(model, precision: precision, quantized: quantized)
         let data = serialize(config: model.config, labels: model.labels, tensors: tensors,
                              version: ArtifactFormat.lowestVersion(holding: tensors.map(\.dtype)))
@@ -163,7 +163,8 @@ public enum ArtifactWriter {
     /// `version` nil: 2, or 3 when a tensor is q2g32 (the lowest a packed file can be).
     public static func serialize(config: ViTConfig, labels: [String], tensors: [EncodedTensor],
                                  version: UInt32? = nil) -> [UInt8] {
-        let version = version ?? max(2, ArtifactFormat.lowestVersion(holding: tensors.map(\.dtype)))
+        let version = max(version ?? max(2, ArtifactFormat.lowestVersion(holding: tensors.map(\.dtype))),
+                          ArtifactFormat.lowestVersion(for: config))
         // Identical tensors are stored once and share their offsets: this is
         // how every block of a FiPS group points at the one shared basis U.
         var twinOf = [Int](repeating: -1, count: tensors.count)

@@ -24,7 +24,8 @@ public struct ParameterCount: Equatable {
             } else if name.hasSuffix(".V") {
                 n = t.data.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
             }
-            if name.hasPrefix("patch_embed") || name == TensorNames.clsToken || name == TensorNames.posEmbed {
+            if name.hasPrefix("patch_embed") || name == TensorNames.clsToken || name == TensorNames.distToken
+                || name == TensorNames.posEmbed {
                 embedding += n
             } else if name.contains(".attn.") {
                 attention += n

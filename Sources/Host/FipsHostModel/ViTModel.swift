@@ -44,6 +44,7 @@ public struct ViTModel {
             (TensorNames.clsToken, [d]),
             (TensorNames.posEmbed, [c.tokenCount, d]),
         ]
+        if c.hasDistillationToken { out.append((TensorNames.distToken, [d])) }
         for i in 0..<c.depth {
             func b(_ leaf: String, _ s: [Int]) { out.append((TensorNames.block(i, leaf), s)) }
             b("norm1.weight", [d]); b("norm1.bias", [d])

@@ -65,8 +65,36 @@ final class ArtifactTests: XCTestCase {
         try ArtifactWriter.writeAtomically(bytes, to: path)
         XCTAssertThrowsError(try Artifact(path: path)) { e in
             XCTAssertEqual((e as! ArtifactError).message,
-                           "\(path): model format version 7 is not supported by this runtime (supports 1...3); update fips-run")
+                           "\(path): model format version 7 is not supported by this runtime (supports 1...4); update fips-run")
         }
+    }
+
+    /// A distillation token makes the file version 4, so a runtime of version 3
+    /// or older refuses it ("update fips-run") instead of running it without the token.
+    func testDistillationTokenIsVersionFourAndRoundTrips() throws {
+        var m = makeTinyModel(classes: 3)
+        let d = m.config.dim
+        m.config.hasDistillationToken = true
+        m.config.headPooling = .clsAndDistillation
+        m.tensors[TensorNames.distToken] = HostTensor(shape: [d], data: (0..<d).map { Float($0) * 0.01 })
+        m.tensors[TensorNames.posEmbed] = HostTensor(shape: [m.config.tokenCount, d], data: [Float](repeating: 0.1, count: m.config.tokenCount * d))
+        m.tensors[TensorNames.headWeight] = HostTensor(shape: [3, 2 * d], data: [Float](repeating: 0.2, count: 6 * d))
+        let path = TestPaths.temporaryDirectory().appendingPathComponent("distilled.fips").path
+        try ArtifactWriter.write(m, precision: .f32, to: path)
+        let a = try Artifact(path: path)
+        XCTAssertEqual(a.version, 4)
+        XCTAssertEqual(a.config, m.config)
+        XCTAssertTrue(a.config.hasDistillationToken)
+        XCTAssertEqual(a.config.prefixTokenCount, 2)
+        XCTAssertEqual(a.config.headInputDim, 2 * d)
+        // Pooling on the distillation token without one, or the patch mean with one: refused.
+        var w = m.config.encode()
+        w[10] &= ~4
+        XCTAssertEqual(ViTConfig.decode(w).1, "head pooling cls+distillation without a distillation token")
+        w = m.config.encode(); w[11] = ViTConfig.HeadPooling.clsAndPatchMean.rawValue
+        XCTAssertEqual(ViTConfig.decode(w).1, "head pooling cls+patch mean with a distillation token")
+        w = m.config.encode(); w[10] |= 8
+        XCTAssertEqual(ViTConfig.decode(w).1, "unknown model flags \(w[10])")
     }
 
     func testTruncatedEmptyAndForeignFiles() throws {
