@@ -49,6 +49,8 @@ public struct ParameterLayout {
     public private(set) var slotOfName: [String: Int] = [:]
     public private(set) var count = 0
     var patchW = 0, patchB = 0, cls = 0, pos = 0, normW = 0, normB = 0
+    /// Distilled DeiT's distillation token, trained like the class token.
+    var dist: Int? = nil
     var head: (w: Int, b: Int)? = nil
     var blocks: [BlockSlots] = []
 
@@ -78,6 +80,7 @@ public struct ParameterLayout {
         l.patchB = add(TensorNames.patchBias, decays: false, trains: false)
         l.cls = add(TensorNames.clsToken, decays: false)
         l.pos = add(TensorNames.posEmbed, decays: false)
+        if c.hasDistillationToken { l.dist = add(TensorNames.distToken, decays: false) }
         for i in 0..<c.depth {
             func b(_ leaf: String, decays: Bool, shared: Bool = false) -> Int {
                 add(TensorNames.block(i, leaf), decays: decays, shareIdentical: shared)

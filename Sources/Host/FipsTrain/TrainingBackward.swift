@@ -20,6 +20,9 @@ struct TrainingBackward {
             LinearOp.backward(act.dlogits, x: act.pooled, rows: 1, inputs: c.headInputDim, outputs: c.numClasses,
                               w: p + head.w, dw: nil, db: nil, dx: act.dpooled)
             for k in 0..<d { act.dfeatures[k] += act.dpooled[k] }
+            if c.headPooling == .clsAndDistillation {
+                for k in 0..<d { act.dfeatures[d + k] += act.dpooled[d + k] }
+            }
             if c.headPooling == .clsAndPatchMean {
                 let inv = 1 / Float(T - 1)
                 for t in 1..<T { for k in 0..<d { act.dfeatures[t * d + k] += act.dpooled[d + k] * inv } }
@@ -30,9 +33,12 @@ struct TrainingBackward {
         for i in stride(from: c.depth - 1, through: 0, by: -1) {
             block(i, p, act.block(i), act, into: g)
         }
-        // x0 = [cls; patches] + pos: the tokens' gradients (the patch embedding stays frozen)
+        // x0 = [cls; (dist;) patches] + pos: the tokens' gradients (the patch embedding stays frozen)
         let gc = g + layout.cls, gp = g + layout.pos
         for k in 0..<d { gc[k] += act.dx[k] }
+        if let dist = layout.dist {
+            for k in 0..<d { g[dist + k] += act.dx[d + k] }
+        }
         for k in 0..<(T * d) { gp[k] += act.dx[k] }
     }
 

@@ -34,7 +34,7 @@ struct TrainingForward {
         }
     }
 
-    /// x [T, d] = [cls; patches·Wᵀ + b] + pos.
+    /// x [T, d] = [cls; (dist;) patches·Wᵀ + b] + pos.
     func embed(_ image: UnsafePointer<Float>, _ p: UnsafePointer<Float>, _ act: ImageActivations,
                into x: UnsafeMutablePointer<Float>) {
         let c = layout.config, d = c.dim, P = c.patchSize, G = c.gridSize, S = c.imageSize
@@ -51,10 +51,13 @@ struct TrainingForward {
             }
         }
         LinearOp.forward(act.patches, rows: c.patchCount, inputs: patchLen, outputs: d, w: p + layout.patchW,
-                         b: p + layout.patchB, into: x + d)
+                         b: p + layout.patchB, into: x + c.prefixTokenCount * d)
         let cls = p + layout.cls, pos = p + layout.pos
         for k in 0..<d { x[k] = cls[k] + pos[k] }
-        for k in d..<(c.tokenCount * d) { x[k] += pos[k] }
+        if let dist = layout.dist.map({ p + $0 }) {
+            for k in 0..<d { x[d + k] = dist[k] + pos[d + k] }
+        }
+        for k in (c.prefixTokenCount * d)..<(c.tokenCount * d) { x[k] += pos[k] }
     }
 
     /// One pre-LN block: x2 = x + ls1·proj(attn(LN1 x)); out = x2 + ls2·MLP(LN2 x2).
@@ -111,10 +114,11 @@ struct TrainingForward {
         }
     }
 
-    /// The head's input: CLS, or CLS ‖ mean of the patch tokens.
+    /// The head's input: CLS, CLS ‖ mean of the patch tokens, or CLS ‖ distillation token.
     func pool(_ f: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
         let c = layout.config, d = c.dim, T = c.tokenCount
         out.update(from: f, count: d)
+        if c.headPooling == .clsAndDistillation { (out + d).update(from: f + d, count: d) }
         guard c.headPooling == .clsAndPatchMean else { return }
         for k in 0..<d { out[d + k] = 0 }
         for t in 1..<T { for k in 0..<d { out[d + k] += f[t * d + k] } }

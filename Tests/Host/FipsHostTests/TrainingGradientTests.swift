@@ -29,7 +29,8 @@ final class TrainingGradientTests: XCTestCase {
         return (total, Array(UnsafeBufferPointer(start: w.grad, count: layout.count)))
     }
 
-    func checkGradients(student: ViTModel, teacher: ViTModel, loss terms: LossTerms, label: Int? = nil,
+    /// `eps`: the finite-difference step; smaller where the loss curves more (its error is O(eps²)).
+    func checkGradients(student: ViTModel, teacher: ViTModel, loss terms: LossTerms, label: Int? = nil, eps: Float = 1e-2,
                         file: StaticString = #filePath, line: UInt = #line) throws {
         let (layout, params) = try ParameterLayout.of(student)
         let (tl, tp) = try ParameterLayout.of(teacher)
@@ -43,7 +44,6 @@ final class TrainingGradientTests: XCTestCase {
             let dir = (0..<slot.count).map { _ in Float(rng.nextUnit() * 2 - 1) }
             var analytic: Double = 0
             for k in 0..<slot.count { analytic += Double(grad[slot.offset + k]) * Double(dir[k]) }
-            let eps: Float = 1e-2
             func lossAt(_ sign: Float) -> Double {
                 var p = params
                 for k in 0..<slot.count { p[slot.offset + k] += sign * eps * dir[k] }
@@ -75,6 +75,13 @@ final class TrainingGradientTests: XCTestCase {
                            loss: [.features, .logits])
     }
 
+    /// Distilled DeiT: the distillation token is trained, and the head reads it beside the CLS token.
+    func testDistillationTokenGradients() throws {
+        let c = TrainingModels.config(distilled: true)
+        try checkGradients(student: TrainingModels.fips(c, seed: 14), teacher: TrainingModels.dense(c, seed: 15),
+                           loss: [.features, .logits, .ce], label: 2, eps: 3e-3)
+    }
+
     /// The group's basis is one parameter: one slot for the four tensors that use it.
     func testSharedBasisIsOneSlotAndDenseBlocksKeepTheirOwn() throws {
         let c = TrainingModels.config()
@@ -88,7 +95,8 @@ final class TrainingGradientTests: XCTestCase {
     /// The training forward is the executor's fp32 forward (features and logits).
     func testForwardMatchesTheExecutor() throws {
         for model in [TrainingModels.fips(TrainingModels.config(), seed: 7),
-                      TrainingModels.dense(TrainingModels.config(tanh: true, pooling: .cls), seed: 8)] {
+                      TrainingModels.dense(TrainingModels.config(tanh: true, pooling: .cls), seed: 8),
+                      TrainingModels.fips(TrainingModels.config(distilled: true), seed: 10)] {
             let c = model.config
             let (layout, params) = try ParameterLayout.of(model)
             let image = TrainingModels.images(c, count: 1, seed: 9)[0]

@@ -4,7 +4,9 @@ import FipsHostModel
 /// Tiny ViTs with random weights large enough that finite differences in
 /// float32 see them (std 0.3), for the fine-tuning tests.
 enum TrainingModels {
-    static func config(tanh: Bool = false, pooling: ViTConfig.HeadPooling = .clsAndPatchMean, classes: Int = 3) -> ViTConfig {
+    /// `distilled`: a distillation token and the head on concat(CLS, distillation token), as distilled DeiT.
+    static func config(tanh: Bool = false, pooling: ViTConfig.HeadPooling = .clsAndPatchMean, classes: Int = 3,
+                       distilled: Bool = false) -> ViTConfig {
         var c = ViTConfig()
         c.family = .vit
         c.imageSize = 14; c.cropSize = 14; c.resizeShorter = 16; c.patchSize = 7
@@ -12,6 +14,7 @@ enum TrainingModels {
         c.numClasses = classes; c.headPooling = pooling
         c.geluTanh = tanh
         c.hasLayerScale = true
+        if distilled { c.hasDistillationToken = true; c.headPooling = .clsAndDistillation }
         return c
     }
 
