@@ -1,5 +1,5 @@
-/// The embedding stage: image input -> patch Conv -> tokens, class token
-/// concatenated in front, position embedding added (as an initializer, or
+/// The embedding stage: image input -> patch Conv -> tokens, class token (and
+/// distilled DeiT's distillation token) concatenated in front, position embedding added (as an initializer, or
 /// computed from initializers through a Resize, as HF exports interpolate it).
 extension ONNXPatternMatcher {
     /// Returns the residual stream's first tensor (tokens + positions).
@@ -45,13 +45,19 @@ extension ONNXPatternMatcher {
         guard axis == 1 || axis == -2, cat.inputs.last == t, !tokens.isEmpty else {
             throw unexpected(concatIndex!, "Concat(class token, patches) on axis 1 (axis \(axis))")
         }
-        if tokens.count > 1 {
-            throw fail("node \(cat.name) (Concat) puts \(tokens.count) tokens before the patches (class + distillation token, as distilled DeiT): the kit's runtime has no distillation token; export a non-distilled model")
+        if tokens.count > 2 {
+            throw fail("node \(cat.name) (Concat) puts \(tokens.count) tokens before the patches; expected the class token, and at most a distillation token (register tokens are not supported)")
         }
         guard let cls = g.initializersBehind(tokens[0]).first(where: { $0.elementCount == d }) else {
             throw fail("no CLS token initializer ([1, 1, \(d)]) behind node \(cat.name)")
         }
         clsToken = Placed(tensor: cls, node: cat.name)
+        if tokens.count == 2 {
+            guard let dist = g.initializersBehind(tokens[1]).first(where: { $0.elementCount == d }) else {
+                throw fail("no distillation token initializer ([1, 1, \(d)]) behind input 1 of node \(cat.name)")
+            }
+            distToken = Placed(tensor: dist, node: cat.name)
+        }
         return try matchPositions(after: cat.outputs[0], d: d)
     }
 

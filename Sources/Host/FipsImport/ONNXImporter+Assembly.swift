@@ -15,7 +15,7 @@ extension ONNXPatternMatcher {
         var tensors: [String: HostTensor] = [:]
         try embeddings(config: &c, into: &tensors)
         let d = c.dim, to = c.imageSize / c.patchSize
-        let position = try positionEmbedding(d: d, to: to, imageSize: c.imageSize, into: &tensors)
+        let position = try positionEmbedding(d: d, to: to, imageSize: c.imageSize, prefix: c.prefixTokenCount, into: &tensors)
         let (depth, mlp, hasLS) = try blocks(d: d, into: &tensors)
         try finalNorm(d: d, into: &tensors)
         try configure(&c, depth: depth, mlp: mlp, hasLayerScale: hasLS)
@@ -42,7 +42,7 @@ extension ONNXPatternMatcher {
         }
         guard let cls = clsToken else { throw fail("no CLS token initializer") }
 
-        c.family = options.family ?? (layers.first?["ls1"] != nil ? .dinov2 : .vit)
+        c.family = options.family ?? (distToken != nil ? .deit : layers.first?["ls1"] != nil ? .dinov2 : .vit)
         c.patchSize = p
         c.channels = channels
         c.dim = d
@@ -57,11 +57,15 @@ extension ONNXPatternMatcher {
         tensors[TensorNames.patchWeight] = HostTensor(shape: [d, channels * p * p], data: try floats(pw, [d, channels, p, p], convNode.name))
         tensors[TensorNames.patchBias] = HostTensor(shape: [d], data: try pb.map { try floats($0, [d], convNode.name) } ?? [Float](repeating: 0, count: d))
         tensors[TensorNames.clsToken] = HostTensor(shape: [d], data: try floats(cls.tensor, [1, 1, d], cls.node))
+        if let dist = distToken {
+            c.hasDistillationToken = true
+            tensors[TensorNames.distToken] = HostTensor(shape: [d], data: try floats(dist.tensor, [1, 1, d], dist.node))
+        }
     }
 
     /// Position embedding: the file's (CLS + grid), resized to the model's
     /// `to`x`to` grid the way the graph does it.
-    func positionEmbedding(d: Int, to: Int, imageSize: Int,
+    func positionEmbedding(d: Int, to: Int, imageSize: Int, prefix: Int,
                            into tensors: inout [String: HostTensor]) throws -> ImportedPositionEmbedding {
         let original: HostTensor
         let grid: Int
@@ -70,6 +74,7 @@ extension ONNXPatternMatcher {
             guard let gridT = posGrid, gridT.dims.count == 3, gridT.dims[0] == 1, gridT.dims[2] == d else {
                 throw fail("node \(rz.name): cannot find the position-embedding grid initializer ([1, S*S, \(d)]) it resizes")
             }
+            guard prefix == 1 else { throw fail("node \(rz.name): a position embedding resized in the graph with a distillation token is not supported") }
             guard let cp = clsPos else { throw fail("node \(rz.name): no CLS position initializer ([1, 1, \(d)]) concatenated after the resize") }
             let s = Int(Double(gridT.dims[1]).squareRoot().rounded())
             guard s * s == gridT.dims[1] else { throw fail("initializer \(gridT.name): \(gridT.dims[1]) positions are not a square grid") }
@@ -82,16 +87,18 @@ extension ONNXPatternMatcher {
                 throw fail("no position-embedding initializer [1, tokens, \(d)] found")
             }
             let pf = pfp.tensor
-            let s = Int(Double(pf.dims[1] - 1).squareRoot().rounded())
-            guard s * s + 1 == pf.dims[1] else { throw fail("initializer \(pf.name): \(pf.dims[1]) positions are not CLS + a square grid") }
+            let s = Int(Double(pf.dims[1] - prefix).squareRoot().rounded())
+            guard s * s + prefix == pf.dims[1] else {
+                throw fail("initializer \(pf.name): \(pf.dims[1]) positions are not \(prefix == 1 ? "CLS" : "CLS, distillation token") + a square grid")
+            }
             guard s == to else { throw fail("initializer \(pf.name): position embedding for a \(s)x\(s) grid, the graph has no Resize, image size \(imageSize) needs \(to)x\(to)") }
             grid = s
-            original = HostTensor(shape: [1 + s * s, d], data: try floats(pf, [1, 1 + s * s, d], pfp.node))
+            original = HostTensor(shape: [prefix + s * s, d], data: try floats(pf, [1, prefix + s * s, d], pfp.node))
         }
         if case .bicubicScale(_, let sc) = mode, Int((Float(grid) * sc).rounded(.down)) != to {
             throw fail("node \(resize!.name): scale \(sc) turns the \(grid)x\(grid) grid into \(Int((Float(grid) * sc).rounded(.down))), not \(to) for image size \(imageSize)")
         }
-        tensors[TensorNames.posEmbed] = resizePositionEmbedding(original, from: grid, to: to, mode: mode)
+        tensors[TensorNames.posEmbed] = resizePositionEmbedding(original, from: grid, to: to, mode: mode, prefix: prefix)
         return ImportedPositionEmbedding(original: original, grid: grid, mode: mode)
     }
 
@@ -194,10 +201,27 @@ extension ONNXPatternMatcher {
         }
         let d = c.dim, n = h.outDim
         guard h.inDim == d else { throw fail("node \(h.weight.node): head input \(h.inDim), expected the width \(d)") }
-        let w = h.weight
-        tensors[TensorNames.headWeight] = HostTensor(shape: [n, d], data: w.outIn ? try floats(w.tensor, [n, d], w.node)
-            : transposed(try floats(w.tensor, [d, n], w.node), rows: d, cols: n))
-        tensors[TensorNames.headBias] = HostTensor(shape: [n], data: try h.bias.map { try onnx.floats($0.tensor) } ?? [Float](repeating: 0, count: n))
+        func weight(_ l: LinearLayer) throws -> [Float] {
+            let w = l.weight
+            return w.outIn ? try floats(w.tensor, [n, d], w.node) : transposed(try floats(w.tensor, [d, n], w.node), rows: d, cols: n)
+        }
+        func bias(_ l: LinearLayer) throws -> [Float] {
+            try l.bias.map { try onnx.floats($0.tensor) } ?? [Float](repeating: 0, count: n)
+        }
+        if let hd = distillationHead {
+            // (W·cls + b + W_d·dist + b_d) / 2 as one Linear on concat(cls, dist).
+            let w0 = try weight(h), w1 = try weight(hd), b0 = try bias(h), b1 = try bias(hd)
+            var w = [Float](repeating: 0, count: n * 2 * d)
+            for r in 0..<n {
+                for k in 0..<d { w[r * 2 * d + k] = 0.5 * w0[r * d + k]; w[r * 2 * d + d + k] = 0.5 * w1[r * d + k] }
+            }
+            tensors[TensorNames.headWeight] = HostTensor(shape: [n, 2 * d], data: w)
+            tensors[TensorNames.headBias] = HostTensor(shape: [n], data: (0..<n).map { 0.5 * (b0[$0] + b1[$0]) })
+            c.headPooling = .clsAndDistillation
+        } else {
+            tensors[TensorNames.headWeight] = HostTensor(shape: [n, d], data: try weight(h))
+            tensors[TensorNames.headBias] = HostTensor(shape: [n], data: try bias(h))
+        }
         c.numClasses = n
         if !meta.labels.isEmpty && meta.labels.count != n {
             throw fail("metadata_props: id2label names \(meta.labels.count) classes, the head has \(n)")

@@ -74,6 +74,7 @@ struct ONNXPatternMatcher {
     // Embeddings.
     var conv: (ONNXNode, ONNXTensor, ONNXTensor?)? = nil   // bias nil: zero
     var clsToken: Placed? = nil
+    var distToken: Placed? = nil         // distilled DeiT's second prefix token
     var posGrid: ONNXTensor? = nil       // [1, S*S, d], resized in the graph
     var clsPos: ONNXTensor? = nil        // [1, 1, d]
     var posFull: Placed? = nil           // [1, T, d], added as is
@@ -85,6 +86,7 @@ struct ONNXPatternMatcher {
     var gelu: [Int: Bool] = [:]          // layer -> tanh?
     var heads: (Int, Int)? = nil         // (heads, headDim) from layer 0's reshape
     var head: LinearLayer? = nil
+    var distillationHead: LinearLayer? = nil   // distilled DeiT: averaged with `head`
     var backboneOutput = ""
 
     init(onnx: ONNXModel, options: ImportOptions) throws {

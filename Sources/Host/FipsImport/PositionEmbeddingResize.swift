@@ -18,13 +18,14 @@ public enum PositionEmbeddingResizeMode: Equatable, Sendable {
     public static let pytorchBicubic = PositionEmbeddingResizeMode.bicubic(a: -0.75)
 }
 
-/// Resizes a position embedding `[1 + from*from, d]` (row 0 the CLS position,
-/// then the grid row-major) to `[1 + to*to, d]`. The CLS row is copied.
+/// Resizes a position embedding `[prefix + from*from, d]` (the rows of the
+/// `prefix` tokens: CLS, and distilled DeiT's distillation token; then the
+/// grid row-major) to `[prefix + to*to, d]`. The prefix rows are copied.
 /// Separable: rows first, then columns, as onnxruntime does; float32 math.
 public func resizePositionEmbedding(_ pos: HostTensor, from: Int, to: Int,
-                                    mode: PositionEmbeddingResizeMode = .pytorchBicubic) -> HostTensor {
-    precondition(pos.shape.count == 2 && pos.shape[0] == 1 + from * from,
-                 "position embedding \(pos.shape) is not [1 + \(from)^2, d]")
+                                    mode: PositionEmbeddingResizeMode = .pytorchBicubic, prefix: Int = 1) -> HostTensor {
+    precondition(pos.shape.count == 2 && pos.shape[0] == prefix + from * from,
+                 "position embedding \(pos.shape) is not [\(prefix) + \(from)^2, d]")
     let d = pos.shape[1]
     if from == to { return pos }
     let a: Float, scale: Float
@@ -34,13 +35,13 @@ public func resizePositionEmbedding(_ pos: HostTensor, from: Int, to: Int,
     }
     // Per output index: 4 source indices (clamped) and 4 weights.
     let (idx, w) = cubicTaps(from: from, to: to, scale: scale, a: a)
-    var out = [Float](repeating: 0, count: (1 + to * to) * d)
+    var out = [Float](repeating: 0, count: (prefix + to * to) * d)
     var tmp = [Float](repeating: 0, count: to * from * d)   // [to rows][from cols][d]
     pos.data.withUnsafeBufferPointer { src in
         out.withUnsafeMutableBufferPointer { dst in
             tmp.withUnsafeMutableBufferPointer { t in
-                for c in 0..<d { dst[c] = src[c] }
-                let grid = src.baseAddress! + d
+                for c in 0..<(prefix * d) { dst[c] = src[c] }
+                let grid = src.baseAddress! + prefix * d
                 // Vertical pass: tmp[oy][x] = sum_k w[oy][k] * grid[iy_k][x]
                 for oy in 0..<to {
                     for x in 0..<from {
@@ -55,7 +56,7 @@ public func resizePositionEmbedding(_ pos: HostTensor, from: Int, to: Int,
                 // Horizontal pass.
                 for oy in 0..<to {
                     for ox in 0..<to {
-                        let o = dst.baseAddress! + (1 + oy * to + ox) * d
+                        let o = dst.baseAddress! + (prefix + oy * to + ox) * d
                         for k in 0..<4 {
                             let wk = w[ox * 4 + k]
                             let s = t.baseAddress! + (oy * from + idx[ox * 4 + k]) * d
@@ -66,7 +67,7 @@ public func resizePositionEmbedding(_ pos: HostTensor, from: Int, to: Int,
             }
         }
     }
-    return HostTensor(shape: [1 + to * to, d], data: out)
+    return HostTensor(shape: [prefix + to * to, d], data: out)
 }
 
 /// Source indices and weights of the cubic kernel for each output index.

@@ -91,9 +91,6 @@ private struct Mapper {
     /// Refusals with a clear reason.
     func refuseUnsupported(_ keys: [String]) throws {
         for k in keys {
-            if k.hasSuffix("distillation_token") || k.hasPrefix("distillation_classifier.") || k == "dist_token" || k.hasPrefix("head_dist.") {
-                throw fail("tensor \(k): distilled DeiT (distillation token) is not supported; use a non-distilled checkpoint (facebook/deit-*-patch16-224, timm deit_*_patch16_224)")
-            }
             if k.hasSuffix("reg_token") || k.hasSuffix("register_tokens") {
                 throw fail("tensor \(k): ViTs with register tokens are not supported")
             }
@@ -151,18 +148,24 @@ private struct Mapper {
         let pb = layout == .timm ? "patch_embed.proj.bias" : prefix + "embeddings.patch_embeddings.projection.bias"
         let clsName = layout == .timm ? "cls_token" : prefix + "embeddings.cls_token"
         let posName = layout == .timm ? "pos_embed" : prefix + "embeddings.position_embeddings"
+        let distName = layout == .timm ? "dist_token" : prefix + "embeddings.distillation_token"
         tensors[TensorNames.patchWeight] = HostTensor(shape: [d, channels * p * p], data: try take(pwName))
         tensors[TensorNames.patchBias] = HostTensor(shape: [d], data: try take(pb, shape: [d]))
         tensors[TensorNames.clsToken] = HostTensor(shape: [d], data: try take(clsName, count: d))
+        if has(distName) {   // distilled DeiT
+            c.hasDistillationToken = true
+            tensors[TensorNames.distToken] = HostTensor(shape: [d], data: try take(distName, count: d))
+        }
+        let first = c.prefixTokenCount
         if layout == .huggingFace { used.insert(prefix + "embeddings.mask_token") }   // DINOv2 pre-training only
 
         guard let pe = file.entries[posName], pe.shape.last == d, pe.elementCount % d == 0 else {
             throw fail("lacks tensor \(posName) ([1, tokens, \(d)])")
         }
         let tokens = pe.elementCount / d
-        let grid = Int(Double(tokens - 1).squareRoot().rounded())
-        guard grid * grid + 1 == tokens else {
-            throw fail("tensor \(posName) has \(tokens) positions, not CLS + a square grid (position embeddings without a CLS slot are not supported)")
+        let grid = Int(Double(tokens - first).squareRoot().rounded())
+        guard tokens > first, grid * grid + first == tokens else {
+            throw fail("tensor \(posName) has \(tokens) positions, not \(first == 1 ? "CLS" : "CLS, distillation token") + a square grid (position embeddings without a CLS slot are not supported)")
         }
         let original = HostTensor(shape: [tokens, d], data: try take(posName))
 
@@ -177,7 +180,7 @@ private struct Mapper {
         c.imageSize = imageSize ?? (family == .dinov2 ? 224 : grid * p)
         guard c.imageSize % p == 0 else { throw fail("image size \(c.imageSize) is not a multiple of the patch size \(p)") }
         let to = c.imageSize / p
-        tensors[TensorNames.posEmbed] = resizePositionEmbedding(original, from: grid, to: to, mode: .pytorchBicubic)
+        tensors[TensorNames.posEmbed] = resizePositionEmbedding(original, from: grid, to: to, mode: .pytorchBicubic, prefix: first)
         return (original, grid)
     }
 
@@ -256,6 +259,11 @@ private struct Mapper {
     /// Head: classes and pooling; no head tensors, no classes.
     mutating func head(_ layout: SafetensorsImporter.Layout, d: Int,
                        dino: Bool) throws -> (numClasses: Int, pooling: ViTConfig.HeadPooling) {
+        // Distilled DeiT: a head on each of the class and distillation tokens, averaged.
+        let distHeads = layout == .timm ? ("head", "head_dist") : ("cls_classifier", "distillation_classifier")
+        if has(distHeads.1 + ".weight") {
+            return try distilledHeads(distHeads.0, distHeads.1, d: d)
+        }
         let headName = layout == .timm ? "head" : "classifier"
         var numClasses = 0
         var pooling = ViTConfig.HeadPooling.cls
@@ -268,6 +276,29 @@ private struct Mapper {
             tensors[TensorNames.headBias] = HostTensor(shape: [numClasses], data: try take(headName + ".bias", shape: [numClasses]))
         }
         return (numClasses, pooling)
+    }
+
+    /// (W·cls + b + W_d·dist + b_d) / 2 as one Linear on concat(cls, dist),
+    /// which is how the runtime pools distilled DeiT (`clsAndDistillation`).
+    mutating func distilledHeads(_ clsHead: String, _ distHead: String,
+                                 d: Int) throws -> (numClasses: Int, pooling: ViTConfig.HeadPooling) {
+        guard tensors[TensorNames.distToken] != nil else {
+            throw fail("tensor \(distHead).weight: a distillation head without a distillation token")
+        }
+        guard let e0 = file.entries[clsHead + ".weight"], let e1 = file.entries[distHead + ".weight"],
+              e0.shape.count == 2, e0.shape == e1.shape, e0.shape[1] == d else {
+            throw fail("distilled DeiT needs \(clsHead).weight and \(distHead).weight, both [classes, \(d)]; found \(file.entries[clsHead + ".weight"]?.shape ?? []) and \(file.entries[distHead + ".weight"]?.shape ?? [])")
+        }
+        let n = e0.shape[0]
+        let w0 = try take(clsHead + ".weight"), w1 = try take(distHead + ".weight")
+        let b0 = try take(clsHead + ".bias", shape: [n]), b1 = try take(distHead + ".bias", shape: [n])
+        var w = [Float](repeating: 0, count: n * 2 * d)
+        for r in 0..<n {
+            for k in 0..<d { w[r * 2 * d + k] = 0.5 * w0[r * d + k]; w[r * 2 * d + d + k] = 0.5 * w1[r * d + k] }
+        }
+        tensors[TensorNames.headWeight] = HostTensor(shape: [n, 2 * d], data: w)
+        tensors[TensorNames.headBias] = HostTensor(shape: [n], data: (0..<n).map { 0.5 * (b0[$0] + b1[$0]) })
+        return (n, .clsAndDistillation)
     }
 
     /// Every tensor of the file must have found its place (the Hugging Face pooler is left out on purpose).

@@ -53,7 +53,7 @@ final class ImportONNXMatrixTests: XCTestCase {
 
     func testEachCellMatchesOnnxruntimeOrIsRefused() throws {
         let all = try cells()
-        XCTAssertEqual(all.count, 26)
+        XCTAssertEqual(all.count, 30)
         for cell in all {
             let path = Self.dir.appendingPathComponent(cell.file).path
             let what = "\(cell.family) \(cell.exporter) opset \(cell.opset)\(cell.dynamic ? " dynamic batch" : "")"
@@ -86,6 +86,29 @@ final class ImportONNXMatrixTests: XCTestCase {
         }
     }
 
+    /// Distilled DeiT as safetensors (timm and Hugging Face names), the same
+    /// models as the deit and hf_deit cells: the same logits as onnxruntime on
+    /// their ONNX export, and the labels of the HF config's id2label.
+    func testDistilledDeiTSafetensors() throws {
+        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.dir.appendingPathComponent("manifest.json"))) as! [String: Any]
+        let entries = try XCTUnwrap(manifest["safetensors"] as? [[String: String]], "manifest without safetensors: rerun make_onnx_matrix.py")
+        XCTAssertEqual(entries.count, 2)
+        for e in entries {
+            let model = try ModelImporter.load(path: Self.dir.appendingPathComponent(e["file"]!).path, options: ImportOptions(heads: 2))
+            let c = model.config
+            XCTAssertTrue(c.hasDistillationToken, e["file"]!)
+            XCTAssertEqual(c.headPooling, .clsAndDistillation, e["file"]!)
+            XCTAssertEqual(c.family, .deit, e["file"]!)
+            let ref = try ImportFixtures.readNpy(Self.dir.appendingPathComponent(e["reference"]!))
+            let ours = try run(model, output: "logits")
+            let err = ImportFixtures.maxAbsDiff(ours, ref.data)
+            print("safetensors \(e["file"]!): max abs error \(err)")
+            XCTAssertLessThanOrEqual(err, 1e-4 * max(1, ref.data.map(abs).max() ?? 0), e["file"]!)
+            XCTAssertEqual(Self.topK(ours, 3), Self.topK(ref.data, 3), e["file"]!)
+            if e["family"] == "hf_deit" { XCTAssertEqual(model.labels, (0..<5).map { "LABEL_\($0)" }) }
+        }
+    }
+
     /// Structure and metadata_props of one cell per family.
     func testConfigHeadAndMetadata() throws {
         _ = try cells()
@@ -107,6 +130,19 @@ final class ImportONNXMatrixTests: XCTestCase {
         // No metadata: ImageNet statistics.
         XCTAssertEqual([e.mean.0, e.std.2], [0.485, 0.225])
         XCTAssertTrue(dino.model.labels.isEmpty)
+        // Distilled DeiT: class and distillation tokens before the 16 patches; the
+        // two heads become one Linear on concat(cls, dist) with half of each.
+        for file in ["deit_torchscript_op14.onnx", "hf_deit_dynamo_op20.onnx"] {
+            let deit = try ONNXImporter.load(path: Self.dir.appendingPathComponent(file).path)
+            let f = deit.config
+            XCTAssertTrue(f.hasDistillationToken, file)
+            XCTAssertEqual(f.family, .deit, file)
+            XCTAssertEqual(f.tokenCount, 18, file)
+            XCTAssertEqual(f.headPooling, .clsAndDistillation, file)
+            XCTAssertEqual(deit[TensorNames.headWeight].shape, [5, 64], file)
+            XCTAssertEqual(deit[TensorNames.posEmbed].shape, [18, 32], file)
+            XCTAssertEqual(deit[TensorNames.distToken].shape, [32], file)
+        }
     }
 
     /// External data read relative to the model, and a missing data file refused by name.
