@@ -16,7 +16,7 @@ image) when its shape fits the model, else a seeded normal tensor. Unless
 --no-tiny, it also checks small random artifacts written from the format's
 documentation (tiny_artifact.py) for what data/'s models do not have: tanh
 GELU, no LayerScale, a head on concat(CLS, patch mean), a backbone-only FiPS
-group sharing one basis.
+group sharing one basis, distilled DeiT's distillation token (version 4).
 """
 import argparse
 import json
@@ -133,7 +133,8 @@ def main():
     models = list(args.models)
     if not args.no_tiny:
         variants = {"tiny_tanh_meanpool": dict(gelu_tanh=True, layer_scale=False, mean_pool=True, seed=1),
-                    "tiny_fips_backbone": dict(fips_rank=6, classes=0, seed=2)}
+                    "tiny_fips_backbone": dict(fips_rank=6, classes=0, seed=2),
+                    "tiny_distilled": dict(distilled=True, seed=3)}
         for name, kw in variants.items():
             path = os.path.join(args.out_dir, name + ".fips")
             tiny_artifact.write_tiny(path, **kw)

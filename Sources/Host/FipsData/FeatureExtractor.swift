@@ -33,6 +33,8 @@ public struct Features {
     public var cls: [Float]
     /// [count, dim]: the mean over patch tokens (when asked for).
     public var patchMean: [Float]?
+    /// [count, dim]: the distillation token (distilled DeiT only).
+    public var distillation: [Float]?
     /// [count, classes]: the artifact head's logits (when the model has a head).
     public var logits: [Float]?
     /// Wall time of the whole extraction (preprocessing included).
@@ -40,10 +42,12 @@ public struct Features {
     /// Of which the forward passes alone.
     public var forwardSeconds: Double
 
-    /// The head input for `pooling`: CLS, or CLS ‖ patch mean ([count, 2·dim]).
+    /// The head input for `pooling`: CLS, or CLS ‖ patch mean, or CLS ‖ distillation token ([count, 2·dim]).
     public func headInput(_ pooling: ViTConfig.HeadPooling) -> [Float] {
-        guard pooling == .clsAndPatchMean else { return cls }
-        guard let pm = patchMean else { preconditionFailure("features were extracted without the patch mean") }
+        guard pooling != .cls else { return cls }
+        guard let pm = pooling == .clsAndPatchMean ? patchMean : distillation else {
+            preconditionFailure("features were extracted without the second half of \(pooling)")
+        }
         var out = [Float](repeating: 0, count: count * 2 * dim)
         for i in 0..<count {
             for k in 0..<dim {
@@ -73,6 +77,7 @@ public enum FeatureExtractor {
         var logitBuf = [Float](repeating: 0, count: B * max(1, c.numClasses))
         var f = Features(count: images.count, dim: d, cls: [Float](repeating: 0, count: images.count * d),
                          patchMean: patchMean ? [Float](repeating: 0, count: images.count * d) : nil,
+                         distillation: c.hasDistillationToken ? [Float](repeating: 0, count: images.count * d) : nil,
                          logits: c.hasHead ? [Float](repeating: 0, count: images.count * c.numClasses) : nil,
                          seconds: 0, forwardSeconds: 0)
         let progress = ProgressLine(progressLabel, total: images.count)
@@ -94,6 +99,9 @@ public enum FeatureExtractor {
             for b in 0..<n {
                 let i = start + b, base = b * T * d
                 for k in 0..<d { f.cls[i * d + k] = tokens[base + k] }
+                if c.hasDistillationToken {
+                    for k in 0..<d { f.distillation![i * d + k] = tokens[base + d + k] }
+                }
                 if patchMean {
                     var acc = [Double](repeating: 0, count: d)
                     for t in 1..<T { for k in 0..<d { acc[k] += Double(tokens[base + t * d + k]) } }

@@ -56,6 +56,10 @@ extension ONNXExporter {
             let mean = graph.node("ReduceMean", [patches], [.ints("axes", [1]), .int("keepdims", 0)], prefix: p)
             pooled = graph.node("Concat", [cls, mean], [.int("axis", -1)], prefix: p)
         }
+        if c.headPooling == .clsAndDistillation {
+            let dist = graph.node("Gather", [features, graph.int64s("index_dist", [1], shape: [])], [.int("axis", 1)], prefix: p)
+            pooled = graph.node("Concat", [cls, dist], [.int("axis", -1)], prefix: p)
+        }
         let y = graph.linear(pooled, weight: matrix(TensorNames.headWeight), bias: vector(TensorNames.headBias), name: "head", prefix: p)
         graph.node("Identity", [y], prefix: p, output: "logits")
         outputs.append(("logits", [1, c.numClasses]))

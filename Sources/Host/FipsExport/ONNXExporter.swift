@@ -54,7 +54,7 @@ public struct ONNXExporter {
     }
 
     /// Conv with stride P (patch_embed.weight [d, C·P·P] is already (channel, ky, kx), i.e. OIHW),
-    /// flattened to tokens, CLS token in front, position embedding added.
+    /// flattened to tokens, CLS (and distillation) token in front, position embedding added.
     func embed() -> String {
         let c = config, d = c.dim, P = c.patchSize, p = "embeddings"
         let w = graph.floats(TensorNames.patchWeight, [d, c.channels, P, P], vector(TensorNames.patchWeight))
@@ -63,7 +63,11 @@ public struct ONNXExporter {
         let flat = graph.node("Reshape", [conv, graph.int64s("shape_patches", [1, d, c.patchCount])], prefix: p)
         let tokens = graph.node("Transpose", [flat], [.ints("perm", [0, 2, 1])], prefix: p)
         let cls = graph.floats(TensorNames.clsToken, [1, 1, d], vector(TensorNames.clsToken))
-        let all = graph.node("Concat", [cls, tokens], [.int("axis", 1)], prefix: p)
+        var prefixTokens = [cls]
+        if c.hasDistillationToken {
+            prefixTokens.append(graph.floats(TensorNames.distToken, [1, 1, d], vector(TensorNames.distToken)))
+        }
+        let all = graph.node("Concat", prefixTokens + [tokens], [.int("axis", 1)], prefix: p)
         let pos = graph.floats(TensorNames.posEmbed, [1, c.tokenCount, d], vector(TensorNames.posEmbed))
         return graph.node("Add", [all, pos], prefix: p)
     }

@@ -89,7 +89,7 @@ struct Head: ParsableCommand {
     @Option(name: .shortAndLong, help: "Output artifact path.") var output: String
     @Option(help: "L2 strength λ (on standardised features, mean loss + λ/2‖W‖²), or 'auto' for 3-fold cross-validation over 1e-4…1e-1.")
     var l2 = "1e-2"
-    @Option(help: "Head input: cls, or cls-patch-mean (CLS ‖ mean of patch tokens, as HF Dinov2ForImageClassification).")
+    @Option(help: "Head input: cls, cls-patch-mean (CLS ‖ mean of patch tokens, as HF Dinov2ForImageClassification), or cls-distillation (CLS ‖ distillation token, distilled DeiT).")
     var pooling = "cls"
     @Flag(help: "No training (few-shot: a handful of images per class in --folder): each class is the mean direction of its examples' features centred on the mean of all of them, and an image goes to the nearest by cosine; stored as the linear head it exactly is.")
     var prototypes = false
@@ -98,7 +98,9 @@ struct Head: ParsableCommand {
 
     func validate() throws {
         try source.validateChoice(allowNone: false)
-        if pooling != "cls" && pooling != "cls-patch-mean" { throw ValidationError("--pooling must be cls or cls-patch-mean") }
+        if !["cls", "cls-patch-mean", "cls-distillation"].contains(pooling) {
+            throw ValidationError("--pooling must be cls, cls-patch-mean or cls-distillation")
+        }
         if l2 != "auto" && (Double(l2) == nil || Double(l2)! < 0) { throw ValidationError("--l2 must be a non-negative number or 'auto'") }
         if prototypes && l2 != "1e-2" { throw ValidationError("--l2 is for a trained head; --prototypes trains nothing") }
     }
@@ -112,7 +114,12 @@ struct Head: ParsableCommand {
         let packed = artifact.tensors.contains { $0.dtype.weightBits != nil }
         let (images, what) = try withValidation { try source.load(split: .train, config: vit.config) }
         guard let labels = images.labels else { throw CommandFailure(description: "the training set has no labels") }
-        let pool: ViTConfig.HeadPooling = pooling == "cls" ? .cls : .clsAndPatchMean
+        let pool: ViTConfig.HeadPooling = pooling == "cls" ? .cls : pooling == "cls-patch-mean" ? .clsAndPatchMean : .clsAndDistillation
+        if (pool == .clsAndDistillation) != (pool != .cls && vit.config.hasDistillationToken) {
+            throw CommandFailure(description: vit.config.hasDistillationToken
+                ? "\(model): --pooling \(pooling) is not for a distilled DeiT (its tokens: class, distillation, patches); use cls or cls-distillation"
+                : "\(model): --pooling cls-distillation needs a distillation token, which this model has not")
+        }
         // Extract backbone features only: a head already in the artifact is replaced.
         var backbone = vit
         backbone.config.numClasses = 0
