@@ -9,11 +9,13 @@ under qemu beside that board's fips-run.
 
 For every model and image: the same labels, the scores equal to fips-run's 6 digits,
 the embedding bit for bit; a file that is no image: exit 1 and a line naming it;
-a missing model: exit 3.
+a missing model: exit 3. The board's libfips.a exports the functions of fips.h and nothing
+else, so a program with its own zlib or libjpeg links with it.
 """
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -47,6 +49,16 @@ def compare(what, got, ref):
             fail(f"{what} {name}: the embedding differs from fips-run's")
 
 
+def check_exports(lib):
+    """libfips.a defines, as global symbols, exactly the functions include/fips.h declares."""
+    with open(os.path.join(ROOT, "include/fips.h")) as f:
+        api = sorted(set(re.findall(r"\b(fips_[a-z0-9_]*)\(", f.read())))
+    out = subprocess.run(["aarch64-linux-gnu-nm", "-g", "--defined-only", lib], capture_output=True, text=True, check=True).stdout
+    exported = sorted({l.split()[2] for l in out.splitlines() if len(l.split()) == 3})
+    if exported != api:
+        fail(f"{lib} exports {sorted(set(exported) - set(api))[:5]} beyond include/fips.h, lacks {sorted(set(api) - set(exported))}")
+
+
 def check_errors(what, cmd, model, image, work):
     bad = os.path.join(work, "not_an_image.jpg")
     with open(bad, "w") as f:
@@ -74,8 +86,16 @@ def main():
     if a.device_bin:
         lib = os.path.join(a.device_bin, "libfips.a")
         exe = os.path.join(work, "classify-aarch64")
-        subprocess.run(["aarch64-linux-gnu-gcc", "-O2", "-Wall", "-Werror", "-static-pie", "-Wl,--gc-sections", src, "-I", a.device_bin, lib, "-lm",
-                        "-o", exe], check=True)
+        check_exports(lib)
+        # A program with its own crc32 and jpeg_std_error (as one linking its own zlib or libjpeg
+        # would have) links with libfips.a, and the runtime keeps using its own copies: a broken
+        # crc32 would fail every PNG below.
+        clash = os.path.join(work, "clash.c")
+        with open(clash, "w") as f:
+            f.write("unsigned long crc32(unsigned long c, const unsigned char *b, unsigned n) { (void)b; (void)n; return c ^ 1; }\n"
+                    "void *jpeg_std_error(void *e) { return e; }\n")
+        subprocess.run(["aarch64-linux-gnu-gcc", "-O2", "-Wall", "-Werror", "-static-pie", "-Wl,--gc-sections", src, clash, "-I", a.device_bin,
+                        lib, "-lm", "-o", exe], check=True)
         runs = {f"C on {os.path.basename(a.device_bin)} (libfips.a {os.path.getsize(lib) / 1e6:.2f} MB, static) under qemu":
                 [a.qemu, exe]}
         fips_run = [a.qemu, os.path.join(a.device_bin, "fips-run")]
