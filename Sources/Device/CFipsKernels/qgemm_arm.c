@@ -150,6 +150,58 @@ QG_INLINE void store_blocks4(const qg_args *g, int m, int n0, float32x4_t f) {
         DOT_GROUP(ACC, R, W, 6, av_, 2); DOT_GROUP(ACC, R, W, 7, av_, 3);                        \
     } while (0)
 
+// SDOT, four rows, in assembly. The C loop of kdot_rows compiles (GCC 12) to
+// about 178 instructions per tile for 128 sdot: spills and register moves
+// around 16 accumulators, 4 activation and 4 weight registers. Here a tile is
+// 154: 8 activation loads, 16 ldp of weights, 128 sdot, the loop. Sums are
+// exact integers, so they equal the C loop's.
+// Registers: v0-v3 rows 0-3 (16 activation bytes each, the lane picks the
+// group), v4-v7 one group's 16 outputs of weights, v16-v31 acc[r][q] = v(16 + 4r + q).
+#define KD_ROW(A, C0, C1, C2, C3, L)                                             \
+    "sdot " C0 ".4s, v4.16b, " A ".4b[" L "]\n\t"                                \
+    "sdot " C1 ".4s, v5.16b, " A ".4b[" L "]\n\t"                                \
+    "sdot " C2 ".4s, v6.16b, " A ".4b[" L "]\n\t"                                \
+    "sdot " C3 ".4s, v7.16b, " A ".4b[" L "]\n\t"
+#define KD_GROUP(L)                                                              \
+    "ldp q4, q5, [%[w]], #32\n\t"                                                \
+    "ldp q6, q7, [%[w]], #32\n\t"                                                \
+    KD_ROW("v0", "v16", "v17", "v18", "v19", L)                                  \
+    KD_ROW("v1", "v20", "v21", "v22", "v23", L)                                  \
+    KD_ROW("v2", "v24", "v25", "v26", "v27", L)                                  \
+    KD_ROW("v3", "v28", "v29", "v30", "v31", L)
+// 16 inputs of each row: 4 groups, one per lane.
+#define KD_HALF_TILE                                                             \
+    "ldr q0, [%[a0]], #16\n\t"                                                   \
+    "ldr q1, [%[a1]], #16\n\t"                                                   \
+    "ldr q2, [%[a2]], #16\n\t"                                                   \
+    "ldr q3, [%[a3]], #16\n\t"                                                   \
+    KD_GROUP("0") KD_GROUP("1") KD_GROUP("2") KD_GROUP("3")
+
+// All `tiles` tiles of rows a[0..3] against a panel's weights w; acc is
+// written (not accumulated into) in kdot_rows' layout.
+QG_INLINE T_DOT void kdot_rows4_asm(const int8_t *const a[4], const int8_t *w, int tiles,
+                                    int32x4_t acc[4][4]) {
+    const int8_t *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    __asm__ volatile(
+        "movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t"
+        "movi v20.4s, #0\n\t" "movi v21.4s, #0\n\t" "movi v22.4s, #0\n\t" "movi v23.4s, #0\n\t"
+        "movi v24.4s, #0\n\t" "movi v25.4s, #0\n\t" "movi v26.4s, #0\n\t" "movi v27.4s, #0\n\t"
+        "movi v28.4s, #0\n\t" "movi v29.4s, #0\n\t" "movi v30.4s, #0\n\t" "movi v31.4s, #0\n\t"
+        "1:\n\t"
+        KD_HALF_TILE KD_HALF_TILE
+        "subs %w[n], %w[n], #1\n\t"
+        "b.ne 1b\n\t"
+        "stp q16, q17, [%[acc]]\n\t"       "stp q18, q19, [%[acc], #32]\n\t"
+        "stp q20, q21, [%[acc], #64]\n\t"  "stp q22, q23, [%[acc], #96]\n\t"
+        "stp q24, q25, [%[acc], #128]\n\t" "stp q26, q27, [%[acc], #160]\n\t"
+        "stp q28, q29, [%[acc], #192]\n\t" "stp q30, q31, [%[acc], #224]\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [n] "+r"(tiles)
+        : [acc] "r"(acc)
+        : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
+          "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
+          "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
+}
+
 QG_INLINE T_DOT void kdot_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
     const int B = g->B, Kp = g->Kp;
     int32x4_t acc[4][4];
@@ -160,6 +212,8 @@ QG_INLINE T_DOT void kdot_rows(const qg_args *g, int m, const int R, const int8_
         UNROLL
         for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
     }
+    if (R == 4 && B > 0) kdot_rows4_asm(ar, w, B, acc);
+    else
     for (int b = 0; b < B; b++) {
         const int8_t *wt = w + (size_t)b * QG_TILE;
         DOT_TILE(acc, R, wt, ar, b);
@@ -235,6 +289,70 @@ void qg_gemm_neondot(const qg_args *g, int p0, int p1) {
 
 QG_INLINE int32x4_t fold_pairs(int32x4_t lo, int32x4_t hi) { return vpaddq_s32(lo, hi); }
 
+// Armv8.0, two q8 rows, in assembly. The C loop of kneon_rows compiles (GCC
+// 12, -mcpu=cortex-a72) to 74 instructions per pair of groups, of which 48 do
+// the arithmetic: the Cortex-A72 tuning splits ld1r into ldr + dup, and with
+// 16 accumulators, 8 weight registers and the temporaries live, 5
+// accumulators go to the stack. Here the same sequence (smull + smlal of the
+// same two groups, folded by sadalp into the same accumulator, so every sum
+// is the same integer) takes 57: 4 ld1r, 4 ldp, 48 multiply-adds and one add.
+// Registers: v0-v3 the two rows' activation groups, v4-v7 weights, v8-v11
+// int16 products, v16-v31 the accumulators acc[r][q][half] = v(16 + 8r + 2q + half).
+#define KN_PRODUCTS(T, W0, W1, A0, A1)                                           \
+    "smull  " T ".8h, " W0 ".8b, " A0 ".8b\n\t"                                  \
+    "smlal  " T ".8h, " W1 ".8b, " A1 ".8b\n\t"
+#define KN_PRODUCTS_HIGH(T, W0, W1, A0, A1)                                      \
+    "smull2 " T ".8h, " W0 ".16b, " A0 ".16b\n\t"                                \
+    "smlal2 " T ".8h, " W1 ".16b, " A1 ".16b\n\t"
+// 4 outputs (one weight register per group) for both rows: accumulators
+// L0/H0 (row 0) and L1/H1 (row 1).
+#define KN_COLUMN(W0, W1, L0, H0, L1, H1)                                        \
+    KN_PRODUCTS("v8", W0, W1, "v0", "v1") KN_PRODUCTS_HIGH("v9", W0, W1, "v0", "v1")   \
+    KN_PRODUCTS("v10", W0, W1, "v2", "v3") KN_PRODUCTS_HIGH("v11", W0, W1, "v2", "v3") \
+    "sadalp " L0 ".4s, v8.8h\n\t"                                                \
+    "sadalp " H0 ".4s, v9.8h\n\t"                                                \
+    "sadalp " L1 ".4s, v10.8h\n\t"                                               \
+    "sadalp " H1 ".4s, v11.8h\n\t"
+// Groups 2gp and 2gp+1 (8 inputs) of both rows into all 16 outputs.
+#define KN_GROUP_PAIR                                                            \
+    "ld1r {v0.4s}, [%[a0]], #4\n\t"                                              \
+    "ld1r {v1.4s}, [%[a0]], #4\n\t"                                              \
+    "ld1r {v2.4s}, [%[a1]], #4\n\t"                                              \
+    "ld1r {v3.4s}, [%[a1]], #4\n\t"                                              \
+    "ldp q4, q5, [%[w]]\n\t"                                                     \
+    "ldp q6, q7, [%[w], #64]\n\t"                                                \
+    KN_COLUMN("v4", "v6", "v16", "v17", "v24", "v25")                            \
+    KN_COLUMN("v5", "v7", "v18", "v19", "v26", "v27")                            \
+    "ldp q4, q5, [%[w], #32]\n\t"                                                \
+    "ldp q6, q7, [%[w], #96]\n\t"                                                \
+    KN_COLUMN("v4", "v6", "v20", "v21", "v28", "v29")                            \
+    KN_COLUMN("v5", "v7", "v22", "v23", "v30", "v31")                            \
+    "add %[w], %[w], #128\n\t"
+
+// All `tiles` tiles of rows a0 and a1 against a panel's weights w; acc is
+// written (not accumulated into) in kneon_rows' layout.
+QG_INLINE void kneon_rows2_asm(const int8_t *a0, const int8_t *a1, const int8_t *w, int tiles,
+                               int32x4_t acc[2][4][2]) {
+    __asm__ volatile(
+        "movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t"
+        "movi v20.4s, #0\n\t" "movi v21.4s, #0\n\t" "movi v22.4s, #0\n\t" "movi v23.4s, #0\n\t"
+        "movi v24.4s, #0\n\t" "movi v25.4s, #0\n\t" "movi v26.4s, #0\n\t" "movi v27.4s, #0\n\t"
+        "movi v28.4s, #0\n\t" "movi v29.4s, #0\n\t" "movi v30.4s, #0\n\t" "movi v31.4s, #0\n\t"
+        "1:\n\t"
+        KN_GROUP_PAIR KN_GROUP_PAIR KN_GROUP_PAIR KN_GROUP_PAIR
+        "subs %w[n], %w[n], #1\n\t"
+        "b.ne 1b\n\t"
+        "stp q16, q17, [%[acc]]\n\t"       "stp q18, q19, [%[acc], #32]\n\t"
+        "stp q20, q21, [%[acc], #64]\n\t"  "stp q22, q23, [%[acc], #96]\n\t"
+        "stp q24, q25, [%[acc], #128]\n\t" "stp q26, q27, [%[acc], #160]\n\t"
+        "stp q28, q29, [%[acc], #192]\n\t" "stp q30, q31, [%[acc], #224]\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [w] "+r"(w), [n] "+r"(tiles)
+        : [acc] "r"(acc)
+        : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",
+          "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
+          "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
+}
+
 QG_INLINE void kneon_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
     const int B = g->B, Kp = g->Kp;
     int32x4_t acc[2][4][2];
@@ -245,6 +363,8 @@ QG_INLINE void kneon_rows(const qg_args *g, int m, const int R, const int8_t *w,
         UNROLL
         for (int q = 0; q < 4; q++) acc[r][q][0] = acc[r][q][1] = vdupq_n_s32(0);
     }
+    if (R == 2 && B > 0) kneon_rows2_asm(ar[0], ar[1], w, B, acc);
+    else
     for (int b = 0; b < B; b++) {
         const int8_t *wt = w + (size_t)b * QG_TILE;
         for (int gp = 0; gp < 4; gp++) {
