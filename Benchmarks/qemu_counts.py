@@ -77,11 +77,17 @@ def symbol_file(exe, path):
     return path
 
 
-def by_symbol(cpu, exe, args, out_dir, tag):
+def by_symbol(cpu, exe, args, out_dir, tag, symbols_from=None):
     """Runs EXE ARGS under qemu-aarch64 -cpu CPU with insn_by_symbol.so and
-    returns ({symbol: instructions}, total). TAG names the files it leaves in OUT_DIR."""
+    returns ({symbol: instructions}, total). SYMBOLS_FROM: the unstripped ELF
+    the symbols come from when EXE is stripped (boards/build keeps it as
+    build/BOARD/obj/NAME.unstripped; strip leaves code and addresses alone,
+    which the equal e_entry checks). TAG names the files it leaves in OUT_DIR."""
     so = plugin("insn_by_symbol", out_dir)
-    syms = symbol_file(exe, os.path.join(out_dir, os.path.basename(exe) + "." + tag + ".syms"))
+    symbols_from = symbols_from or exe
+    if elf_entry(symbols_from) != elf_entry(exe):
+        raise SystemExit(f"{symbols_from} is not the unstripped {exe}: their entry points differ")
+    syms = symbol_file(symbols_from, os.path.join(out_dir, tag + ".syms"))
     counts = os.path.join(out_dir, f"{tag}.counts")
     _sh(["qemu-aarch64", "-cpu", cpu, "-d", "plugin", "-plugin",
          f"{so},symbols={syms},entry={elf_entry(exe):#x},out={counts}", exe, *args])
