@@ -31,7 +31,8 @@ def plugin(name, out_dir):
 
 
 def _sh(cmd, **kw):
-    return bench.run(cmd, echo=bench.shown(cmd),
+    # A program given inline (python -c SCRIPT) is echoed as <child>.
+    return bench.run(cmd, echo=bench.shown(["<child>" if "\n" in c else c for c in cmd]),
                      fail=lambda p: f"{cmd[0]} failed ({p.returncode}):\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}", **kw)
 
 
