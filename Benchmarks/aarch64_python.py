@@ -16,7 +16,7 @@ Made once into data/aarch64_python/ (git-ignored, kept between runs; about
 No package is installed on the host and nothing runs as the host's python.
 
 Versions: numpy 2.4.6; onnxruntime 1.19.2, not the host's 1.32.0, whose
-aarch64 wheel was found to crash at import under Debian 12's qemu-user 7.2,
+aarch64 wheel dies of SIGSEGV at import under Debian 12's qemu-user 7.2,
 while 1.19.2 imports and runs. The other wheels onnxruntime imports are
 fetched unpinned (their newest), with --no-deps.
 
