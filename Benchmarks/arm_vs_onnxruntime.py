@@ -128,7 +128,10 @@ def versions(py):
     import onnxruntime
     qemu = subprocess.run(["qemu-aarch64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+    # Uncommitted changes that can move the counts: the programs' sources and
+    # the benchmark itself (an edited README cannot).
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--",
+                            "Sources", "Package.swift", "boards", "Benchmarks"],
                            capture_output=True, text=True).stdout.strip()
     return {"qemu": qemu, "aarch64": dict(kv.split("=") for kv in py.stamp),
             "host_onnxruntime": onnxruntime.__version__, "commit": head + ("+changes" if dirty else "")}
