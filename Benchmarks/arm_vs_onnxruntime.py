@@ -130,9 +130,9 @@ def versions(py):
     qemu = subprocess.run(["qemu-aarch64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     # Uncommitted changes that can move the counts: the programs' sources and
-    # the benchmark itself (an edited README cannot).
+    # the benchmark's code (an edited README or results file cannot).
     dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--",
-                            "Sources", "Package.swift", "boards", "Benchmarks"],
+                            "Sources", "Package.swift", "boards", "Benchmarks/*.py", "Benchmarks/qemu"],
                            capture_output=True, text=True).stdout.strip()
     return {"qemu": qemu, "aarch64": dict(kv.split("=") for kv in py.stamp),
             "host_onnxruntime": onnxruntime.__version__, "commit": head + ("+changes" if dirty else "")}
