@@ -296,7 +296,6 @@ double fipsd_cpu_seconds(void) {
 }
 
 // ---- V4L2 ----
-#define FIPSD_CAM_BUFFERS 4
 struct fipsd_camera {
     int fd;
     int nbuf;

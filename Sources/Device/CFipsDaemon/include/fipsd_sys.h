@@ -82,6 +82,8 @@ double fipsd_cpu_seconds(void);
 // ---- V4L2 capture (mmap streaming I/O) ----
 typedef struct fipsd_camera fipsd_camera;
 enum { FIPSD_CAM_ANY = 0, FIPSD_CAM_MJPEG = 1, FIPSD_CAM_YUYV = 2 };
+// The mmap buffers fipsd asks the driver for; fips-plan counts them (CameraMemory.buffers, which a test holds equal).
+enum { FIPSD_CAM_BUFFERS = 4 };
 // Opens dev, negotiates width x height (the driver may pick the nearest) in
 // MJPEG or YUYV (prefer: FIPSD_CAM_*; ANY tries MJPEG first), asks for fps
 // frames per second (0: the driver's default), maps 4 buffers and starts
