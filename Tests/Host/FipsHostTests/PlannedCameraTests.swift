@@ -102,6 +102,24 @@ final class PlannedCameraTests: XCTestCase {
         return out
     }
 
+    /// The refusal happens at start, before the camera is opened (so no device is needed).
+    func testFipsdRefusesACaptureTheBudgetDoesNotCount() throws {
+        func limits(_ c: PlannedCamera) -> InputLimits {
+            InputLimits(maxPixels: 307_200, maxInputBytes: 100_000, maxConnections: 2, budgetBytes: 8 << 20, camera: c)
+        }
+        let vga = try planned(limits(.size(width: 640, height: 480)))
+        let dev = TestPaths.temporaryDirectory().appendingPathComponent("video9").path   // never opened
+        var (status, _, err) = try runProcess(fipsd, ["--model", vga, "--camera", dev, "--camera-size", "1280x720"])
+        XCTAssertEqual(status, 2, err)
+        XCTAssertTrue(err.contains("fipsd: --camera-size 1280x720 is larger than the 640x480 camera planned for \(vga): "
+                                   + "its 8192 KiB budget counts the capture buffers of 640x480 only"), err)
+        let none = try planned(limits(.noCamera))
+        (status, _, err) = try runProcess(fipsd, ["--model", none, "--camera", dev])
+        XCTAssertEqual(status, 2, err)
+        XCTAssertTrue(err.contains("fipsd: --camera \(dev) at 640x480: \(none) was planned with --camera none, so its 8192 KiB "
+                                   + "budget counts no camera buffers"), err)
+    }
+
     func testArtifactRecordsThePlannedCamera() throws {
         func camera(_ c: PlannedCamera?, older: Bool = false) throws -> InputLimits? {
             let l = InputLimits(maxPixels: 307_200, maxInputBytes: 100_000, maxConnections: 2, budgetBytes: 8 << 20, camera: c)
