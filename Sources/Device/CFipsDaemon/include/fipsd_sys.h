@@ -96,6 +96,8 @@ int fipsd_camera_format(const fipsd_camera *cam);   // FIPSD_CAM_MJPEG or FIPSD_
 int fipsd_camera_width(const fipsd_camera *cam);
 int fipsd_camera_height(const fipsd_camera *cam);
 int fipsd_camera_stride(const fipsd_camera *cam);
+// The bytes of the mapped buffers, as the driver sized them (checked against fips-plan's count).
+size_t fipsd_camera_buffer_bytes(const fipsd_camera *cam);
 // Dequeues every filled buffer, gives all but the newest back to the driver
 // (adding their number to *dropped) and returns the newest one's index, with
 // its bytes in *data / *bytes. -EAGAIN when no frame is ready; other -errno
