@@ -215,6 +215,10 @@ public enum Planner {
         } else {
             s += String(format: "; the fastest achievable latency is %.1f ms", fastest)
         }
+        // The camera is the one reserve a user can drop outright, so name it.
+        if memory.cameraBytes > 0, let cam = o.input.camera {
+            s += "; that counts fipsd's \(cam.text) camera, \(memory.cameraBytes) bytes (--camera none for a model served without one)"
+        }
         return s
     }
 }

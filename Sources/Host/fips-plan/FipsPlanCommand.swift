@@ -59,7 +59,7 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Board name (boards/NAME.board) or path to a .board file; its roofline figures price latency, and --budget may not exceed its RAM_MB minus OS_RESERVE_MB.")
     var board: String?
     @Option(help: "Directory of the board files (default: ./boards, next to the installed programs, the source tree, /usr/local/share/fips/boards; or $FIPS_BOARDS_DIR).") var boardsDir: String?
-    @Option(help: "Memory budget: artifact + activation arena + run buffers + inputs, e.g. 50MB (10^6), 48MiB, 900kB.")
+    @Option(help: "Memory budget: artifact + activation arena + run buffers + inputs + fipsd's camera (--camera), e.g. 50MB (10^6), 48MiB, 900kB.")
     var budget: String?
     @Option(help: "Latency limit per image, e.g. 120ms or 0.12s.") var latency: String?
     @Option(help: "Runtime threads on the board (fips-run --threads): the latency model and the arena (one kernel scratch per thread) use it. Default: the board's cores, or the profile's usable CPUs.")

@@ -50,14 +50,19 @@ final class PlannedCameraTests: XCTestCase {
             o.input.camera = c
             return o
         }
+        var messages = [String]()
         func smallest(_ c: PlannedCamera) -> Int {
             var message = ""
             XCTAssertThrowsError(try PlanPipeline.plan(model, calibration: cal, latency: lat, options: options(1000, c))) { message = "\($0)" }
+            messages.append(message)
             return PlanTests.smallestBudget(message) ?? -1
         }
         let withCamera = smallest(camera), without = smallest(.noCamera)
         XCTAssertEqual(withCamera - without, CameraMemory.bytes(width: 64, height: 48))
         XCTAssertEqual(CameraMemory.bytes(width: 64, height: 48), 64 * 48 * 11)
+        XCTAssertTrue(messages[0].hasSuffix("; that counts fipsd's 64x48 camera, 33792 bytes (--camera none for a model served without one)"),
+                      messages[0])
+        XCTAssertFalse(messages[1].contains("camera"), messages[1])
         let (plan, _) = try PlanPipeline.plan(model, calibration: cal, latency: lat, options: options(withCamera, camera))
         XCTAssertEqual(plan.memory.totalBytes, withCamera)
         XCTAssertEqual(plan.memory.cameraBytes, 33_792)
