@@ -118,7 +118,7 @@ let package = Package(
         // Seeded ViT-like inputs for the kernel tests and fips-bench, which times the same kernels on them.
         .target(name: "FipsSyntheticInputs", dependencies: ["FipsHostModel", "FipsKernels"],
                 path: "Tests/Support/FipsSyntheticInputs"),
-        .testTarget(name: "FipsDeviceTests", dependencies: ["FipsTestSupport", "FipsDaemon", "FipsDeviceSupport", "FipsImage"],
+        .testTarget(name: "FipsDeviceTests", dependencies: ["FipsTestSupport", "CFipsDaemon", "FipsArtifact", "FipsDaemon", "FipsDeviceSupport", "FipsImage"],
                     path: "Tests/Device/FipsDeviceTests", exclude: ["Fixtures"]),
         .testTarget(name: "FipsHostTests", dependencies: [
             "FipsTestSupport", "FipsSyntheticInputs", "FipsArtifact", "FipsKernels", "FipsImage", "FipsViT", "FipsDeviceSupport",

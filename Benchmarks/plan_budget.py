@@ -66,8 +66,10 @@ def main():
     ok = True
     for b in a.budgets.split(","):
         path = os.path.join(OUT, f"budget_{b}.fips")
+        # --camera none: fips-run serves these plans, and it captures from no camera (fipsd's
+        # capture buffers are checked by Tests/Integration/check_plan_memory.py).
         run([PLAN, "--model", HEAD, "--calib", "fashion-mnist", "--board", "x86-64", "--threads", "2", "--budget", b,
-             "--calib-images", a.calib_images, "--steps", a.steps, "-o", path])
+             "--calib-images", a.calib_images, "--steps", a.steps, "--camera", "none", "-o", path])
         plan = json.load(open(path[:-5] + ".plan.json"))
         t = plan["totals"]
         arena, rss = fips_run(path)

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """A budget is a promise: planned models stay within their budget on large inputs (run by scripts/test.sh).
 
-    python3 Tests/Integration/check_plan_memory.py [--budgets 22,26,30] [--model data/dinov2_s.fips]
+    python3 Tests/Integration/check_plan_memory.py [--budgets 22:640x480:256KiB:2:none,26,30] [--model data/dinov2_s.fips]
         [--fips-plan .build/release/fips-plan] [--fips-run .build/release/fips-run] [--fipsd .build/release/fipsd]
-        [--qemu qemu-aarch64-static --aarch64-fips-run build/rpi5/fips-run --aarch64-budgets 22]
+        [--qemu qemu-aarch64-static --aarch64-fips-run build/rpi5/fips-run --aarch64-budgets 22:640x480:256KiB:2:none]
 
-For each budget, `fips-plan --budget B` (with its default input limits, and
+For each budget, `fips-plan --budget B` (with its default input limits and camera, and
 once at 30 MB reserving room for phone photos: 1000x750 decoded, 3 MB
 encoded, one connection; a reduced search: 8 calibration
 images, one FiPS budget, s=0, so that three plans take minutes) writes a
@@ -16,7 +16,15 @@ that the programs take the model's own limits:
     baseline and progressive, a 20-megapixel PNG, a CMYK JPEG, a JPEG whose
     header claims 60000x60000, and a small good photo;
   - fipsd watching a folder holding the same files;
-  - fipsd over HTTP with 16 concurrent uploads of them (and the good photo).
+  - fipsd over HTTP with 16 concurrent uploads of them (and the good photo);
+  - fipsd over HTTP as above while it captures from a 640x480 YUYV camera at
+    30 fps, the plan's default `--camera` (a UVC camera emulated by the
+    LD_PRELOAD shim Tests/Integration/fipsd/uvc_camera.c, built with gcc): the
+    camera's 4 mmap buffers and its waiting RGB frame are in the plan. The
+    shim's own copy of its frame (614,400 bytes, which a real driver keeps in
+    the kernel) is allowed over the budget. Every plan made with a camera
+    gets this leg (by default 26 and 30 MB; the 22 MB and phone-photo plans
+    are made with --camera none, see --budgets).
 
 Each process's peak RSS (getrusage of the child, or VmHWM) minus the same
 program's baseline (its peak RSS for --help: the program and its shared
@@ -90,7 +98,7 @@ def plan(a, budget, extra, out):
     line = next(l for l in p.stdout.splitlines() if l.startswith("memory:"))
     print(f"check_plan_memory: {budget} MB plan {' '.join(extra)} in {time.time() - t0:.0f} s: {line}; "
           f"limits {j['input_limits']}")
-    return j["totals"]["input_bytes"]
+    return j["totals"]["input_bytes"], j["input_limits"]["camera"]
 
 
 def check_run_output(name, rc, out, err, files, problems, prog="fips-run"):
@@ -111,11 +119,11 @@ def vm_hwm(pid):
 
 
 class Fipsd:
-    def __init__(self, fipsd, model, tmp, *args):
+    def __init__(self, fipsd, model, tmp, *args, env=None):
         self.err = os.path.join(tmp, "fipsd.err")
         self.out = os.path.join(tmp, "fipsd.out")
         self.p = subprocess.Popen([fipsd, "--model", model, *args], stdout=open(self.out, "wb"),
-                                  stderr=open(self.err, "wb"), stdin=subprocess.DEVNULL)
+                                  stderr=open(self.err, "wb"), stdin=subprocess.DEVNULL, env=env)
         self.port = None
         deadline = time.time() + 60
         while time.time() < deadline and self.port is None:
@@ -229,19 +237,82 @@ def check_fipsd(a, model, spec, files, tmp, base, problems):
         problems.append(f"{spec} MB fipsd HTTP: peak RSS {hwm} - baseline {base} over the budget")
 
 
+UVC_DEVICE = "/dev/fips-plan-memory-video0"   # no such file: only the shim answers for it
+
+
+def check_camera(a, model, spec, camera, files, tmp, base, problems):
+    """fipsd capturing from the planned camera (YUYV at 30 fps, so a frame always waits while the model
+    works) and serving 16 concurrent uploads of the large inputs: peak RSS less the baseline within the budget."""
+    budget = int(spec.split(":")[0])
+    w, h = (int(v) for v in camera.split("x"))
+    so = os.path.join(tmp, "uvc_camera.so")
+    if not os.path.exists(so):
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", so,
+                        os.path.join(ROOT, "Tests/Integration/fipsd/uvc_camera.c"), "-ldl", "-lpthread"], check=True)
+    frame = os.path.join(tmp, f"frame{w}x{h}.yuyv")
+    with open(frame, "wb") as f:   # a mid-grey picture with some colour: Y U Y V per pixel pair
+        f.write(bytes([100, 110, 150, 140]) * (w * h // 2))
+    env = dict(os.environ, LD_PRELOAD=so, FIPS_UVC_DEVICE=UVC_DEVICE, FIPS_UVC_YUYV=frame,
+               FIPS_UVC_SIZE=f"{w}x{h}", FIPS_UVC_FPS="30")
+    # No --camera-size: fipsd takes the planned one.
+    d = Fipsd(a.fipsd, model, tmp, "--camera", UVC_DEVICE, "--listen", "127.0.0.1:0", "--threads", "2", env=env)
+    if d.port is None:
+        problems.append(f"{spec} MB fipsd --camera: no listening line\n{d.log()}")
+        d.stop()
+        return
+
+    def camera_lines():
+        return [l for l in d.lines() if l.get("source") == "camera"]
+    deadline = time.time() + 120
+    while time.time() < deadline and len(camera_lines()) < 2:
+        time.sleep(0.1)
+    bodies = [open(f, "rb").read() for f in files.values()]
+    bodies += [open(files["good.jpg"], "rb").read()] * (16 - len(bodies))
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        answers = list(ex.map(lambda b: post(d.port, b), bodies))
+    # The good photo alone afterwards: decoded and classified while camera frames wait.
+    after = post(d.port, open(files["good.jpg"], "rb").read())
+    seen = len(camera_lines())
+    deadline = time.time() + 120
+    while time.time() < deadline and len(camera_lines()) < seen + 3:   # frames after the burst: it still captures
+        time.sleep(0.1)
+    hwm = d.stop()
+    frames = camera_lines()
+    shim = w * h * 2
+    statuses = sorted(s for s, _ in answers)
+    log = d.log()
+    print(f"check_plan_memory: {spec} MB, fipsd --camera ({camera} YUYV, 30 fps) + 16 concurrent uploads: peak RSS {hwm} "
+          f"- baseline {base} = {hwm - base} (budget {budget * 10**6}, + {shim} for the shim's frame); "
+          f"{len(frames)} camera frames, statuses {statuses}, then {after[0]}")
+    if f"streaming YUYV {camera}" not in log:
+        problems.append(f"{spec} MB fipsd --camera: not streaming the planned {camera}\n{log}")
+    if after[0] != 200:
+        problems.append(f"{spec} MB fipsd --camera: the good photo after the burst got {after}")
+    if len(frames) < seen + 3 or any("error" in l for l in frames):
+        problems.append(f"{spec} MB fipsd --camera: {len(frames)} camera frames ({seen} before the burst)\n{log}")
+    for l in log.splitlines():
+        if " note: " in l or " warning: " in l:
+            problems.append(f"{spec} MB fipsd --camera: the planned model and camera should need no note: {l}")
+    if hwm - base > budget * 10**6 + shim:
+        problems.append(f"{spec} MB fipsd --camera: peak RSS {hwm} - baseline {base} over the budget")
+
+
 def main():
     ap = argparse.ArgumentParser()
     rel = os.path.join(ROOT, ".build/release")
-    ap.add_argument("--budgets", default="22,26,30,30:1000x750:3MB:1",
-                    help="MB[:max-pixels:max-input-bytes:max-connections], comma-separated: the fips-plan limits "
-                         "(default 640x480, 256KiB, 2); the last plan reserves room for phone photos")
+    ap.add_argument("--budgets", default="22:640x480:256KiB:2:none,26,30,30:1000x750:3MB:1:none",
+                    help="MB[:max-pixels:max-input-bytes:max-connections[:camera]], comma-separated: the fips-plan "
+                         "limits (default 640x480, 256KiB, 2, camera 640x480); the last plan reserves room for phone "
+                         "photos; it and the 22 MB plan are made with --camera none (with a camera, 22 MB is "
+                         "infeasible for the reduced search, and the phone-photo plan's rank-160 FiPS group "
+                         "cannot be reconstructed from 8 calibration images)")
     ap.add_argument("--model", default=os.path.join(ROOT, "data/dinov2_s.fips"))
     ap.add_argument("--fips-plan", default=os.path.join(rel, "fips-plan"))
     ap.add_argument("--fips-run", default=os.path.join(rel, "fips-run"))
     ap.add_argument("--fipsd", default=os.path.join(rel, "fipsd"))
     ap.add_argument("--qemu")
     ap.add_argument("--aarch64-fips-run")
-    ap.add_argument("--aarch64-budgets", default="22")
+    ap.add_argument("--aarch64-budgets", default="22:640x480:256KiB:2:none")
     a = ap.parse_args()
     problems = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -255,8 +326,9 @@ def main():
             b, *lim = spec.split(":")
             b = int(b)
             extra = (["--max-pixels", lim[0], "--max-input-bytes", lim[1], "--max-connections", lim[2]] if lim else [])
+            extra += ["--camera", lim[3]] if len(lim) > 3 else []
             models[spec] = os.path.join(tmp, f"plan{spec.replace(':', '_')}.fips")
-            reserves[spec] = plan(a, b, extra, models[spec])
+            reserves[spec], camera = plan(a, b, extra, models[spec])
             rc, out, err, rss = peak_rss([a.fips_run, "--model", models[spec], "--threads", "2", *files.values()])
             done, refused = check_run_output(f"{spec} MB fips-run", rc, out, err, files, problems)
             print(f"check_plan_memory: {spec} MB, fips-run: peak RSS {rss} - baseline {run_base} = {rss - run_base} "
@@ -267,6 +339,8 @@ def main():
                 if "note:" in l or "warning:" in l:
                     problems.append(f"{spec} MB fips-run: the planned model should need no note: {l}")
             check_fipsd(a, models[spec], spec, files, tmp, fipsd_base, problems)
+            if camera != "none":
+                check_camera(a, models[spec], spec, camera, files, tmp, fipsd_base, problems)
         if a.qemu and a.aarch64_fips_run:
             # Under qemu the process's RSS also holds qemu's cache of translated code, which grows with
             # the code run (about 6 MB for a forward pass), so the --help baseline does not cover it: the

@@ -296,7 +296,6 @@ double fipsd_cpu_seconds(void) {
 }
 
 // ---- V4L2 ----
-#define FIPSD_CAM_BUFFERS 4
 struct fipsd_camera {
     int fd;
     int nbuf;
@@ -421,6 +420,12 @@ int fipsd_camera_format(const fipsd_camera *c) { return c->format; }
 int fipsd_camera_width(const fipsd_camera *c) { return c->width; }
 int fipsd_camera_height(const fipsd_camera *c) { return c->height; }
 int fipsd_camera_stride(const fipsd_camera *c) { return c->stride; }
+
+size_t fipsd_camera_buffer_bytes(const fipsd_camera *c) {
+    size_t n = 0;
+    for (int i = 0; i < c->nbuf; i++) n += c->length[i];
+    return n;
+}
 
 int fipsd_camera_requeue(fipsd_camera *c, int index) {
     struct v4l2_buffer b;

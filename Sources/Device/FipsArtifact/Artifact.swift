@@ -186,7 +186,7 @@ public final class Artifact {
         return h
     }
 
-    /// Meta: config words (with the input limits in words 20–23), then labels.
+    /// Meta: config words (with the input limits in words 20–24), then labels.
     static func parseMeta(path: String, _ r: ByteReader, _ h: Header) throws(ArtifactError) -> (ViTConfig, [String], InputLimits?) {
         var at = h.metaOffset
         let metaEnd = h.metaOffset + h.metaBytes

@@ -49,7 +49,8 @@ public struct ViTConfig: Equatable {
     }
 
     /// Number of 32-bit words `encode()` produces in this version.
-    public static let wordCount = 24
+    /// 25 since word 24 (the planned camera, `InputLimits`); readers accept 20 or more.
+    public static let wordCount = 25
 
     public func encode() -> [UInt32] {
         var w = [UInt32](repeating: 0, count: ViTConfig.wordCount)

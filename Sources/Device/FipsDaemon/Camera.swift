@@ -47,8 +47,18 @@ final class CameraDevice {
         }
         cam = opened
         let fmt = fipsd_camera_format(opened) == 1 ? "MJPEG" : "YUYV"
+        let w = Int(fipsd_camera_width(opened)), h = Int(fipsd_camera_height(opened))
         if !quiet || failures > 0 {
-            logLine("camera \(device): streaming \(fmt) \(fipsd_camera_width(opened))x\(fipsd_camera_height(opened))")
+            logLine("camera \(device): streaming \(fmt) \(w)x\(h)")
+        }
+        // fips-plan counts the buffers of the size asked for (`CameraMemory`); a
+        // driver may pick a larger nearest size, or size MJPEG buffers above 2
+        // bytes a pixel. Said once per open, since the budget may then not hold.
+        let mapped = Int(fipsd_camera_buffer_bytes(opened))
+        let counted = CameraMemory.buffers * CameraMemory.bytesPerPixel * width * height
+        if mapped > counted || w * h > width * height {
+            logLine("warning: camera \(device): the driver streams \(fmt) \(w)x\(h) in \(mapped) bytes of buffers; "
+                    + "fips-plan --camera \(width)x\(height) counts \(counted), so the budget may not hold")
         }
         backoffMs = 1000
         failures = 0

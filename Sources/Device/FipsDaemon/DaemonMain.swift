@@ -39,6 +39,12 @@ func startDaemon(_ given: DaemonOptions) -> Int32 {
     // The served model's planned limits (kept across SIGHUP reloads: the
     // sockets and buffers are sized once).
     for note in opts.resolveLimits(model.artifact) { logLine(note) }
+    let camera = opts.resolveCamera(planned: model.artifact.inputLimits)
+    for note in camera.notes { logLine(note) }
+    if let why = camera.refusal {
+        printLine("fipsd: \(why)", fd: 2)
+        return ExitStatus.usage
+    }
     if let dir = opts.featuresOut {
         let e = fips_mkdir_p(dir)
         if e != 0 { printLine("fipsd: \(dir): cannot create the features directory: \(errnoString(e))", fd: 2); return ExitStatus.modelOrIO }

@@ -24,6 +24,8 @@ public struct DaemonOptions: RuntimeChoiceOptions {
     public var camera: String? = nil
     public var cameraWidth = 640
     public var cameraHeight = 480
+    /// --camera-size was given; else the model's planned camera size fills it (`resolveCamera`).
+    public var cameraSizeGiven = false
     public var cameraFPS = 0
     /// 0 any (MJPEG first), 1 MJPEG, 2 YUYV (FIPSD_CAM_*).
     public var cameraFormat: Int32 = 0
@@ -77,6 +79,40 @@ public struct DaemonOptions: RuntimeChoiceOptions {
         return l.notes
     }
 
+    /// With --camera: takes the model's planned capture size where --camera-size
+    /// was not given. The camera's buffers are memory the budget must count, so,
+    /// unlike the input limits (a warning), a capture the plan does not count is
+    /// refused: a --camera-size with more pixels than planned, or any camera on a
+    /// model planned with `--camera none`. A model without the record (older
+    /// fips-plan, or none) keeps the 640x480 default and a note says so.
+    /// `planned`: the artifact's `inputLimits`. The refusal is the message for exit 2.
+    public mutating func resolveCamera(planned: InputLimits?) -> (notes: [String], refusal: String?) {
+        guard camera != nil else { return ([], nil) }
+        let size = "\(cameraWidth)x\(cameraHeight)"
+        guard let limits = planned, let cam = limits.camera else {
+            if cameraSizeGiven { return ([], nil) }
+            return (["note: \(model) records no planned camera size (not made by fips-plan, or by an older one); "
+                     + "capturing at \(size), which its budget may not count"], nil)
+        }
+        let budget = "\(limits.budgetBytes / 1024) KiB budget"
+        switch cam {
+        case .noCamera:
+            return ([], "--camera \(camera!) at \(size): \(model) was planned with --camera none, so its \(budget) "
+                        + "counts no camera buffers; plan it again with fips-plan --camera \(size)")
+        case let .size(w, h):
+            if !cameraSizeGiven {
+                cameraWidth = w; cameraHeight = h
+                return ([], nil)
+            }
+            if cameraWidth * cameraHeight > w * h {
+                return ([], "--camera-size \(size) is larger than the \(w)x\(h) camera planned for \(model): its \(budget) "
+                            + "counts the capture buffers of \(w)x\(h) only; give at most that, or plan it again with "
+                            + "fips-plan --camera \(size)")
+            }
+            return ([], nil)
+        }
+    }
+
     public var hasSource: Bool { camera != nil || watch != nil || listenHost != nil || stdin }
 }
 
@@ -100,7 +136,9 @@ a model without a classification head gives "cls_norm" instead of "top";
 SOURCES:
   --camera <dev>          a V4L2 camera (e.g. /dev/video0), MJPEG or YUYV, mmap buffers;
                           retried with backoff (1 s doubling to 30 s) while missing or unplugged
-  --camera-size <W>x<H>   requested capture size (default 640x480; the driver may pick the nearest)
+  --camera-size <W>x<H>   requested capture size (default: the model's planned camera, else 640x480;
+                          the driver may pick the nearest). More pixels than fips-plan --camera
+                          counted, or any camera on a model planned with --camera none, is refused
   --camera-fps <n>        requested frame rate (default: the driver's)
   --camera-format <f>     mjpeg, yuyv or any (default any: MJPEG if offered, else YUYV)
   --watch <dir>           a folder: every image closed after writing in it (or moved into it)
@@ -203,7 +241,7 @@ let daemonFlags = FlagTable<DaemonOptions>(
         .value("--camera", missing: "--camera needs a device path such as /dev/video0") { o, v in o.camera = v; return nil },
         .value("--camera-size", missing: cameraSizeError) { o, v in
             guard let size = parseSize(v) else { return cameraSizeError }
-            o.cameraWidth = size.0; o.cameraHeight = size.1
+            o.cameraWidth = size.0; o.cameraHeight = size.1; o.cameraSizeGiven = true
             return nil
         },
         .integer("--camera-fps", in: 1...1000, error: "--camera-fps needs a frame rate from 1 to 1000") { o, k in o.cameraFPS = k },

@@ -243,7 +243,7 @@ public enum ArtifactWriter {
     }
 
     /// The serialized artifact `bytes` with `limits` in its configuration
-    /// words 20–23 (the words every writer leaves zero) and its checksums
+    /// words 20–24 (the words every writer leaves zero) and its checksums
     /// recomputed. The file's size and layout do not change.
     public static func stampInputLimits(_ bytes: [UInt8], _ limits: InputLimits) -> [UInt8] {
         var out = bytes

@@ -50,13 +50,14 @@ extension ArtifactInfo {
          "mean": [c.mean.0, c.mean.1, c.mean.2].map(shortest), "std": [c.std.0, c.std.1, c.std.2].map(shortest)]
     }
 
-    /// What fips-plan left in the file (configuration words 20–23) and beside it (NAME.plan.json).
+    /// What fips-plan left in the file (configuration words 20–24) and beside it (NAME.plan.json).
     func planJSON() -> [String: Any]? {
         guard artifact.inputLimits != nil || planJSONPath != nil else { return nil }
         var p: [String: Any] = ["plan_json": planJSONPath ?? NSNull(), "input_limits": NSNull()]
         if let l = artifact.inputLimits {
             p["input_limits"] = ["max_pixels": l.maxPixels, "max_input_bytes": l.maxInputBytes,
-                                 "max_connections": l.maxConnections, "budget_bytes": l.budgetBytes]
+                                 "max_connections": l.maxConnections, "budget_bytes": l.budgetBytes,
+                                 "camera": l.camera.map { $0.text } ?? NSNull()]
         }
         return p
     }
@@ -79,7 +80,7 @@ extension ArtifactInfo {
         if !a.labels.isEmpty { out.append("  labels: \(a.labels.prefix(10).joined(separator: ", "))\(a.labels.count > 10 ? ", ..." : "")") }
         if let l = a.inputLimits {
             out.append("  plan: max \(l.maxPixels) pixels, \(l.maxInputBytes) bytes encoded, \(l.maxConnections) connections, "
-                       + "budget \(l.budgetBytes) bytes\(planJSONPath.map { " (\($0))" } ?? "")")
+                       + "budget \(l.budgetBytes) bytes, camera \(l.camera?.text ?? "not recorded")\(planJSONPath.map { " (\($0))" } ?? "")")
         }
         let stored = entries.filter { $0.storedIn == nil }.count
         out.append("  \(entries.count) tensors, \(stored) stored (\(entries.count - stored) sharing another's bytes), "

@@ -37,8 +37,10 @@ public struct GroupChoice: Hashable {
 /// The exact memory of a planned model on the runtime: the artifact's bytes
 /// (laid out by `ArtifactLayout`, the writer's own function), the executor's
 /// activation arena (`ArenaLayout`, the executor's own function), the device
-/// programs' per-image buffers (`ClassifierBuffers`) and the worst case of the
-/// inputs the plan accepts (`DecodeMemory`: one decode, fipsd's request bodies).
+/// programs' per-image buffers (`ClassifierBuffers`), the worst case of the
+/// inputs the plan accepts (`DecodeMemory`: one decode, fipsd's request bodies)
+/// and fipsd's camera capture (`CameraMemory`: its mmap buffers and the frame
+/// waiting to be classified; nothing for `--camera none`).
 ///
 /// Exact except for one bound: a pruned projection (q8-sparse) stores its
 /// nonzero bytes, which global pruning spreads over the group's V's unevenly
@@ -68,9 +70,11 @@ public struct PlanMemory {
         public var ioBytes: Int
         /// The inputs' worst case (`PlanMemory.inputBytes`).
         public var inputBytes: Int
+        /// fipsd's camera capture (`PlanMemory.cameraBytes`); 0 for `--camera none`.
+        public var cameraBytes: Int
         /// True when no q8-sparse tensor is involved: then `artifactBytes` is the file size to the byte.
         public var artifactExact: Bool
-        public var totalBytes: Int { artifactBytes + arenaBytes + ioBytes + inputBytes }
+        public var totalBytes: Int { artifactBytes + arenaBytes + ioBytes + inputBytes + cameraBytes }
     }
 
     /// One table entry of the planned artifact: its stored bytes, or nil when
@@ -186,6 +190,14 @@ public struct PlanMemory {
                                            maxConnections: input.maxConnections, cropSize: config.cropSize)
     }
 
+    /// fipsd's camera capture at the planned size (`CameraMemory`); 0 for none.
+    /// Not recorded counts as none: only fips-plan makes an `InputLimits`, and
+    /// it always says.
+    public var cameraBytes: Int {
+        guard case let .size(w, h)? = input.camera else { return 0 }
+        return CameraMemory.bytes(width: w, height: h)
+    }
+
     /// The limits to write into the artifact: the plan's, with the room the
     /// chosen plan leaves under the budget given to the encoded-input size (each
     /// of fipsd's connections may hold one), capped at 64 MiB.
@@ -201,7 +213,7 @@ public struct PlanMemory {
     public func breakdown(_ plan: [GroupChoice]) -> Breakdown {
         let maxRank = plan.reduce(0) { max($0, $1.mlp.rank) }
         return Breakdown(artifactBytes: artifactBytes(plan), arenaBytes: arenaBytes(maxRank: maxRank), ioBytes: ioBytes,
-                         inputBytes: inputBytes, artifactExact: !plan.contains { $0.mlp.sparsity > 0 })
+                         inputBytes: inputBytes, cameraBytes: cameraBytes, artifactExact: !plan.contains { $0.mlp.sparsity > 0 })
     }
 }
 

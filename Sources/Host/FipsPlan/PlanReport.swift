@@ -24,8 +24,11 @@ extension Plan {
                          + pad(String(format: "%.2e", c.attentionError), 10, right: true))
         }
         let m = memory
+        // The camera line says which capture it counts: "(640x480)" or "(none)".
+        let cameraNote = " (\(options.input.camera?.text ?? "none"))"
         lines.append("memory: artifact \(m.artifactBytes)\(m.artifactExact ? "" : " (bound: q8-sparse)") + arena \(m.arenaBytes)"
-                     + " + run buffers \(m.ioBytes) + inputs \(m.inputBytes) = \(m.totalBytes) bytes (\(formatBytes(m.totalBytes)))"
+                     + " + run buffers \(m.ioBytes) + inputs \(m.inputBytes) + camera \(m.cameraBytes)\(cameraNote)"
+                     + " = \(m.totalBytes) bytes (\(formatBytes(m.totalBytes)))"
                      + " of budget \(options.budgetBytes) (\(formatBytes(options.budgetBytes))), "
                      + String(format: "%.1f%%", 100 * Double(m.totalBytes) / Double(options.budgetBytes)))
         var lat = String(format: "latency: %.2f ms predicted (fixed %.2f + blocks %.2f; %@, %d thread%@)", predictedMs, fixedMs,
@@ -48,6 +51,7 @@ extension Plan {
         var totals: [String: Any] = [
             "artifact_bytes": memory.artifactBytes, "artifact_bytes_exact": memory.artifactExact,
             "arena_bytes": memory.arenaBytes, "run_buffer_bytes": memory.ioBytes, "input_bytes": memory.inputBytes,
+            "camera_bytes": memory.cameraBytes,
             "memory_bytes": memory.totalBytes, "predicted_ms": predictedMs, "fixed_ms": fixedMs, "error": totalError,
         ]
         for (k, v) in measured { totals[k] = v }
@@ -56,6 +60,7 @@ extension Plan {
         budget["max_pixels"] = options.input.maxPixels
         budget["max_input_bytes"] = options.input.maxInputBytes
         budget["max_connections"] = options.input.maxConnections
+        budget["camera"] = options.input.camera?.text ?? "none"
         return ["schema": "fips-plan", "version": 1, "groups": gs, "totals": totals, "budget": budget, "inputs": inputs,
                 "latency_source": latencySource]
     }

@@ -32,8 +32,10 @@ public struct PlanOptions {
     public var allowDense = true
     /// The largest input the plan must accept: a 640x480 decode (a JPEG counts its
     /// DCT-reduced size, so a 12 MP photo decodes at 500x375), 256 KiB encoded,
-    /// 2 of fipsd's connections. The room a plan leaves goes to the encoded size.
-    public var input = InputLimits(maxPixels: 640 * 480, maxInputBytes: 256 << 10, maxConnections: 2, budgetBytes: 0)
+    /// 2 of fipsd's connections, and fipsd's capture from a 640x480 camera. The room a
+    /// plan leaves goes to the encoded size.
+    public var input = InputLimits(maxPixels: 640 * 480, maxInputBytes: 256 << 10, maxConnections: 2, budgetBytes: 0,
+                                   camera: .size(width: 640, height: 480))
     /// Memory resolution of the knapsack, bytes; nil: budget / 20000 (at least 1).
     public var unit: Int? = nil
     /// Error proxy quantises with GPTQ from the calibration Hessians, as a GPTQ build does (false: round-to-nearest,
@@ -134,7 +136,7 @@ public enum Planner {
         for cap in caps {
             let allowed = candidates.map { $0.filter { $0.choice.mlp.rank <= cap } }
             if allowed.contains(where: { $0.isEmpty }) { continue }
-            let overhead = fixedArtifact + memory.arenaBytes(maxRank: cap) + memory.ioBytes + memory.inputBytes
+            let overhead = fixedArtifact + memory.arenaBytes(maxRank: cap) + memory.ioBytes + memory.inputBytes + memory.cameraBytes
             let capacity = o.budgetBytes - overhead
             if capacity < 0 { continue }
             // Sizes above each group's smallest option, so that rounding them up to the DP's unit can never
@@ -186,7 +188,7 @@ public enum Planner {
         for cap in caps {
             let allowed = candidates.map { $0.filter { $0.choice.mlp.rank <= cap } }
             if allowed.contains(where: { $0.isEmpty }) { continue }
-            let overhead = fixedArtifact + memory.arenaBytes(maxRank: cap) + memory.ioBytes + memory.inputBytes
+            let overhead = fixedArtifact + memory.arenaBytes(maxRank: cap) + memory.ioBytes + memory.inputBytes + memory.cameraBytes
             smallest = min(smallest, overhead + allowed.reduce(0) { $0 + $1.map { $0.bytes }.min()! })
             if let l = o.latencyMs {
                 // exact: the knapsack with unit-1 memory over a capacity that holds everything, minimising bytes
@@ -212,6 +214,10 @@ public enum Planner {
             }
         } else {
             s += String(format: "; the fastest achievable latency is %.1f ms", fastest)
+        }
+        // The camera is the one reserve a user can drop outright, so name it.
+        if memory.cameraBytes > 0, let cam = o.input.camera {
+            s += "; that counts fipsd's \(cam.text) camera, \(memory.cameraBytes) bytes (--camera none for a model served without one)"
         }
         return s
     }

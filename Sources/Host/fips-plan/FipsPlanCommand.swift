@@ -59,7 +59,7 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Board name (boards/NAME.board) or path to a .board file; its roofline figures price latency, and --budget may not exceed its RAM_MB minus OS_RESERVE_MB.")
     var board: String?
     @Option(help: "Directory of the board files (default: ./boards, next to the installed programs, the source tree, /usr/local/share/fips/boards; or $FIPS_BOARDS_DIR).") var boardsDir: String?
-    @Option(help: "Memory budget: artifact + activation arena + run buffers + inputs, e.g. 50MB (10^6), 48MiB, 900kB.")
+    @Option(help: "Memory budget: artifact + activation arena + run buffers + inputs + fipsd's camera (--camera), e.g. 50MB (10^6), 48MiB, 900kB.")
     var budget: String?
     @Option(help: "Latency limit per image, e.g. 120ms or 0.12s.") var latency: String?
     @Option(help: "Runtime threads on the board (fips-run --threads): the latency model and the arena (one kernel scratch per thread) use it. Default: the board's cores, or the profile's usable CPUs.")
@@ -69,6 +69,8 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Largest encoded image (file, HTTP body, stdin frame) the model must accept, e.g. 256KiB; the room the plan leaves is added.")
     var maxInputBytes = "256KiB"
     @Option(help: "fipsd's HTTP connections at once, each holding up to one body.") var maxConnections = 2
+    @Option(help: "fipsd's camera capture size the budget counts (WxH: its 4 V4L2 buffers at 2 bytes a pixel and the RGB frame waiting to be classified), or 'none' for a model fipsd serves without --camera. fipsd uses it as its --camera-size and refuses a larger one.")
+    var camera = "640x480"
     @Option(help: "Blocks per group (one shared basis each).") var groupSize = 4
     @Option(help: "MLP parameter budgets that set the FiPS ranks, comma-separated.") var mlpBudgets = "0.25,0.375,0.5,0.625,0.75"
     @Option(help: "Projection sparsities, comma-separated (sparse only at 8 bits: q8-sparse).") var sparsities = "0,0.5,0.75"
@@ -134,7 +136,24 @@ struct FipsPlanCommand: ParsableCommand {
             throw ValidationError("--max-input-bytes: '\(maxInputBytes)' is not a size from 1 byte to 64MiB (e.g. 256KiB)")
         }
         guard (1...200).contains(maxConnections) else { throw ValidationError("--max-connections must be from 1 to 200") }
-        return InputLimits(maxPixels: pixels, maxInputBytes: bytes, maxConnections: maxConnections, budgetBytes: 0)
+        let cam = try parseCamera(maxPixels: pixels)
+        return InputLimits(maxPixels: pixels, maxInputBytes: bytes, maxConnections: maxConnections, budgetBytes: 0, camera: cam)
+    }
+
+    /// --camera: WxH (as fipsd's --camera-size takes it) or none. A camera frame is
+    /// an input too: its decode and resize are counted within --max-pixels
+    /// (`CameraMemory`), so a camera with more pixels is refused here.
+    func parseCamera(maxPixels pixels: Int) throws -> PlannedCamera {
+        if camera == "none" { return .noCamera }
+        let p = camera.split(separator: "x").compactMap { Int($0) }
+        guard p.count == 2, (1...16384).contains(p[0]), (1...16384).contains(p[1]) else {
+            throw ValidationError("--camera must be WxH (e.g. 640x480, each side 1 to 16384) or none")
+        }
+        guard p[0] * p[1] <= pixels else {
+            throw ValidationError("--camera \(camera) has \(p[0] * p[1]) pixels, more than --max-pixels \(pixels): "
+                                  + "a camera frame is an input; raise --max-pixels to at least \(camera)")
+        }
+        return .size(width: p[0], height: p[1])
     }
 
     func list<T>(_ s: String, _ flag: String, _ f: (String) -> T?) throws -> [T] {
@@ -296,7 +315,7 @@ struct FipsPlanCommand: ParsableCommand {
         } catch { fail("\(error)") }
         endProgress()
         let artifact = built.bytes.count
-        let total = artifact + plan.memory.arenaBytes + plan.memory.ioBytes + plan.memory.inputBytes
+        let total = artifact + plan.memory.arenaBytes + plan.memory.ioBytes + plan.memory.inputBytes + plan.memory.cameraBytes
         guard total <= o.budgetBytes else {
             fail("internal: the written artifact (\(artifact) bytes) exceeds the plan's \(plan.memory.artifactBytes); not written")
         }
@@ -318,14 +337,14 @@ struct FipsPlanCommand: ParsableCommand {
         print("wrote \(out): \(artifact) bytes (planned \(plan.memory.artifactBytes)\(plan.memory.artifactExact ? ", exact" : ", bound")); "
               + "memory \(total) of \(o.budgetBytes) bytes; \(jsonPath)")
         print("input limits (fips-run's and fipsd's defaults): \(limits.maxPixels) decoded pixels, \(limits.maxInputBytes) bytes encoded, "
-              + "\(limits.maxConnections) fipsd connections")
+              + "\(limits.maxConnections) fipsd connections, camera \(limits.camera?.text ?? "none")")
     }
 }
 
 /// plan.json's `input_limits`: what the artifact records for fips-run and fipsd.
 func limitsJSON(_ l: InputLimits) -> [String: Any] {
     ["max_pixels": l.maxPixels, "max_input_bytes": l.maxInputBytes, "max_connections": l.maxConnections,
-     "budget_bytes": l.budgetBytes]
+     "budget_bytes": l.budgetBytes, "camera": l.camera?.text ?? "none"]
 }
 
 typealias FipsCompressReport = FipsCompress.CompressionReport

@@ -84,10 +84,11 @@ final class ArtifactInfoTests: XCTestCase {
         XCTAssertEqual(u1["stored_in"] as? String, "blocks.0.mlp.fc1.U")
     }
 
-    /// What fips-plan leaves: input limits in configuration words 20–23, NAME.plan.json beside the file.
+    /// What fips-plan leaves: input limits in configuration words 20–24, NAME.plan.json beside the file.
     func testInfoReportsThePlansInputLimitsAndPlanJSON() throws {
         let (path, model) = try writeTinyFiPS()
-        let limits = InputLimits(maxPixels: 640 * 480, maxInputBytes: 256 * 1024, maxConnections: 2, budgetBytes: 24 << 20)
+        let limits = InputLimits(maxPixels: 640 * 480, maxInputBytes: 256 * 1024, maxConnections: 2, budgetBytes: 24 << 20,
+                                 camera: .size(width: 1280, height: 720))
         let planned = TestPaths.temporaryDirectory().appendingPathComponent("planned.fips").path
         let bytes = ArtifactWriter.stampInputLimits([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))), limits)
         try ArtifactWriter.writeAtomically(bytes, to: planned)
@@ -96,8 +97,10 @@ final class ArtifactInfoTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: planJSON) }
         let plan = try XCTUnwrap(try infoJSON(planned)["plan"] as? [String: Any])
         XCTAssertEqual(plan["plan_json"] as? String, planJSON)
-        let l = try XCTUnwrap(plan["input_limits"] as? [String: Int])
-        XCTAssertEqual(l, ["max_pixels": 640 * 480, "max_input_bytes": 256 * 1024, "max_connections": 2, "budget_bytes": 24 << 20])
+        var l = try XCTUnwrap(plan["input_limits"] as? [String: Any])
+        XCTAssertEqual(l.removeValue(forKey: "camera") as? String, "1280x720", "word 24: the planned camera")
+        XCTAssertEqual(l as? [String: Int], ["max_pixels": 640 * 480, "max_input_bytes": 256 * 1024, "max_connections": 2,
+                                             "budget_bytes": 24 << 20])
         XCTAssertEqual(try infoJSON(path)["tensor_count"] as? Int, model.tensors.count)
     }
 }

@@ -82,6 +82,8 @@ double fipsd_cpu_seconds(void);
 // ---- V4L2 capture (mmap streaming I/O) ----
 typedef struct fipsd_camera fipsd_camera;
 enum { FIPSD_CAM_ANY = 0, FIPSD_CAM_MJPEG = 1, FIPSD_CAM_YUYV = 2 };
+// The mmap buffers fipsd asks the driver for; fips-plan counts them (CameraMemory.buffers, which a test holds equal).
+enum { FIPSD_CAM_BUFFERS = 4 };
 // Opens dev, negotiates width x height (the driver may pick the nearest) in
 // MJPEG or YUYV (prefer: FIPSD_CAM_*; ANY tries MJPEG first), asks for fps
 // frames per second (0: the driver's default), maps 4 buffers and starts
@@ -94,6 +96,8 @@ int fipsd_camera_format(const fipsd_camera *cam);   // FIPSD_CAM_MJPEG or FIPSD_
 int fipsd_camera_width(const fipsd_camera *cam);
 int fipsd_camera_height(const fipsd_camera *cam);
 int fipsd_camera_stride(const fipsd_camera *cam);
+// The bytes of the mapped buffers, as the driver sized them (checked against fips-plan's count).
+size_t fipsd_camera_buffer_bytes(const fipsd_camera *cam);
 // Dequeues every filled buffer, gives all but the newest back to the driver
 // (adding their number to *dropped) and returns the newest one's index, with
 // its bytes in *data / *bytes. -EAGAIN when no frame is ready; other -errno
