@@ -3,7 +3,7 @@
 each block, the embedding and the head, and the cold start) beside `fips latency --json` (the latency
 model's prediction for the same blocks, and its uncertainty), for three of latency_prediction.py's plans.
 
-    python3 Benchmarks/per_block_prediction.py [--plans q8,mixed-8-3,fips-mixed] [--threads 1] [--runs 30]
+    python3 Benchmarks/per_block_prediction.py [--plans q8,mixed-8-3,fips-mixed] [--threads 1,2] [--runs 30]
                                                [--profile profiles/x86-64.json] [--out Benchmarks/per_block_prediction.md]
 
 Builds the plans it lacks as latency_prediction.py does (data/profile_plans/) and measures with the
@@ -30,12 +30,13 @@ def measure_blocks(path, threads, runs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plans", default="q8,mixed-8-3,fips-mixed")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma-separated: one section per plan and count")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--profile", default=os.path.join(ROOT, "profiles/x86-64.json"))
     ap.add_argument("--out", default=os.path.join(ROOT, "Benchmarks/per_block_prediction.md"))
     a = ap.parse_args()
     names = a.plans.split(",")
+    thread_counts = [int(t) for t in a.threads.split(",")]
     known = {n: d for n, d, _ in lp.PLAN_LIST}
     if any(n not in known for n in names):
         sys.exit(f"unknown plan; known: {', '.join(known)}")
@@ -45,16 +46,16 @@ def main():
         sys.exit(f"{lp.FIPS_RUN} is missing (./boards/build x86-64 --release)")
     out = ["# Per-block time: measured beside predicted (x86-64 host profile)", "",
            f"`python3 Benchmarks/per_block_prediction.py --plans {a.plans} --threads {a.threads} --runs {a.runs}`: "
-           f"measured by the x86-64 board build of `fips-run --threads {a.threads} --bench {a.runs} --per-block` on "
+           f"measured by the x86-64 board build of `fips-run --threads T --bench {a.runs} --per-block` on "
            f"data/photos/chelsea.png, predicted by `fips latency --profile {os.path.relpath(a.profile, ROOT)} "
-           f"--threads {a.threads} --json`. DINOv2-S/14, batch 1. `embed` is measured as the patch embedding alone; "
+           f"--threads T --json`, T in {{{a.threads}}}. DINOv2-S/14, batch 1. `embed` is measured as the patch embedding alone; "
            "the prediction's fixed part (embedding, final LayerNorm, head) is shown against embed + head.", ""]
-    for name in names:
+    for name, threads in ((n, t) for n in names for t in thread_counts):
         path = os.path.join(lp.PLANS, f"profile_{name}.fips")
-        pred = lp.predict(path, a.profile, a.threads)
-        total, blocks = measure_blocks(path, a.threads, a.runs)
+        pred = lp.predict(path, a.profile, threads)
+        total, blocks = measure_blocks(path, threads, a.runs)
         unc = pred.get("uncertainty")
-        out += [f"## {name}: {known[name]}", "",
+        out += [f"## {name}, {threads} thread{'s' if threads > 1 else ''}: {known[name]}", "",
                 f"total: predicted {pred['total_ms']:.2f} ms"
                 + (f" ± {pred['uncertainty_ms']:.2f} ({pred['uncertainty_basis']})" if unc is not None else " (uncertainty unknown)")
                 + f"; measured median {total['forward_ms']:.2f} ms (min {total['forward_min_ms']:.2f}, max {total['forward_max_ms']:.2f}), "
