@@ -74,7 +74,9 @@ public struct PlanMemory {
         public var cameraBytes: Int
         /// True when no q8-sparse tensor is involved: then `artifactBytes` is the file size to the byte.
         public var artifactExact: Bool
-        public var totalBytes: Int { artifactBytes + arenaBytes + ioBytes + inputBytes + cameraBytes }
+        /// Everything the process holds besides the artifact (`PlanMemory.runtimeBytes`).
+        public var runtimeBytes: Int { arenaBytes + ioBytes + inputBytes + cameraBytes }
+        public var totalBytes: Int { artifactBytes + runtimeBytes }
     }
 
     /// One table entry of the planned artifact: its stored bytes, or nil when
@@ -197,6 +199,12 @@ public struct PlanMemory {
         guard case let .size(w, h)? = input.camera else { return 0 }
         return CameraMemory.bytes(width: w, height: h)
     }
+
+    /// Everything the process holds besides the artifact, for a plan whose
+    /// largest FiPS rank is `maxRank`: arena, run buffers, inputs and camera.
+    /// The planner prices each rank cap with it; `Breakdown.runtimeBytes` is the
+    /// same sum over a chosen plan's stored parts.
+    public func runtimeBytes(maxRank: Int) -> Int { arenaBytes(maxRank: maxRank) + ioBytes + inputBytes + cameraBytes }
 
     /// The limits to write into the artifact: the plan's, with the room the
     /// chosen plan leaves under the budget given to the encoded-input size (each

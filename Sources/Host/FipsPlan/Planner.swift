@@ -136,7 +136,7 @@ public enum Planner {
         for cap in caps {
             let allowed = candidates.map { $0.filter { $0.choice.mlp.rank <= cap } }
             if allowed.contains(where: { $0.isEmpty }) { continue }
-            let overhead = fixedArtifact + memory.arenaBytes(maxRank: cap) + memory.ioBytes + memory.inputBytes + memory.cameraBytes
+            let overhead = fixedArtifact + memory.runtimeBytes(maxRank: cap)
             let capacity = o.budgetBytes - overhead
             if capacity < 0 { continue }
             // Sizes above each group's smallest option, so that rounding them up to the DP's unit can never
@@ -188,7 +188,7 @@ public enum Planner {
         for cap in caps {
             let allowed = candidates.map { $0.filter { $0.choice.mlp.rank <= cap } }
             if allowed.contains(where: { $0.isEmpty }) { continue }
-            let overhead = fixedArtifact + memory.arenaBytes(maxRank: cap) + memory.ioBytes + memory.inputBytes + memory.cameraBytes
+            let overhead = fixedArtifact + memory.runtimeBytes(maxRank: cap)
             smallest = min(smallest, overhead + allowed.reduce(0) { $0 + $1.map { $0.bytes }.min()! })
             if let l = o.latencyMs {
                 // exact: the knapsack with unit-1 memory over a capacity that holds everything, minimising bytes

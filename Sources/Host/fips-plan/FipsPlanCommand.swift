@@ -315,7 +315,7 @@ struct FipsPlanCommand: ParsableCommand {
         } catch { fail("\(error)") }
         endProgress()
         let artifact = built.bytes.count
-        let total = artifact + plan.memory.arenaBytes + plan.memory.ioBytes + plan.memory.inputBytes + plan.memory.cameraBytes
+        let total = artifact + plan.memory.runtimeBytes
         guard total <= o.budgetBytes else {
             fail("internal: the written artifact (\(artifact) bytes) exceeds the plan's \(plan.memory.artifactBytes); not written")
         }
