@@ -55,7 +55,7 @@ final class CameraDevice {
         // driver may pick a larger nearest size, or size MJPEG buffers above 2
         // bytes a pixel. Said once per open, since the budget may then not hold.
         let mapped = Int(fipsd_camera_buffer_bytes(opened))
-        let counted = CameraMemory.buffers * CameraMemory.bytesPerPixel * width * height
+        let counted = CameraMemory.bufferBytes(width: width, height: height)
         if mapped > counted || w * h > width * height {
             logLine("warning: camera \(device): the driver streams \(fmt) \(w)x\(h) in \(mapped) bytes of buffers; "
                     + "fips-plan --camera \(width)x\(height) counts \(counted), so the budget may not hold")

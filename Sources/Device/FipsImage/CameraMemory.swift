@@ -21,9 +21,13 @@ public enum CameraMemory {
     /// Bytes per pixel of one capture buffer: YUYV 4:2:2, and the bound assumed for MJPEG.
     public static let bytesPerPixel = 2
 
-    /// The capture memory for a `width` x `height` camera.
+    /// The capture memory for a `width` x `height` camera: its buffers and the waiting RGB frame.
     public static func bytes(width: Int, height: Int) -> Int {
-        let pixels = max(0, width) * max(0, height)
-        return buffers * bytesPerPixel * pixels + 3 * pixels
+        bufferBytes(width: width, height: height) + 3 * max(0, width) * max(0, height)
+    }
+
+    /// The V4L2 buffers alone, what fipsd compares the driver's mapping against.
+    public static func bufferBytes(width: Int, height: Int) -> Int {
+        buffers * bytesPerPixel * max(0, width) * max(0, height)
     }
 }
