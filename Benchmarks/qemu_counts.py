@@ -22,9 +22,11 @@ QEMU_DIR = os.path.join(ROOT, "Benchmarks/qemu")
 
 
 def plugin(name, out_dir):
-    """Benchmarks/qemu/NAME.c compiled into OUT_DIR/NAME.so (rebuilt when the source is newer)."""
+    """Benchmarks/qemu/NAME.c compiled into OUT_DIR/NAME.so (rebuilt when it or
+    the ABI header it includes is newer)."""
     src, so = os.path.join(QEMU_DIR, name + ".c"), os.path.join(out_dir, name + ".so")
-    if not os.path.exists(so) or os.path.getmtime(so) < os.path.getmtime(src):
+    newest = max(os.path.getmtime(src), os.path.getmtime(os.path.join(QEMU_DIR, "qemu_plugin_abi.h")))
+    if not os.path.exists(so) or os.path.getmtime(so) < newest:
         os.makedirs(out_dir, exist_ok=True)
         _sh(["gcc", "-shared", "-fPIC", "-O2", "-o", so, src])
     return so

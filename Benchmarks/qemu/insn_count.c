@@ -6,7 +6,7 @@
  * (inline adds are not atomic): run fips-run with --threads 1.
  *
  * Built against the plugin ABI of Debian's qemu-user 7.2 (API version 1); the
- * few declarations it needs are written out here because Debian ships no
+ * few declarations it needs are in qemu_plugin_abi.h because Debian ships no
  * qemu-plugin.h.
  *
  *   gcc -shared -fPIC -O2 -o insn_count.so insn_count.c
@@ -18,21 +18,7 @@
 #include <stdio.h>
 #include <stddef.h>
 
-typedef uint64_t qemu_plugin_id_t;
-struct qemu_plugin_tb;
-typedef struct qemu_info_t qemu_info_t;
-enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 };
-typedef void (*qemu_plugin_vcpu_tb_trans_cb_t)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
-typedef void (*qemu_plugin_udata_cb_t)(qemu_plugin_id_t id, void *userdata);
-
-extern void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, qemu_plugin_vcpu_tb_trans_cb_t cb);
-extern size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
-extern void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum qemu_plugin_op op,
-                                                     void *ptr, uint64_t imm);
-extern void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, qemu_plugin_udata_cb_t cb, void *userdata);
-extern void qemu_plugin_outs(const char *string);
-
-__attribute__((visibility("default"))) int qemu_plugin_version = 1;
+#include "qemu_plugin_abi.h"
 
 static uint64_t executed;
 
