@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.join(ROOT, "Benchmarks"))
 from forward_vs_onnxruntime import cut_at_backbone  # noqa: E402
 
 import bench_common as bench  # noqa: E402
+import qemu_counts  # noqa: E402
 from bench_common import FIPS, FIPS_RUN  # noqa: E402
 
 OUT = os.path.join(ROOT, "data/bench_int8")
@@ -149,14 +150,9 @@ def ort_aarch64_library():
 
 
 def insn_count(qemu_cpu, exe, model):
-    plugin = os.path.join(OUT, "insn_count.so")
-    if not os.path.exists(plugin):
-        sh(["gcc", "-shared", "-fPIC", "-O2", "-o", plugin,
-            os.path.join(ROOT, "Benchmarks/qemu/insn_count.c")])
-    p = sh(["qemu-aarch64", "-cpu", qemu_cpu, "-d", "plugin", "-plugin", plugin,
-            exe, "--model", model, "--threads", "1", "--verbose", PHOTO])
-    kernel = re.search(r"integer kernel (\S+)", p.stderr).group(1).rstrip(",")
-    return int(re.search(r"fips-insn-count: (\d+)", p.stderr + p.stdout).group(1)), kernel
+    n, p = qemu_counts.count(["qemu-aarch64", "-cpu", qemu_cpu],
+                             [exe, "--model", model, "--threads", "1", "--verbose", PHOTO], OUT)
+    return n, re.search(r"integer kernel (\S+)", p.stderr).group(1).rstrip(",")
 
 
 def mb(b):
