@@ -125,6 +125,21 @@ QG_INLINE void store_blocks4(const qg_args *g, int m, int n0, float32x4_t f) {
     store4(g->out + (size_t)m * g->ldo + n0, left, y);
 }
 
+// Both assembly kernels keep 16 int32x4 accumulators in v16-v31: zeroed on
+// entry, stored to the caller's acc array (256 bytes, in register order) on exit.
+#define ACC_ZERO                                                                 \
+    "movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t" \
+    "movi v20.4s, #0\n\t" "movi v21.4s, #0\n\t" "movi v22.4s, #0\n\t" "movi v23.4s, #0\n\t" \
+    "movi v24.4s, #0\n\t" "movi v25.4s, #0\n\t" "movi v26.4s, #0\n\t" "movi v27.4s, #0\n\t" \
+    "movi v28.4s, #0\n\t" "movi v29.4s, #0\n\t" "movi v30.4s, #0\n\t" "movi v31.4s, #0\n\t"
+#define ACC_STORE                                                                \
+    "stp q16, q17, [%[acc]]\n\t"       "stp q18, q19, [%[acc], #32]\n\t"      \
+    "stp q20, q21, [%[acc], #64]\n\t"  "stp q22, q23, [%[acc], #96]\n\t"      \
+    "stp q24, q25, [%[acc], #128]\n\t" "stp q26, q27, [%[acc], #160]\n\t"     \
+    "stp q28, q29, [%[acc], #192]\n\t" "stp q30, q31, [%[acc], #224]\n\t"
+#define ACC_REGS "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", \
+                 "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31"
+
 // ---------------------------------------------------------------------------
 // SDOT: sdot v.4s, w.16b, a.4b[lane] adds 4 products into each of 4 outputs;
 // one k-group of a panel is 4 such registers, and one activation register
@@ -183,23 +198,16 @@ QG_INLINE T_DOT void kdot_rows4_asm(const int8_t *const a[4], const int8_t *w, i
                                     int32x4_t acc[4][4]) {
     const int8_t *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
     __asm__ volatile(
-        "movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t"
-        "movi v20.4s, #0\n\t" "movi v21.4s, #0\n\t" "movi v22.4s, #0\n\t" "movi v23.4s, #0\n\t"
-        "movi v24.4s, #0\n\t" "movi v25.4s, #0\n\t" "movi v26.4s, #0\n\t" "movi v27.4s, #0\n\t"
-        "movi v28.4s, #0\n\t" "movi v29.4s, #0\n\t" "movi v30.4s, #0\n\t" "movi v31.4s, #0\n\t"
+        ACC_ZERO
         "1:\n\t"
         KD_HALF_TILE KD_HALF_TILE
         "subs %w[n], %w[n], #1\n\t"
         "b.ne 1b\n\t"
-        "stp q16, q17, [%[acc]]\n\t"       "stp q18, q19, [%[acc], #32]\n\t"
-        "stp q20, q21, [%[acc], #64]\n\t"  "stp q22, q23, [%[acc], #96]\n\t"
-        "stp q24, q25, [%[acc], #128]\n\t" "stp q26, q27, [%[acc], #160]\n\t"
-        "stp q28, q29, [%[acc], #192]\n\t" "stp q30, q31, [%[acc], #224]\n\t"
+        ACC_STORE
         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [n] "+r"(tiles)
         : [acc] "r"(acc)
         : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
-          "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
-          "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
+          ACC_REGS);
 }
 
 QG_INLINE T_DOT void kdot_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
@@ -334,23 +342,16 @@ QG_INLINE int32x4_t fold_pairs(int32x4_t lo, int32x4_t hi) { return vpaddq_s32(l
 QG_INLINE void kneon_rows2_asm(const int8_t *a0, const int8_t *a1, const int8_t *w, int tiles,
                                int32x4_t acc[2][4][2]) {
     __asm__ volatile(
-        "movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t"
-        "movi v20.4s, #0\n\t" "movi v21.4s, #0\n\t" "movi v22.4s, #0\n\t" "movi v23.4s, #0\n\t"
-        "movi v24.4s, #0\n\t" "movi v25.4s, #0\n\t" "movi v26.4s, #0\n\t" "movi v27.4s, #0\n\t"
-        "movi v28.4s, #0\n\t" "movi v29.4s, #0\n\t" "movi v30.4s, #0\n\t" "movi v31.4s, #0\n\t"
+        ACC_ZERO
         "1:\n\t"
         KN_GROUP_PAIR KN_GROUP_PAIR KN_GROUP_PAIR KN_GROUP_PAIR
         "subs %w[n], %w[n], #1\n\t"
         "b.ne 1b\n\t"
-        "stp q16, q17, [%[acc]]\n\t"       "stp q18, q19, [%[acc], #32]\n\t"
-        "stp q20, q21, [%[acc], #64]\n\t"  "stp q22, q23, [%[acc], #96]\n\t"
-        "stp q24, q25, [%[acc], #128]\n\t" "stp q26, q27, [%[acc], #160]\n\t"
-        "stp q28, q29, [%[acc], #192]\n\t" "stp q30, q31, [%[acc], #224]\n\t"
+        ACC_STORE
         : [a0] "+r"(a0), [a1] "+r"(a1), [w] "+r"(w), [n] "+r"(tiles)
         : [acc] "r"(acc)
         : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",
-          "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23",
-          "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
+          ACC_REGS);
 }
 
 QG_INLINE void kneon_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
