@@ -125,20 +125,73 @@ QG_INLINE void store_blocks4(const qg_args *g, int m, int n0, float32x4_t f) {
     store4(g->out + (size_t)m * g->ldo + n0, left, y);
 }
 
-// Both assembly kernels keep 16 int32x4 accumulators in v16-v31: zeroed on
-// entry, stored to the caller's acc array (256 bytes, in register order) on exit.
+// Both assembly kernels keep 16 int32x4 accumulators in v16-v31 (zeroed on
+// entry) and finish a panel in registers with store_rows4's three IEEE
+// operations in its order, y = Float(acc) * (ws * as[m]) + bias:
+// v0-v3 the panel's 16 weight scales, v4-v7 its 16 biases (zeros for none,
+// as store_rows4 adds +0.0), v8 the row's activation scale, v9 ws * as.
+// Storing the accumulators and running store_rows4 in C cost about 540
+// instructions per call of kdot_rows_R (GCC spills and reloads around the
+// tail handling); this is 90.
+static const float qg_zero16[16];
 #define ACC_ZERO                                                                 \
     "movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t" \
     "movi v20.4s, #0\n\t" "movi v21.4s, #0\n\t" "movi v22.4s, #0\n\t" "movi v23.4s, #0\n\t" \
     "movi v24.4s, #0\n\t" "movi v25.4s, #0\n\t" "movi v26.4s, #0\n\t" "movi v27.4s, #0\n\t" \
     "movi v28.4s, #0\n\t" "movi v29.4s, #0\n\t" "movi v30.4s, #0\n\t" "movi v31.4s, #0\n\t"
-#define ACC_STORE                                                                \
-    "stp q16, q17, [%[acc]]\n\t"       "stp q18, q19, [%[acc], #32]\n\t"      \
-    "stp q20, q21, [%[acc], #64]\n\t"  "stp q22, q23, [%[acc], #96]\n\t"      \
-    "stp q24, q25, [%[acc], #128]\n\t" "stp q26, q27, [%[acc], #160]\n\t"     \
-    "stp q28, q29, [%[acc], #192]\n\t" "stp q30, q31, [%[acc], #224]\n\t"
+#define EPI_LOAD                                                                 \
+    "ldp q0, q1, [%[ws]]\n\t"   "ldp q2, q3, [%[ws], #32]\n\t"                   \
+    "ldp q4, q5, [%[bias]]\n\t" "ldp q6, q7, [%[bias], #32]\n\t"
+// Outputs 4q..4q+3 of one row: accumulator vC (int32 lanes) becomes y;
+// vQ holds their weight scales, vBIAS their biases.
+#define EPI_COLUMN(C, Q, BIAS)                                                   \
+    "fmul v9.4s, v" Q ".4s, v8.s[0]\n\t"                                        \
+    "scvtf v" C ".4s, v" C ".4s\n\t"                                            \
+    "fmul v" C ".4s, v" C ".4s, v9.4s\n\t"                                      \
+    "fadd v" C ".4s, v" C ".4s, v" BIAS ".4s\n\t"
+// One row's 16 outputs from accumulators vC0..vC3, then the next row.
+#define EPI_ROW(C0, C1, C2, C3)                                                  \
+    "ldr s8, [%[as]], #4\n\t"                                                   \
+    EPI_COLUMN(C0, "0", "4") EPI_COLUMN(C1, "1", "5")                            \
+    EPI_COLUMN(C2, "2", "6") EPI_COLUMN(C3, "3", "7")                            \
+    "stp q" C0 ", q" C1 ", [%[out]]\n\t"                                         \
+    "stp q" C2 ", q" C3 ", [%[out], #32]\n\t"                                    \
+    "add %[out], %[out], %[ldo]\n\t"
 #define ACC_REGS "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", \
                  "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31"
+
+// Where a call's epilogue writes: the output rows, or for a panel that
+// overhangs N a 16-wide buffer the caller copies the real columns from.
+typedef struct epi_dest {
+    const float *ws, *bias, *as;
+    float *out;
+    size_t ldo_bytes;
+} epi_dest;
+
+// tmp: [rows][16] outputs, then 16 biases (a partial panel's bias is copied
+// there: the array ends at N).
+QG_INLINE epi_dest epi_dest_of(const qg_args *g, int m, int p, float *tmp, int rows) {
+    epi_dest d;
+    const int full = 16 * p + 16 <= g->N;
+    d.ws = g->ws + 16 * p;                      // padded to whole panels
+    d.bias = g->bias ? g->bias + 16 * p : qg_zero16;
+    d.as = g->as + m;
+    d.out = full ? g->out + (size_t)m * g->ldo + 16 * p : tmp;
+    d.ldo_bytes = full ? g->ldo * sizeof(float) : 16 * sizeof(float);
+    if (!full && g->bias) {
+        float *b = tmp + 16 * rows;
+        for (int c = 0; c < 16; c++) b[c] = 16 * p + c < g->N ? g->bias[16 * p + c] : 0.0f;
+        d.bias = b;
+    }
+    return d;
+}
+// A partial panel: copy columns 16p ..< N of rows m ..< m+R from tmp [R][16].
+QG_INLINE void epi_finish(const qg_args *g, int m, int R, int p, const float *tmp) {
+    if (16 * p + 16 <= g->N) return;
+    int left = g->N - 16 * p;
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < left; c++) g->out[(size_t)(m + r) * g->ldo + 16 * p + c] = tmp[16 * r + c];
+}
 
 // ---------------------------------------------------------------------------
 // SDOT: sdot v.4s, w.16b, a.4b[lane] adds 4 products into each of 4 outputs;
@@ -192,36 +245,44 @@ QG_INLINE void store_blocks4(const qg_args *g, int m, int n0, float32x4_t f) {
     "ldr q3, [%[a3]], #16\n\t"                                                   \
     KD_GROUP("0") KD_GROUP("1") KD_GROUP("2") KD_GROUP("3")
 
-// All `tiles` tiles of rows a[0..3] against a panel's weights w; acc is
-// written (not accumulated into) in kdot_rows' layout.
-QG_INLINE T_DOT void kdot_rows4_asm(const int8_t *const a[4], const int8_t *w, int tiles,
-                                    int32x4_t acc[4][4]) {
+// All `tiles` tiles of rows a[0..3] against a panel's weights w, written
+// to d (outputs of rows m..m+3, panel p).
+QG_INLINE T_DOT void kdot_rows4_asm(const int8_t *const a[4], const int8_t *w, int tiles, epi_dest d) {
     const int8_t *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    const float *as = d.as;
+    float *out = d.out;
     __asm__ volatile(
         ACC_ZERO
         "1:\n\t"
         KD_HALF_TILE KD_HALF_TILE
         "subs %w[n], %w[n], #1\n\t"
         "b.ne 1b\n\t"
-        ACC_STORE
-        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [n] "+r"(tiles)
-        : [acc] "r"(acc)
-        : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7",
+        EPI_LOAD
+        EPI_ROW("16", "17", "18", "19") EPI_ROW("20", "21", "22", "23")
+        EPI_ROW("24", "25", "26", "27") EPI_ROW("28", "29", "30", "31")
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [n] "+r"(tiles),
+          [as] "+r"(as), [out] "+r"(out)
+        : [ws] "r"(d.ws), [bias] "r"(d.bias), [ldo] "r"(d.ldo_bytes)
+        : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9",
           ACC_REGS);
 }
 
 QG_INLINE T_DOT void kdot_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
     const int B = g->B, Kp = g->Kp;
-    int32x4_t acc[4][4];
     const int8_t *ar[4];
     UNROLL
-    for (int r = 0; r < R; r++) {
-        ar[r] = g->a + (size_t)(m + r) * Kp;
+    for (int r = 0; r < R; r++) ar[r] = g->a + (size_t)(m + r) * Kp;
+    if (R == 4 && B > 0) {
+        float tmp[4 * 16 + 16];
+        kdot_rows4_asm(ar, w, B, epi_dest_of(g, m, p, tmp, 4));
+        epi_finish(g, m, 4, p, tmp);
+        return;
+    }
+    int32x4_t acc[4][4];
+    UNROLL
+    for (int r = 0; r < R; r++)
         UNROLL
         for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
-    }
-    if (R == 4 && B > 0) kdot_rows4_asm(ar, w, B, acc);
-    else
     for (int b = 0; b < B; b++) {
         const int8_t *wt = w + (size_t)b * QG_TILE;
         DOT_TILE(acc, R, wt, ar, b);
@@ -337,35 +398,51 @@ QG_INLINE int32x4_t fold_pairs(int32x4_t lo, int32x4_t hi) { return vpaddq_s32(l
     KN_COLUMN("v5", "v7", "v22", "v23", "v30", "v31")                            \
     "add %[w], %[w], #128\n\t"
 
-// All `tiles` tiles of rows a0 and a1 against a panel's weights w; acc is
-// written (not accumulated into) in kneon_rows' layout.
-QG_INLINE void kneon_rows2_asm(const int8_t *a0, const int8_t *a1, const int8_t *w, int tiles,
-                               int32x4_t acc[2][4][2]) {
+// The pairwise fold of kneon_rows (fold_pairs: addp) of row r's accumulators
+// into v(16 + 8r + 2q), q = 0..3.
+#define KN_FOLD_ROW(L0, H0, L1, H1, L2, H2, L3, H3)                              \
+    "addp v" L0 ".4s, v" L0 ".4s, v" H0 ".4s\n\t"                                \
+    "addp v" L1 ".4s, v" L1 ".4s, v" H1 ".4s\n\t"                                \
+    "addp v" L2 ".4s, v" L2 ".4s, v" H2 ".4s\n\t"                                \
+    "addp v" L3 ".4s, v" L3 ".4s, v" H3 ".4s\n\t"
+
+// All `tiles` tiles of rows a0 and a1 against a panel's weights w, written
+// to d (outputs of rows m, m+1, panel p).
+QG_INLINE void kneon_rows2_asm(const int8_t *a0, const int8_t *a1, const int8_t *w, int tiles, epi_dest d) {
+    const float *as = d.as;
+    float *out = d.out;
     __asm__ volatile(
         ACC_ZERO
         "1:\n\t"
         KN_GROUP_PAIR KN_GROUP_PAIR KN_GROUP_PAIR KN_GROUP_PAIR
         "subs %w[n], %w[n], #1\n\t"
         "b.ne 1b\n\t"
-        ACC_STORE
-        : [a0] "+r"(a0), [a1] "+r"(a1), [w] "+r"(w), [n] "+r"(tiles)
-        : [acc] "r"(acc)
+        KN_FOLD_ROW("16", "17", "18", "19", "20", "21", "22", "23")
+        KN_FOLD_ROW("24", "25", "26", "27", "28", "29", "30", "31")
+        EPI_LOAD
+        EPI_ROW("16", "18", "20", "22") EPI_ROW("24", "26", "28", "30")
+        : [a0] "+r"(a0), [a1] "+r"(a1), [w] "+r"(w), [n] "+r"(tiles), [as] "+r"(as), [out] "+r"(out)
+        : [ws] "r"(d.ws), [bias] "r"(d.bias), [ldo] "r"(d.ldo_bytes)
         : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",
           ACC_REGS);
 }
 
 QG_INLINE void kneon_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
     const int B = g->B, Kp = g->Kp;
-    int32x4_t acc[2][4][2];
     const int8_t *ar[2];
     UNROLL
-    for (int r = 0; r < R; r++) {
-        ar[r] = g->a + (size_t)(m + r) * Kp;
+    for (int r = 0; r < R; r++) ar[r] = g->a + (size_t)(m + r) * Kp;
+    if (R == 2 && B > 0) {
+        float tmp[2 * 16 + 16];
+        kneon_rows2_asm(ar[0], ar[1], w, B, epi_dest_of(g, m, p, tmp, 2));
+        epi_finish(g, m, 2, p, tmp);
+        return;
+    }
+    int32x4_t acc[2][4][2];
+    UNROLL
+    for (int r = 0; r < R; r++)
         UNROLL
         for (int q = 0; q < 4; q++) acc[r][q][0] = acc[r][q][1] = vdupq_n_s32(0);
-    }
-    if (R == 2 && B > 0) kneon_rows2_asm(ar[0], ar[1], w, B, acc);
-    else
     for (int b = 0; b < B; b++) {
         const int8_t *wt = w + (size_t)b * QG_TILE;
         for (int gp = 0; gp < 4; gp++) {
