@@ -221,29 +221,33 @@ QG_INLINE void epi_finish(const qg_args *g, int m, int R, int p, const float *tm
 // SDOT, four rows, in assembly. The C loop of kdot_rows compiles (GCC 12) to
 // about 178 instructions per tile for 128 sdot: spills and register moves
 // around 16 accumulators, 4 activation and 4 weight registers. Here a tile is
-// 154: 8 activation loads, 16 ldp of weights, 128 sdot, the loop. Sums are
-// exact integers, so they equal the C loop's.
-// Registers: v0-v3 rows 0-3 (16 activation bytes each, the lane picks the
-// group), v4-v7 one group's 16 outputs of weights, v16-v31 acc[r][q] = v(16 + 4r + q).
+// 142: 4 ldp of activations (a row's 32 bytes), 8 four-register ld1 of
+// weights (a group's 64 bytes), 128 sdot, the loop. Sums are exact integers,
+// so they equal the C loop's.
+// Registers: v0-v3 rows 0-3 inputs 0-15 and v8-v11 inputs 16-31 (16 bytes
+// each, the lane picks the group), v4-v7 one group's 16 outputs of weights,
+// v16-v31 acc[r][q] = v(16 + 4r + q).
 #define KD_ROW(A, C0, C1, C2, C3, L)                                             \
     "sdot " C0 ".4s, v4.16b, " A ".4b[" L "]\n\t"                                \
     "sdot " C1 ".4s, v5.16b, " A ".4b[" L "]\n\t"                                \
     "sdot " C2 ".4s, v6.16b, " A ".4b[" L "]\n\t"                                \
     "sdot " C3 ".4s, v7.16b, " A ".4b[" L "]\n\t"
-#define KD_GROUP(L)                                                              \
-    "ldp q4, q5, [%[w]], #32\n\t"                                                \
-    "ldp q6, q7, [%[w]], #32\n\t"                                                \
-    KD_ROW("v0", "v16", "v17", "v18", "v19", L)                                  \
-    KD_ROW("v1", "v20", "v21", "v22", "v23", L)                                  \
-    KD_ROW("v2", "v24", "v25", "v26", "v27", L)                                  \
-    KD_ROW("v3", "v28", "v29", "v30", "v31", L)
-// 16 inputs of each row: 4 groups, one per lane.
-#define KD_HALF_TILE                                                             \
-    "ldr q0, [%[a0]], #16\n\t"                                                   \
-    "ldr q1, [%[a1]], #16\n\t"                                                   \
-    "ldr q2, [%[a2]], #16\n\t"                                                   \
-    "ldr q3, [%[a3]], #16\n\t"                                                   \
-    KD_GROUP("0") KD_GROUP("1") KD_GROUP("2") KD_GROUP("3")
+#define KD_GROUP(A0, A1, A2, A3, L)                                              \
+    "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[w]], #64\n\t"                      \
+    KD_ROW(A0, "v16", "v17", "v18", "v19", L)                                    \
+    KD_ROW(A1, "v20", "v21", "v22", "v23", L)                                    \
+    KD_ROW(A2, "v24", "v25", "v26", "v27", L)                                    \
+    KD_ROW(A3, "v28", "v29", "v30", "v31", L)
+// One tile: 32 inputs of each row, 8 groups, one per lane of v0-v3 then v8-v11.
+#define KD_TILE                                                                  \
+    "ldp q0, q8, [%[a0]], #32\n\t"                                               \
+    "ldp q1, q9, [%[a1]], #32\n\t"                                               \
+    "ldp q2, q10, [%[a2]], #32\n\t"                                              \
+    "ldp q3, q11, [%[a3]], #32\n\t"                                              \
+    KD_GROUP("v0", "v1", "v2", "v3", "0") KD_GROUP("v0", "v1", "v2", "v3", "1")  \
+    KD_GROUP("v0", "v1", "v2", "v3", "2") KD_GROUP("v0", "v1", "v2", "v3", "3")  \
+    KD_GROUP("v8", "v9", "v10", "v11", "0") KD_GROUP("v8", "v9", "v10", "v11", "1") \
+    KD_GROUP("v8", "v9", "v10", "v11", "2") KD_GROUP("v8", "v9", "v10", "v11", "3")
 
 // All `tiles` tiles of rows a[0..3] against a panel's weights w, written
 // to d (outputs of rows m..m+3, panel p).
@@ -254,7 +258,7 @@ QG_INLINE T_DOT void kdot_rows4_asm(const int8_t *const a[4], const int8_t *w, i
     __asm__ volatile(
         ACC_ZERO
         "1:\n\t"
-        KD_HALF_TILE KD_HALF_TILE
+        KD_TILE
         "subs %w[n], %w[n], #1\n\t"
         "b.ne 1b\n\t"
         EPI_LOAD
@@ -263,7 +267,7 @@ QG_INLINE T_DOT void kdot_rows4_asm(const int8_t *const a[4], const int8_t *w, i
         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [w] "+r"(w), [n] "+r"(tiles),
           [as] "+r"(as), [out] "+r"(out)
         : [ws] "r"(d.ws), [bias] "r"(d.bias), [ldo] "r"(d.ldo_bytes)
-        : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9",
+        : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",
           ACC_REGS);
 }
 
@@ -364,9 +368,11 @@ QG_INLINE int32x4_t fold_pairs(int32x4_t lo, int32x4_t hi) { return vpaddq_s32(l
 // 16 accumulators, 8 weight registers and the temporaries live, 5
 // accumulators go to the stack. Here the same sequence (smull + smlal of the
 // same two groups, folded by sadalp into the same accumulator, so every sum
-// is the same integer) takes 57: 4 ld1r, 4 ldp, 48 multiply-adds and one add.
-// Registers: v0-v3 the two rows' activation groups, v4-v7 weights, v8-v11
-// int16 products, v16-v31 the accumulators acc[r][q][half] = v(16 + 8r + 2q + half).
+// is the same integer) takes 52: 2 ld2r (a row's two groups, each broadcast),
+// 2 four-register ld1 (a group's 64 weight bytes), 48 multiply-adds.
+// Registers: v0-v3 the two rows' activation groups, v4-v7 group 2gp's weights
+// and v12-v15 group 2gp+1's, v8-v11 int16 products, v16-v31 the accumulators
+// acc[r][q][half] = v(16 + 8r + 2q + half).
 #define KN_PRODUCTS(T, W0, W1, A0, A1)                                           \
     "smull  " T ".8h, " W0 ".8b, " A0 ".8b\n\t"                                  \
     "smlal  " T ".8h, " W1 ".8b, " A1 ".8b\n\t"
@@ -384,19 +390,14 @@ QG_INLINE int32x4_t fold_pairs(int32x4_t lo, int32x4_t hi) { return vpaddq_s32(l
     "sadalp " H1 ".4s, v11.8h\n\t"
 // Groups 2gp and 2gp+1 (8 inputs) of both rows into all 16 outputs.
 #define KN_GROUP_PAIR                                                            \
-    "ld1r {v0.4s}, [%[a0]], #4\n\t"                                              \
-    "ld1r {v1.4s}, [%[a0]], #4\n\t"                                              \
-    "ld1r {v2.4s}, [%[a1]], #4\n\t"                                              \
-    "ld1r {v3.4s}, [%[a1]], #4\n\t"                                              \
-    "ldp q4, q5, [%[w]]\n\t"                                                     \
-    "ldp q6, q7, [%[w], #64]\n\t"                                                \
-    KN_COLUMN("v4", "v6", "v16", "v17", "v24", "v25")                            \
-    KN_COLUMN("v5", "v7", "v18", "v19", "v26", "v27")                            \
-    "ldp q4, q5, [%[w], #32]\n\t"                                                \
-    "ldp q6, q7, [%[w], #96]\n\t"                                                \
-    KN_COLUMN("v4", "v6", "v20", "v21", "v28", "v29")                            \
-    KN_COLUMN("v5", "v7", "v22", "v23", "v30", "v31")                            \
-    "add %[w], %[w], #128\n\t"
+    "ld2r {v0.4s, v1.4s}, [%[a0]], #8\n\t"                                       \
+    "ld2r {v2.4s, v3.4s}, [%[a1]], #8\n\t"                                       \
+    "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[w]], #64\n\t"                      \
+    "ld1 {v12.16b, v13.16b, v14.16b, v15.16b}, [%[w]], #64\n\t"                  \
+    KN_COLUMN("v4", "v12", "v16", "v17", "v24", "v25")                           \
+    KN_COLUMN("v5", "v13", "v18", "v19", "v26", "v27")                           \
+    KN_COLUMN("v6", "v14", "v20", "v21", "v28", "v29")                           \
+    KN_COLUMN("v7", "v15", "v22", "v23", "v30", "v31")
 
 // The pairwise fold of kneon_rows (fold_pairs: addp) of row r's accumulators
 // into v(16 + 8r + 2q), q = 0..3.
@@ -424,7 +425,7 @@ QG_INLINE void kneon_rows2_asm(const int8_t *a0, const int8_t *a1, const int8_t 
         : [a0] "+r"(a0), [a1] "+r"(a1), [w] "+r"(w), [n] "+r"(tiles), [as] "+r"(as), [out] "+r"(out)
         : [ws] "r"(d.ws), [bias] "r"(d.bias), [ldo] "r"(d.ldo_bytes)
         : "memory", "cc", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11",
-          ACC_REGS);
+          "v12", "v13", "v14", "v15", ACC_REGS);
 }
 
 QG_INLINE void kneon_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
