@@ -1,7 +1,21 @@
+import CFipsKernels
+
 /// Row-wise non-linearities of a transformer block, float versions.
+/// On aarch64 GELU and softmax run as C (CFipsKernels/activations_neon.c)
+/// with the same bits as the Swift code here, which every other architecture
+/// runs; check_aarch64.sh compares the two bit for bit.
 public enum Activations {
     /// Exact (erf) GELU in place: x · ½ · (1 + erf(x/√2)).
     public static func geluErf(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        #if arch(arm64)
+        fips_gelu_erf_neon(x, count)
+        #else
+        geluErfSIMD8(x, count: count)
+        #endif
+    }
+
+    /// The reference GELU (FastMath.erf over SIMD8 lanes).
+    public static func geluErfSIMD8(_ x: UnsafeMutablePointer<Float>, count: Int) {
         var i = 0
         while i + 8 <= count {
             let v = FastMath.load8(x + i)
@@ -57,6 +71,15 @@ public enum Activations {
 
     /// Softmax of each row in place after multiplying by `scale` (the 1/√d of attention).
     public static func softmaxRows(_ x: MutableMatrixRef<Float>, scale: Float) {
+        #if arch(arm64)
+        fips_softmax_rows_neon(x.base, x.stride, Int32(x.rows), Int32(x.cols), scale)
+        #else
+        softmaxRowsSIMD8(x, scale: scale)
+        #endif
+    }
+
+    /// The reference softmax (FastMath.exp over SIMD8 lanes, sums in lane order).
+    public static func softmaxRowsSIMD8(_ x: MutableMatrixRef<Float>, scale: Float) {
         let N = x.cols
         for r in 0..<x.rows {
             let row = x.row(r)

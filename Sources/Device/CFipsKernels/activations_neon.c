@@ -1,0 +1,169 @@
+// Softmax rows and erf-GELU for aarch64, bit for bit the arithmetic of
+// FipsKernels' Activations.softmaxRows / geluErf and FastMath.exp / erf (the
+// Swift SIMD8 code, which every other architecture runs and which is the
+// reference): the same IEEE single operations on the same values in the same
+// order, lane by lane, with -ffp-contract=off (no fused multiply-add).
+//
+// Why C: the Swift code compiles for the embedded target to an out-of-line
+// FastMath.exp that rebuilds its 13 constants with mov/movk/dup on every call
+// and clamps with fcmgt + cmlt + bit: 12 instructions per exponential, 4.8M
+// of them per ViT-S image. Here the constants stay in registers and the clamp
+// is fmax/fmin.
+//
+// Constants are given as the bit patterns the Swift literals round to
+// (read from the aarch64 build), so no decimal-to-float rounding can differ.
+#if defined(__aarch64__)
+#include "fips_activations.h"
+#include <arm_neon.h>
+#include <string.h>
+
+static inline float f32_of_bits(uint32_t b) {
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+#define K(bits) vdupq_n_f32(f32_of_bits(bits))
+
+// e^x, FastMath.exp: Cody-Waite reduction x = n ln2 + r, degree-6 polynomial,
+// 2^n in the exponent bits; inputs below -87 give 0.
+typedef struct exp_consts {
+    float32x4_t lo, hi, log2e, shifter, ln2_hi, ln2_lo, c0, c1, c2, c3, c4, c5, one;
+} exp_consts;
+
+static inline exp_consts exp_consts_make(void) {
+    exp_consts c;
+    c.lo = K(0xc2ae0000);        // -87
+    c.hi = K(0x42b00000);        // 88
+    c.log2e = K(0x3fb8aa3b);     // 1.44269504088896341
+    c.shifter = K(0x4b400000);   // 1.5 * 2^23
+    c.ln2_hi = K(0x3f318000);    // 0.693359375
+    c.ln2_lo = K(0xb95e8083);    // -2.12194440e-4
+    c.c0 = K(0x39506967);        // 1.9875691500e-4
+    c.c1 = K(0x3ab743ce);        // 1.3981999507e-3
+    c.c2 = K(0x3c088908);        // 8.3334519073e-3
+    c.c3 = K(0x3d2aa9c1);        // 4.1665795894e-2
+    c.c4 = K(0x3e2aaaaa);        // 1.6666665459e-1
+    c.c5 = K(0x3f000000);        // 5.0000001201e-1 (rounds to 0.5)
+    c.one = vdupq_n_f32(1.0f);
+    return c;
+}
+
+static inline float32x4_t exp4(const exp_consts *c, float32x4_t a) {
+    // FastMath.clamp selects lo where a < lo and hi where a > hi, keeping a
+    // NaN; fmax/fmin (not fmaxnm) also give NaN for NaN.
+    float32x4_t x = vminq_f32(vmaxq_f32(a, c->lo), c->hi);
+    float32x4_t t = vaddq_f32(vmulq_f32(x, c->log2e), c->shifter);
+    float32x4_t n = vsubq_f32(t, c->shifter);
+    float32x4_t r = vsubq_f32(x, vmulq_f32(n, c->ln2_hi));
+    r = vsubq_f32(r, vmulq_f32(n, c->ln2_lo));
+    float32x4_t p = vaddq_f32(vmulq_f32(r, c->c0), c->c1);
+    p = vaddq_f32(vmulq_f32(p, r), c->c2);
+    p = vaddq_f32(vmulq_f32(p, r), c->c3);
+    p = vaddq_f32(vmulq_f32(p, r), c->c4);
+    p = vaddq_f32(vmulq_f32(p, r), c->c5);
+    p = vaddq_f32(vaddq_f32(vmulq_f32(p, vmulq_f32(r, r)), r), c->one);
+    int32x4_t ni = vsubq_s32(vreinterpretq_s32_f32(t), vdupq_n_s32(0x4B400000));
+    float32x4_t scale = vreinterpretq_f32_s32(vshlq_n_s32(vaddq_s32(ni, vdupq_n_s32(127)), 23));
+    float32x4_t y = vmulq_f32(p, scale);
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), vcltq_f32(a, c->lo)));
+}
+
+void fips_softmax_rows_neon(float *x, size_t ld, int rows, int cols, float scale) {
+    const exp_consts c = exp_consts_make();
+    const float32x4_t sv = vdupq_n_f32(scale);
+    for (int m = 0; m < rows; m++) {
+        float *row = x + (size_t)m * ld;
+        // The maximum does not depend on the order (a NaN makes every output
+        // NaN either way: here through the maximum, in Swift through the sum).
+        float32x4_t m0 = vdupq_n_f32(-3.40282347e+38f), m1 = m0;
+        int k = 0;
+        for (; k + 8 <= cols; k += 8) {
+            m0 = vmaxq_f32(m0, vld1q_f32(row + k));
+            m1 = vmaxq_f32(m1, vld1q_f32(row + k + 4));
+        }
+        float mx = vmaxvq_f32(vmaxq_f32(m0, m1));
+        for (; k < cols; k++) mx = row[k] > mx ? row[k] : mx;
+        const float32x4_t mxv = vdupq_n_f32(mx);
+        // SIMD8 sum: lanes 0-3 in s0, 4-7 in s1, each in row order.
+        float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+        k = 0;
+        for (; k + 8 <= cols; k += 8) {
+            float32x4_t e0 = exp4(&c, vmulq_f32(vsubq_f32(vld1q_f32(row + k), mxv), sv));
+            float32x4_t e1 = exp4(&c, vmulq_f32(vsubq_f32(vld1q_f32(row + k + 4), mxv), sv));
+            vst1q_f32(row + k, e0);
+            vst1q_f32(row + k + 4, e1);
+            s0 = vaddq_f32(s0, e0);
+            s1 = vaddq_f32(s1, e1);
+        }
+        // SIMD8.sum(): -0 + lane 0 + lane 1 + ... + lane 7, one at a time.
+        float l[8];
+        vst1q_f32(l, s0);
+        vst1q_f32(l + 4, s1);
+        float sum = -0.0f;
+        for (int i = 0; i < 8; i++) sum += l[i];
+        if (k < cols) {
+            float t[8];
+            for (int j = 0; j < 8; j++) t[j] = k + j < cols ? (row[k + j] - mx) * scale : -__builtin_inff();
+            float32x4_t e0 = exp4(&c, vld1q_f32(t)), e1 = exp4(&c, vld1q_f32(t + 4));
+            vst1q_f32(t, e0);
+            vst1q_f32(t + 4, e1);
+            for (int j = 0; k + j < cols; j++) {
+                row[k + j] = t[j];
+                sum += t[j];
+            }
+        }
+        const float inv = 1.0f / sum;
+        const float32x4_t iv = vdupq_n_f32(inv);
+        k = 0;
+        for (; k + 8 <= cols; k += 8) {
+            vst1q_f32(row + k, vmulq_f32(vld1q_f32(row + k), iv));
+            vst1q_f32(row + k + 4, vmulq_f32(vld1q_f32(row + k + 4), iv));
+        }
+        for (; k < cols; k++) row[k] *= inv;
+    }
+}
+
+// x * 0.5 * (1 + erf(x / sqrt 2)), FastMath.erf: x P(x^2) / Q(x^2) on [-4, 4].
+void fips_gelu_erf_neon(float *x, size_t count) {
+    const float32x4_t lo = vdupq_n_f32(-4.0f), hi = vdupq_n_f32(4.0f);
+    const float32x4_t p0 = K(0xaf95df0b), p1 = K(0x32edffee), p2 = K(0xb60cff51), p3 = K(0xb86ec2d2),
+                      p4 = K(0xba40ac63), p5 = K(0xbb41a1f6), p6 = K(0xbc83dbd4);
+    const float32x4_t q0 = K(0xb77460cd), q1 = K(0xb95fbd29), q2 = K(0xbadc924e), q3 = K(0xbbf19bf8),
+                      q4 = K(0xbc69b6a7);
+    const float32x4_t rsqrt2 = K(0x3f3504f3), half = vdupq_n_f32(0.5f), one = vdupq_n_f32(1.0f);
+    size_t i = 0;
+    float tail[4];
+    while (i < count) {
+        float *src = x + i;
+        size_t left = count - i;
+        if (left < 4) {                       // Swift pads its last SIMD8 with zeros
+            for (size_t j = 0; j < 4; j++) tail[j] = j < left ? src[j] : 0.0f;
+            src = tail;
+        }
+        float32x4_t v = vld1q_f32(src);
+        float32x4_t a = vmulq_f32(v, rsqrt2);
+        float32x4_t xc = vminq_f32(vmaxq_f32(a, lo), hi);
+        float32x4_t x2 = vmulq_f32(xc, xc);
+        float32x4_t p = vaddq_f32(vmulq_f32(x2, p0), p1);
+        p = vaddq_f32(vmulq_f32(x2, p), p2);
+        p = vaddq_f32(vmulq_f32(x2, p), p3);
+        p = vaddq_f32(vmulq_f32(x2, p), p4);
+        p = vaddq_f32(vmulq_f32(x2, p), p5);
+        p = vaddq_f32(vmulq_f32(x2, p), p6);
+        p = vmulq_f32(xc, p);
+        float32x4_t q = vaddq_f32(vmulq_f32(x2, q0), q1);
+        q = vaddq_f32(vmulq_f32(x2, q), q2);
+        q = vaddq_f32(vmulq_f32(x2, q), q3);
+        q = vaddq_f32(vmulq_f32(x2, q), q4);
+        float32x4_t y = vmulq_f32(vmulq_f32(v, half), vaddq_f32(one, vdivq_f32(p, q)));
+        if (left < 4) {
+            float r[4];
+            vst1q_f32(r, y);
+            for (size_t j = 0; j < left; j++) x[i + j] = r[j];
+            break;
+        }
+        vst1q_f32(x + i, y);
+        i += 4;
+    }
+}
+#endif
