@@ -124,46 +124,47 @@ void fips_softmax_rows_neon(float *x, size_t ld, int rows, int cols, float scale
 }
 
 // x * 0.5 * (1 + erf(x / sqrt 2)), FastMath.erf: x P(x^2) / Q(x^2) on [-4, 4].
+typedef struct erf_consts {
+    float32x4_t lo, hi, p0, p1, p2, p3, p4, p5, p6, q0, q1, q2, q3, q4, rsqrt2, half, one;
+} erf_consts;
+
+static inline float32x4_t gelu4(const erf_consts *c, float32x4_t v) {
+    float32x4_t a = vmulq_f32(v, c->rsqrt2);
+    float32x4_t x = vminq_f32(vmaxq_f32(a, c->lo), c->hi);   // FastMath.clamp, as in exp4
+    float32x4_t x2 = vmulq_f32(x, x);
+    float32x4_t p = vaddq_f32(vmulq_f32(x2, c->p0), c->p1);
+    p = vaddq_f32(vmulq_f32(x2, p), c->p2);
+    p = vaddq_f32(vmulq_f32(x2, p), c->p3);
+    p = vaddq_f32(vmulq_f32(x2, p), c->p4);
+    p = vaddq_f32(vmulq_f32(x2, p), c->p5);
+    p = vaddq_f32(vmulq_f32(x2, p), c->p6);
+    p = vmulq_f32(x, p);
+    float32x4_t q = vaddq_f32(vmulq_f32(x2, c->q0), c->q1);
+    q = vaddq_f32(vmulq_f32(x2, q), c->q2);
+    q = vaddq_f32(vmulq_f32(x2, q), c->q3);
+    q = vaddq_f32(vmulq_f32(x2, q), c->q4);
+    return vmulq_f32(vmulq_f32(v, c->half), vaddq_f32(c->one, vdivq_f32(p, q)));
+}
+
 void fips_gelu_erf_neon(float *x, size_t count) {
-    const float32x4_t lo = vdupq_n_f32(-4.0f), hi = vdupq_n_f32(4.0f);
-    const float32x4_t p0 = K(0xaf95df0b), p1 = K(0x32edffee), p2 = K(0xb60cff51), p3 = K(0xb86ec2d2),
-                      p4 = K(0xba40ac63), p5 = K(0xbb41a1f6), p6 = K(0xbc83dbd4);
-    const float32x4_t q0 = K(0xb77460cd), q1 = K(0xb95fbd29), q2 = K(0xbadc924e), q3 = K(0xbbf19bf8),
-                      q4 = K(0xbc69b6a7);
-    const float32x4_t rsqrt2 = K(0x3f3504f3), half = vdupq_n_f32(0.5f), one = vdupq_n_f32(1.0f);
+    const erf_consts c = {
+        vdupq_n_f32(-4.0f), vdupq_n_f32(4.0f),
+        K(0xaf95df0b), K(0x32edffee), K(0xb60cff51), K(0xb86ec2d2),   // -2.72614225801306e-10 ...
+        K(0xba40ac63), K(0xbb41a1f6), K(0xbc83dbd4),                  // ... -1.60960333262415e-02
+        K(0xb77460cd), K(0xb95fbd29), K(0xbadc924e), K(0xbbf19bf8),   // -1.45660718464996e-05 ...
+        K(0xbc69b6a7),                                                // ... -1.42647390514189e-02
+        K(0x3f3504f3), vdupq_n_f32(0.5f), vdupq_n_f32(1.0f)};         // 0.70710678118654752
     size_t i = 0;
-    float tail[4];
-    while (i < count) {
-        float *src = x + i;
-        size_t left = count - i;
-        if (left < 4) {                       // Swift pads its last SIMD8 with zeros
-            for (size_t j = 0; j < 4; j++) tail[j] = j < left ? src[j] : 0.0f;
-            src = tail;
-        }
-        float32x4_t v = vld1q_f32(src);
-        float32x4_t a = vmulq_f32(v, rsqrt2);
-        float32x4_t xc = vminq_f32(vmaxq_f32(a, lo), hi);
-        float32x4_t x2 = vmulq_f32(xc, xc);
-        float32x4_t p = vaddq_f32(vmulq_f32(x2, p0), p1);
-        p = vaddq_f32(vmulq_f32(x2, p), p2);
-        p = vaddq_f32(vmulq_f32(x2, p), p3);
-        p = vaddq_f32(vmulq_f32(x2, p), p4);
-        p = vaddq_f32(vmulq_f32(x2, p), p5);
-        p = vaddq_f32(vmulq_f32(x2, p), p6);
-        p = vmulq_f32(xc, p);
-        float32x4_t q = vaddq_f32(vmulq_f32(x2, q0), q1);
-        q = vaddq_f32(vmulq_f32(x2, q), q2);
-        q = vaddq_f32(vmulq_f32(x2, q), q3);
-        q = vaddq_f32(vmulq_f32(x2, q), q4);
-        float32x4_t y = vmulq_f32(vmulq_f32(v, half), vaddq_f32(one, vdivq_f32(p, q)));
-        if (left < 4) {
-            float r[4];
-            vst1q_f32(r, y);
-            for (size_t j = 0; j < left; j++) x[i + j] = r[j];
-            break;
-        }
-        vst1q_f32(x + i, y);
-        i += 4;
+    for (; i + 8 <= count; i += 8) {
+        vst1q_f32(x + i, gelu4(&c, vld1q_f32(x + i)));
+        vst1q_f32(x + i + 4, gelu4(&c, vld1q_f32(x + i + 4)));
+    }
+    if (i < count) {                          // Swift pads its last SIMD8 with zeros
+        float t[8];
+        for (size_t j = 0; j < 8; j++) t[j] = i + j < count ? x[i + j] : 0.0f;
+        vst1q_f32(t, gelu4(&c, vld1q_f32(t)));
+        vst1q_f32(t + 4, gelu4(&c, vld1q_f32(t + 4)));
+        for (size_t j = 0; i + j < count; j++) x[i + j] = t[j];
     }
 }
 #endif

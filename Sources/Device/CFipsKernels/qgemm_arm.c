@@ -554,20 +554,52 @@ void qg_gemm_neon(const qg_args *g, int p0, int p1) {
 // ---------------------------------------------------------------------------
 // Activations: fmaxnm/fminnm clamp (NaN -> -127 like the scalar code) and
 // fcvtns (round to nearest, ties to even, independent of FPCR).
+// A row's amax runs four accumulators over 16 floats (the maximum does not
+// depend on the order; fmaxnm skips NaN as the scalar code does), and a whole
+// 32-column block stays in registers from load to store and block sum: GCC
+// kept the loop over 8-column groups rolled, storing each group's 8 bytes to
+// the stack and reloading them (about 4.7 instructions per element, 78M per
+// ViT-S image; now about 2.6).
+
+// 32 floats at src times inv, clamped and rounded, to qd[0..31]; returns their sum.
+QG_INLINE int32_t quantize_block32(const float *src, float32x4_t inv, int8_t *qd) {
+    const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+    int8x16_t half[2];
+    UNROLL
+    for (int h = 0; h < 2; h++) {
+        int16x8_t s16[2];
+        UNROLL
+        for (int j = 0; j < 2; j++) {
+            const float *p = src + 16 * h + 8 * j;
+            float32x4_t v0 = vminnmq_f32(vmaxnmq_f32(vmulq_f32(vld1q_f32(p), inv), lo), hi);
+            float32x4_t v1 = vminnmq_f32(vmaxnmq_f32(vmulq_f32(vld1q_f32(p + 4), inv), lo), hi);
+            s16[j] = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(v0)), vqmovn_s32(vcvtnq_s32_f32(v1)));
+        }
+        half[h] = vcombine_s8(vqmovn_s16(s16[0]), vqmovn_s16(s16[1]));
+        vst1q_s8(qd + 16 * h, half[h]);
+    }
+    return (int32_t)vaddlvq_s8(half[0]) + (int32_t)vaddlvq_s8(half[1]);
+}
+
 void qg_quantize_neon(const float *x, size_t ldx, int rows, int k, const float *static_scale,
                       int8_t *q, float *scales, int32_t *gsum) {
     const int B = (k + 31) / 32, Kp = B * 32;
-    const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
     for (int m = 0; m < rows; m++) {
         const float *xr = x + (size_t)m * ldx;
         float s;
         if (static_scale) {
             s = *static_scale;
         } else {
-            float32x4_t av = vdupq_n_f32(0.0f);
+            float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
             int i = 0;
-            for (; i + 4 <= k; i += 4) av = vmaxnmq_f32(vabsq_f32(vld1q_f32(xr + i)), av);
-            float amax = vmaxnmvq_f32(av);
+            for (; i + 16 <= k; i += 16) {
+                a0 = vmaxnmq_f32(vabsq_f32(vld1q_f32(xr + i)), a0);
+                a1 = vmaxnmq_f32(vabsq_f32(vld1q_f32(xr + i + 4)), a1);
+                a2 = vmaxnmq_f32(vabsq_f32(vld1q_f32(xr + i + 8)), a2);
+                a3 = vmaxnmq_f32(vabsq_f32(vld1q_f32(xr + i + 12)), a3);
+            }
+            for (; i + 4 <= k; i += 4) a0 = vmaxnmq_f32(vabsq_f32(vld1q_f32(xr + i)), a0);
+            float amax = vmaxnmvq_f32(vmaxnmq_f32(vmaxnmq_f32(a0, a1), vmaxnmq_f32(a2, a3)));
             for (; i < k; i++) {
                 float v = xr[i] < 0.0f ? -xr[i] : xr[i];
                 amax = v > amax ? v : amax;
@@ -576,29 +608,17 @@ void qg_quantize_neon(const float *x, size_t ldx, int rows, int k, const float *
         }
         const float32x4_t inv = vdupq_n_f32(1.0f / s);
         int8_t *qr = q + (size_t)m * Kp;
-        for (int b = 0; b < B; b++) {
-            const float *src = xr + 32 * b;
+        int32_t *gr = gsum + (size_t)m * B;
+        const int full = k / 32;
+        for (int b = 0; b < full; b++) gr[b] = quantize_block32(xr + 32 * b, inv, qr + 32 * b);
+        if (full < B) {                      // the last, partial block: zero-padded
             float tmp[32];
-            int valid = k - 32 * b;
-            if (valid < 32) {
-                for (int i = 0; i < 32; i++) tmp[i] = i < valid ? src[i] : 0.0f;
-                src = tmp;
-            }
-            int8x8_t o[4];
-            for (int j = 0; j < 4; j++) {
-                float32x4_t v0 = vmulq_f32(vld1q_f32(src + 8 * j), inv);
-                float32x4_t v1 = vmulq_f32(vld1q_f32(src + 8 * j + 4), inv);
-                v0 = vminnmq_f32(vmaxnmq_f32(v0, lo), hi);
-                v1 = vminnmq_f32(vmaxnmq_f32(v1, lo), hi);
-                int16x8_t s16 = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(v0)), vqmovn_s32(vcvtnq_s32_f32(v1)));
-                o[j] = vqmovn_s16(s16);
-            }
-            int8x16_t q0 = vcombine_s8(o[0], o[1]), q1 = vcombine_s8(o[2], o[3]);
-            vst1q_s8(qr + 32 * b, q0);
-            vst1q_s8(qr + 32 * b + 16, q1);
-            if (valid < 32)
-                for (int i = valid; i < 32; i++) qr[32 * b + i] = 0;   // padding is 0 even when 0·inv is not
-            gsum[(size_t)m * B + b] = (int32_t)vaddlvq_s8(vld1q_s8(qr + 32 * b)) + (int32_t)vaddlvq_s8(vld1q_s8(qr + 32 * b + 16));
+            const int valid = k - 32 * full;
+            for (int i = 0; i < 32; i++) tmp[i] = i < valid ? xr[32 * full + i] : 0.0f;
+            int8_t *qd = qr + 32 * full;
+            quantize_block32(tmp, inv, qd);
+            for (int i = valid; i < 32; i++) qd[i] = 0;   // padding is 0 even when 0·inv is not
+            gr[full] = (int32_t)vaddlvq_s8(vld1q_s8(qd)) + (int32_t)vaddlvq_s8(vld1q_s8(qd + 16));
         }
         scales[m] = s;
     }
