@@ -1,3 +1,5 @@
+import CFipsKernels
+
 /// out[m][n] = Σ_k a[m][k] · w[n][k] (+ bias[n]): activations times a weight
 /// stored [out, in], which is how every linear layer and Q·Kᵀ are laid out.
 ///
@@ -6,10 +8,24 @@
 /// becomes a libm fmaf call per lane):
 /// simple enough to read, and it lets LLVM keep 16 vector accumulators in
 /// registers on both AVX2 and NEON. Not BLAS-fast; the host uses OpenBLAS.
+///
+/// On aarch64 the same arithmetic runs as C (CFipsKernels/f32gemm_neon.c says
+/// why), bit for bit this code, which every other architecture runs.
 public enum F32Gemm {
     public static func multiplyTransposed(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
                                           into out: MutableMatrixRef<Float>) {
         precondition(a.cols == w.cols && out.rows == a.rows && out.cols == w.rows, "F32Gemm shape mismatch")
+        #if arch(arm64)
+        fips_f32_gemm_nt_neon(a.base, a.stride, w.base, w.stride, bias, out.base, out.stride,
+                              Int32(a.rows), Int32(w.rows), Int32(a.cols))
+        #else
+        multiplyTransposedSIMD8(a, w, bias: bias, into: out)
+        #endif
+    }
+
+    /// The reference: SIMD8 accumulators over k, 4×4 register tiles.
+    public static func multiplyTransposedSIMD8(_ a: MatrixRef<Float>, _ w: MatrixRef<Float>, bias: UnsafePointer<Float>?,
+                                               into out: MutableMatrixRef<Float>) {
         let M = a.rows, N = w.rows, K = a.cols
         var m = 0
         while m < M {
