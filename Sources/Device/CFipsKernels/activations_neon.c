@@ -1,5 +1,5 @@
-// Softmax rows and erf-GELU for aarch64, bit for bit the arithmetic of
-// FipsKernels' Activations.softmaxRows / geluErf and FastMath.exp / erf (the
+// Softmax rows, erf-GELU and LayerNorm for aarch64, bit for bit the arithmetic of
+// FipsKernels' Activations.softmaxRows / geluErf / layerNorm and FastMath.exp / erf (the
 // Swift SIMD8 code, which every other architecture runs and which is the
 // reference): the same IEEE single operations on the same values in the same
 // order, lane by lane, with -ffp-contract=off (no fused multiply-add).
@@ -13,7 +13,8 @@
 // Constants are given as the bit patterns the Swift literals round to
 // (read from the aarch64 build), so no decimal-to-float rounding can differ.
 #if defined(__aarch64__)
-#include "fips_activations.h"
+#include "fips_float.h"
+#include "simd8_neon.h"
 #include <arm_neon.h>
 #include <string.h>
 
@@ -68,53 +69,58 @@ static inline float32x4_t exp4(const exp_consts *c, float32x4_t a) {
     return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), vcltq_f32(a, c->lo)));
 }
 
-void fips_softmax_rows_neon(float *x, size_t ld, int rows, int cols, float scale) {
+// The first two passes of a softmax row: row[k] = e^((row[k] - max) * scale)
+// (unnormalised), *emax their maximum and *inv = 1 / their SIMD8 sum.
+void fips_softmax_row_exp(float *row, int cols, float scale, float *emax, float *inv) {
     const exp_consts c = exp_consts_make();
     const float32x4_t sv = vdupq_n_f32(scale);
+    // The maximum does not depend on the order (a NaN makes every output
+    // NaN either way: here through the maximum, in Swift through the sum).
+    float32x4_t m0 = vdupq_n_f32(-3.40282347e+38f), m1 = m0;
+    int k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        m0 = vmaxq_f32(m0, vld1q_f32(row + k));
+        m1 = vmaxq_f32(m1, vld1q_f32(row + k + 4));
+    }
+    float mx = vmaxvq_f32(vmaxq_f32(m0, m1));
+    for (; k < cols; k++) mx = row[k] > mx ? row[k] : mx;
+    const float32x4_t mxv = vdupq_n_f32(mx);
+    // SIMD8 sum: lanes 0-3 in s0, 4-7 in s1, each in row order.
+    float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0, e_max = s0;
+    k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        float32x4_t e0 = exp4(&c, vmulq_f32(vsubq_f32(vld1q_f32(row + k), mxv), sv));
+        float32x4_t e1 = exp4(&c, vmulq_f32(vsubq_f32(vld1q_f32(row + k + 4), mxv), sv));
+        vst1q_f32(row + k, e0);
+        vst1q_f32(row + k + 4, e1);
+        s0 = vaddq_f32(s0, e0);
+        s1 = vaddq_f32(s1, e1);
+        e_max = vmaxq_f32(e_max, vmaxq_f32(e0, e1));
+    }
+    float sum = simd8_sum(s0, s1), em = vmaxvq_f32(e_max);
+    if (k < cols) {
+        float t[8];
+        for (int j = 0; j < 8; j++) t[j] = k + j < cols ? (row[k + j] - mx) * scale : -__builtin_inff();
+        float32x4_t e0 = exp4(&c, vld1q_f32(t)), e1 = exp4(&c, vld1q_f32(t + 4));
+        vst1q_f32(t, e0);
+        vst1q_f32(t + 4, e1);
+        for (int j = 0; k + j < cols; j++) {
+            row[k + j] = t[j];
+            sum += t[j];
+            em = t[j] > em ? t[j] : em;
+        }
+    }
+    *emax = em;
+    *inv = 1.0f / sum;
+}
+
+void fips_softmax_rows_neon(float *x, size_t ld, int rows, int cols, float scale) {
     for (int m = 0; m < rows; m++) {
         float *row = x + (size_t)m * ld;
-        // The maximum does not depend on the order (a NaN makes every output
-        // NaN either way: here through the maximum, in Swift through the sum).
-        float32x4_t m0 = vdupq_n_f32(-3.40282347e+38f), m1 = m0;
-        int k = 0;
-        for (; k + 8 <= cols; k += 8) {
-            m0 = vmaxq_f32(m0, vld1q_f32(row + k));
-            m1 = vmaxq_f32(m1, vld1q_f32(row + k + 4));
-        }
-        float mx = vmaxvq_f32(vmaxq_f32(m0, m1));
-        for (; k < cols; k++) mx = row[k] > mx ? row[k] : mx;
-        const float32x4_t mxv = vdupq_n_f32(mx);
-        // SIMD8 sum: lanes 0-3 in s0, 4-7 in s1, each in row order.
-        float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
-        k = 0;
-        for (; k + 8 <= cols; k += 8) {
-            float32x4_t e0 = exp4(&c, vmulq_f32(vsubq_f32(vld1q_f32(row + k), mxv), sv));
-            float32x4_t e1 = exp4(&c, vmulq_f32(vsubq_f32(vld1q_f32(row + k + 4), mxv), sv));
-            vst1q_f32(row + k, e0);
-            vst1q_f32(row + k + 4, e1);
-            s0 = vaddq_f32(s0, e0);
-            s1 = vaddq_f32(s1, e1);
-        }
-        // SIMD8.sum(): -0 + lane 0 + lane 1 + ... + lane 7, one at a time.
-        float l[8];
-        vst1q_f32(l, s0);
-        vst1q_f32(l + 4, s1);
-        float sum = -0.0f;
-        for (int i = 0; i < 8; i++) sum += l[i];
-        if (k < cols) {
-            float t[8];
-            for (int j = 0; j < 8; j++) t[j] = k + j < cols ? (row[k + j] - mx) * scale : -__builtin_inff();
-            float32x4_t e0 = exp4(&c, vld1q_f32(t)), e1 = exp4(&c, vld1q_f32(t + 4));
-            vst1q_f32(t, e0);
-            vst1q_f32(t + 4, e1);
-            for (int j = 0; k + j < cols; j++) {
-                row[k + j] = t[j];
-                sum += t[j];
-            }
-        }
-        const float inv = 1.0f / sum;
+        float emax, inv;
+        fips_softmax_row_exp(row, cols, scale, &emax, &inv);
         const float32x4_t iv = vdupq_n_f32(inv);
-        k = 0;
+        int k = 0;
         for (; k + 8 <= cols; k += 8) {
             vst1q_f32(row + k, vmulq_f32(vld1q_f32(row + k), iv));
             vst1q_f32(row + k + 4, vmulq_f32(vld1q_f32(row + k + 4), iv));
@@ -165,6 +171,45 @@ void fips_gelu_erf_neon(float *x, size_t count) {
         vst1q_f32(t, gelu4(&c, vld1q_f32(t)));
         vst1q_f32(t + 4, gelu4(&c, vld1q_f32(t + 4)));
         for (size_t j = 0; i + j < count; j++) x[i + j] = t[j];
+    }
+}
+// Activations.layerNorm: mean and biased variance as SIMD8 lane sums, then
+// ((x - mean) * inv) * weight + bias.
+void fips_layer_norm_neon(const float *x, size_t ldx, int rows, int D, const float *weight, const float *bias,
+                          float eps, float *out, size_t ldo) {
+    for (int r = 0; r < rows; r++) {
+        const float *xi = x + (size_t)r * ldx;
+        float *o = out + (size_t)r * ldo;
+        float32x4_t s0 = vdupq_n_f32(0.0f), s1 = s0;
+        int k = 0;
+        for (; k + 8 <= D; k += 8) {
+            s0 = vaddq_f32(s0, vld1q_f32(xi + k));
+            s1 = vaddq_f32(s1, vld1q_f32(xi + k + 4));
+        }
+        float sum = simd8_sum(s0, s1);
+        for (; k < D; k++) sum += xi[k];
+        const float mean = sum / (float)D;
+        const float32x4_t mv = vdupq_n_f32(mean);
+        float32x4_t v0 = vdupq_n_f32(0.0f), v1 = v0;
+        k = 0;
+        for (; k + 8 <= D; k += 8) {
+            float32x4_t d0 = vsubq_f32(vld1q_f32(xi + k), mv), d1 = vsubq_f32(vld1q_f32(xi + k + 4), mv);
+            v0 = vaddq_f32(v0, vmulq_f32(d0, d0));
+            v1 = vaddq_f32(v1, vmulq_f32(d1, d1));
+        }
+        float var_sum = simd8_sum(v0, v1);
+        for (; k < D; k++) {
+            float d = xi[k] - mean;
+            var_sum += d * d;
+        }
+        const float inv = 1.0f / __builtin_sqrtf(var_sum / (float)D + eps);
+        const float32x4_t iv = vdupq_n_f32(inv);
+        k = 0;
+        for (; k + 4 <= D; k += 4) {
+            float32x4_t n = vmulq_f32(vsubq_f32(vld1q_f32(xi + k), mv), iv);
+            vst1q_f32(o + k, vaddq_f32(vmulq_f32(n, vld1q_f32(weight + k)), vld1q_f32(bias + k)));
+        }
+        for (; k < D; k++) o[k] = (xi[k] - mean) * inv * weight[k] + bias[k];
     }
 }
 #endif

@@ -9,22 +9,14 @@
 // a tile runs over k twice, once per half: 16 float32x4 accumulators and 8
 // loaded vectors, no spills, about 0.65 instructions per multiply-add.
 #if defined(__aarch64__)
-#include "fips_activations.h"
+#include "fips_float.h"
+#include "simd8_neon.h"
 #include <arm_neon.h>
 
 // The tile's arrays are registers only once every loop over them is unrolled
 // and the helpers are inlined.
 #define INLINE static inline __attribute__((always_inline))
 #define UNROLL _Pragma("GCC unroll 16")
-
-// Swift's SIMD8.sum(): -0 + l0 + l1 + ... + l7 in lane order. lo holds lanes
-// 0-3, hi lanes 4-7.
-static inline float sum8(float32x4_t lo, float32x4_t hi) {
-    float s = -0.0f;
-    s += vgetq_lane_f32(lo, 0); s += vgetq_lane_f32(lo, 1); s += vgetq_lane_f32(lo, 2); s += vgetq_lane_f32(lo, 3);
-    s += vgetq_lane_f32(hi, 0); s += vgetq_lane_f32(hi, 1); s += vgetq_lane_f32(hi, 2); s += vgetq_lane_f32(hi, 3);
-    return s;
-}
 
 // F32Gemm.dot followed by the edge path's `s + bias`: SIMD8 lanes over the
 // whole 8-column chunks, their sum, the remaining columns one by one.
@@ -35,7 +27,7 @@ static float dot_edge(const float *x, const float *y, int K) {
         lo = vaddq_f32(lo, vmulq_f32(vld1q_f32(x + k), vld1q_f32(y + k)));
         hi = vaddq_f32(hi, vmulq_f32(vld1q_f32(x + k + 4), vld1q_f32(y + k + 4)));
     }
-    float s = sum8(lo, hi);
+    float s = simd8_sum(lo, hi);
     for (; k < K; k++) s += x[k] * y[k];
     return s;
 }

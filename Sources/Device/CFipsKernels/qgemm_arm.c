@@ -8,6 +8,7 @@
 // (amortised over all rows). No offset, so no block-sum correction.
 #if defined(__aarch64__)
 #include "qgemm_internal.h"
+#include "fips_float.h"
 #include <arm_neon.h>
 #include <string.h>
 
@@ -131,7 +132,7 @@ QG_INLINE void store_blocks4(const qg_args *g, int m, int n0, float32x4_t f) {
 // v0-v3 the panel's 16 weight scales, v4-v7 its 16 biases (zeros for none,
 // as store_rows4 adds +0.0), v8 the row's activation scale, v9 ws * as.
 // Storing the accumulators and running store_rows4 in C cost about 540
-// instructions per call of kdot_rows_R (GCC spills and reloads around the
+// instructions per four rows of a panel (GCC spills and reloads around the
 // tail handling); this is 90.
 static const float qg_zero16[16];
 #define ACC_ZERO                                                                 \
@@ -271,22 +272,30 @@ QG_INLINE T_DOT void kdot_rows4_asm(const int8_t *const a[4], const int8_t *w, i
           ACC_REGS);
 }
 
+// Rows m0 ..< m1 (a multiple of 4 of them) of panel p, four at a time in
+// assembly; one call per panel, so the per-call setup is paid once.
+NOINLINE T_DOT static void kdot_rows4_panel(const qg_args *g, int m0, int m1, const int8_t *w, int p) {
+    float tmp[4 * 16 + 16];
+    for (int m = m0; m < m1; m += 4) {
+        const int8_t *ar[4];
+        UNROLL
+        for (int r = 0; r < 4; r++) ar[r] = g->a + (size_t)(m + r) * g->Kp;
+        kdot_rows4_asm(ar, w, g->B, epi_dest_of(g, m, p, tmp, 4));
+        epi_finish(g, m, 4, p, tmp);
+    }
+}
+
+// The rows left over (fewer than 4), one at a time, in C.
 QG_INLINE T_DOT void kdot_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
     const int B = g->B, Kp = g->Kp;
     const int8_t *ar[4];
-    UNROLL
-    for (int r = 0; r < R; r++) ar[r] = g->a + (size_t)(m + r) * Kp;
-    if (R == 4 && B > 0) {
-        float tmp[4 * 16 + 16];
-        kdot_rows4_asm(ar, w, B, epi_dest_of(g, m, p, tmp, 4));
-        epi_finish(g, m, 4, p, tmp);
-        return;
-    }
     int32x4_t acc[4][4];
     UNROLL
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        ar[r] = g->a + (size_t)(m + r) * Kp;
         UNROLL
         for (int q = 0; q < 4; q++) acc[r][q] = vdupq_n_s32(0);
+    }
     for (int b = 0; b < B; b++) {
         const int8_t *wt = w + (size_t)b * QG_TILE;
         DOT_TILE(acc, R, wt, ar, b);
@@ -332,7 +341,6 @@ QG_INLINE T_DOT void kdot_blocks(const qg_args *g, int m, const int R, const int
 // blockwise 2 rows = 8 int + 8 float accumulators.
 #define RDOT 4
 #define RDOTB 2
-NOINLINE T_DOT static void kdot_rows_R(const qg_args *g, int m, const int8_t *w, int p) { kdot_rows(g, m, RDOT, w, p); }
 NOINLINE T_DOT static void kdot_rows_1(const qg_args *g, int m, const int8_t *w, int p) { kdot_rows(g, m, 1, w, p); }
 NOINLINE T_DOT static void kdot_blocks_R(const qg_args *g, int m, const int8_t *w, int p) { kdot_blocks(g, m, RDOTB, w, p); }
 NOINLINE T_DOT static void kdot_blocks_1(const qg_args *g, int m, const int8_t *w, int p) { kdot_blocks(g, m, 1, w, p); }
@@ -347,8 +355,9 @@ void qg_gemm_neondot(const qg_args *g, int p0, int p1) {
             for (; m + R <= g->m1; m += R) kdot_blocks_R(g, m, w, p);
             for (; m < g->m1; m++) kdot_blocks_1(g, m, w, p);
         } else {
-            for (; m + R <= g->m1; m += R) kdot_rows_R(g, m, w, p);
-            for (; m < g->m1; m++) kdot_rows_1(g, m, w, p);
+            const int m4 = m + (g->m1 - m) / RDOT * RDOT;
+            if (g->B > 0 && m4 > m) kdot_rows4_panel(g, m, m4, w, p);
+            for (m = g->B > 0 ? m4 : m; m < g->m1; m++) kdot_rows_1(g, m, w, p);
         }
     }
 }
@@ -428,22 +437,28 @@ QG_INLINE void kneon_rows2_asm(const int8_t *a0, const int8_t *a1, const int8_t 
           "v12", "v13", "v14", "v15", ACC_REGS);
 }
 
+// Rows m0 ..< m1 (an even number of them) of panel p, two at a time in
+// assembly; one call per panel.
+NOINLINE static void kneon_rows2_panel(const qg_args *g, int m0, int m1, const int8_t *w, int p) {
+    float tmp[2 * 16 + 16];
+    for (int m = m0; m < m1; m += 2) {
+        const int8_t *a0 = g->a + (size_t)m * g->Kp;
+        kneon_rows2_asm(a0, a0 + g->Kp, w, g->B, epi_dest_of(g, m, p, tmp, 2));
+        epi_finish(g, m, 2, p, tmp);
+    }
+}
+
+// The row left over, in C.
 QG_INLINE void kneon_rows(const qg_args *g, int m, const int R, const int8_t *w, int p) {
     const int B = g->B, Kp = g->Kp;
     const int8_t *ar[2];
-    UNROLL
-    for (int r = 0; r < R; r++) ar[r] = g->a + (size_t)(m + r) * Kp;
-    if (R == 2 && B > 0) {
-        float tmp[2 * 16 + 16];
-        kneon_rows2_asm(ar[0], ar[1], w, B, epi_dest_of(g, m, p, tmp, 2));
-        epi_finish(g, m, 2, p, tmp);
-        return;
-    }
     int32x4_t acc[2][4][2];
     UNROLL
-    for (int r = 0; r < R; r++)
+    for (int r = 0; r < R; r++) {
+        ar[r] = g->a + (size_t)(m + r) * Kp;
         UNROLL
         for (int q = 0; q < 4; q++) acc[r][q][0] = acc[r][q][1] = vdupq_n_s32(0);
+    }
     for (int b = 0; b < B; b++) {
         const int8_t *wt = w + (size_t)b * QG_TILE;
         for (int gp = 0; gp < 4; gp++) {
@@ -531,7 +546,6 @@ QG_INLINE void kneon_blocks(const qg_args *g, int m, const int R, const int8_t *
 
 // 2 rows: 16 int32 accumulators (q8) or 16 int16 + 8 float (q4/q3).
 #define RNEON 2
-NOINLINE static void kneon_rows_R(const qg_args *g, int m, const int8_t *w, int p) { kneon_rows(g, m, RNEON, w, p); }
 NOINLINE static void kneon_rows_1(const qg_args *g, int m, const int8_t *w, int p) { kneon_rows(g, m, 1, w, p); }
 NOINLINE static void kneon_blocks_R(const qg_args *g, int m, const int8_t *w, int p) { kneon_blocks(g, m, RNEON, w, p); }
 NOINLINE static void kneon_blocks_1(const qg_args *g, int m, const int8_t *w, int p) { kneon_blocks(g, m, 1, w, p); }
@@ -545,8 +559,9 @@ void qg_gemm_neon(const qg_args *g, int p0, int p1) {
             for (; m + RNEON <= g->m1; m += RNEON) kneon_blocks_R(g, m, w, p);
             for (; m < g->m1; m++) kneon_blocks_1(g, m, w, p);
         } else {
-            for (; m + RNEON <= g->m1; m += RNEON) kneon_rows_R(g, m, w, p);
-            for (; m < g->m1; m++) kneon_rows_1(g, m, w, p);
+            const int m2 = m + (g->m1 - m) / RNEON * RNEON;
+            if (g->B > 0 && m2 > m) kneon_rows2_panel(g, m, m2, w, p);
+            for (m = g->B > 0 ? m2 : m; m < g->m1; m++) kneon_rows_1(g, m, w, p);
         }
     }
 }
@@ -561,8 +576,9 @@ void qg_gemm_neon(const qg_args *g, int p0, int p1) {
 // the stack and reloading them (about 4.7 instructions per element, 78M per
 // ViT-S image; now about 2.6).
 
-// 32 floats at src times inv, clamped and rounded, to qd[0..31]; returns their sum.
-QG_INLINE int32_t quantize_block32(const float *src, float32x4_t inv, int8_t *qd) {
+// 32 floats at src (times pre first when `scaled`: the softmax's 1/sum)
+// times inv, clamped and rounded, to qd[0..31]; returns their sum.
+QG_INLINE int32_t quantize_block32_pre(const float *src, int scaled, float32x4_t pre, float32x4_t inv, int8_t *qd) {
     const float32x4_t lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
     int8x16_t half[2];
     UNROLL
@@ -571,14 +587,39 @@ QG_INLINE int32_t quantize_block32(const float *src, float32x4_t inv, int8_t *qd
         UNROLL
         for (int j = 0; j < 2; j++) {
             const float *p = src + 16 * h + 8 * j;
-            float32x4_t v0 = vminnmq_f32(vmaxnmq_f32(vmulq_f32(vld1q_f32(p), inv), lo), hi);
-            float32x4_t v1 = vminnmq_f32(vmaxnmq_f32(vmulq_f32(vld1q_f32(p + 4), inv), lo), hi);
+            float32x4_t x0 = vld1q_f32(p), x1 = vld1q_f32(p + 4);
+            if (scaled) {
+                x0 = vmulq_f32(x0, pre);
+                x1 = vmulq_f32(x1, pre);
+            }
+            float32x4_t v0 = vminnmq_f32(vmaxnmq_f32(vmulq_f32(x0, inv), lo), hi);
+            float32x4_t v1 = vminnmq_f32(vmaxnmq_f32(vmulq_f32(x1, inv), lo), hi);
             s16[j] = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(v0)), vqmovn_s32(vcvtnq_s32_f32(v1)));
         }
         half[h] = vcombine_s8(vqmovn_s16(s16[0]), vqmovn_s16(s16[1]));
         vst1q_s8(qd + 16 * h, half[h]);
     }
     return (int32_t)vaddlvq_s8(half[0]) + (int32_t)vaddlvq_s8(half[1]);
+}
+QG_INLINE int32_t quantize_block32(const float *src, float32x4_t inv, int8_t *qd) {
+    return quantize_block32_pre(src, 0, inv, inv, qd);
+}
+
+// Row xr (k floats, each times pre first when `scaled`) quantised with scale
+// s into qr [Kp] and its block sums gr [B].
+QG_INLINE void quantize_row(const float *xr, int k, int scaled, float pre, float s, int8_t *qr, int32_t *gr) {
+    const float32x4_t inv = vdupq_n_f32(1.0f / s), prev = vdupq_n_f32(pre);
+    const int B = (k + 31) / 32, full = k / 32;
+    for (int b = 0; b < full; b++) gr[b] = quantize_block32_pre(xr + 32 * b, scaled, prev, inv, qr + 32 * b);
+    if (full < B) {                      // the last, partial block: zero-padded
+        float tmp[32];
+        const int valid = k - 32 * full;
+        for (int i = 0; i < 32; i++) tmp[i] = i < valid ? (scaled ? xr[32 * full + i] * pre : xr[32 * full + i]) : 0.0f;
+        int8_t *qd = qr + 32 * full;
+        quantize_block32(tmp, inv, qd);
+        for (int i = valid; i < 32; i++) qd[i] = 0;   // padding is 0 even when 0·inv is not
+        gr[full] = (int32_t)vaddlvq_s8(vld1q_s8(qd)) + (int32_t)vaddlvq_s8(vld1q_s8(qd + 16));
+    }
 }
 
 void qg_quantize_neon(const float *x, size_t ldx, int rows, int k, const float *static_scale,
@@ -606,20 +647,33 @@ void qg_quantize_neon(const float *x, size_t ldx, int rows, int k, const float *
             }
             s = qg_row_scale(amax);
         }
-        const float32x4_t inv = vdupq_n_f32(1.0f / s);
-        int8_t *qr = q + (size_t)m * Kp;
-        int32_t *gr = gsum + (size_t)m * B;
-        const int full = k / 32;
-        for (int b = 0; b < full; b++) gr[b] = quantize_block32(xr + 32 * b, inv, qr + 32 * b);
-        if (full < B) {                      // the last, partial block: zero-padded
-            float tmp[32];
-            const int valid = k - 32 * full;
-            for (int i = 0; i < 32; i++) tmp[i] = i < valid ? xr[32 * full + i] : 0.0f;
-            int8_t *qd = qr + 32 * full;
-            quantize_block32(tmp, inv, qd);
-            for (int i = valid; i < 32; i++) qd[i] = 0;   // padding is 0 even when 0·inv is not
-            gr[full] = (int32_t)vaddlvq_s8(vld1q_s8(qd)) + (int32_t)vaddlvq_s8(vld1q_s8(qd + 16));
+        quantize_row(xr, k, 0, 1.0f, s, q + (size_t)m * Kp, gsum + (size_t)m * B);
+        scales[m] = s;
+    }
+}
+
+// Softmax rows straight to int8: what fips_softmax_rows_neon followed by
+// fips_quantize_rows (dynamic scales) writes to q, scales and gsum, without
+// the pass that normalises and stores the probabilities or the quantiser's
+// pass for their maximum. Rounding is monotonic and 1/sum is positive, so the
+// largest probability fl(e_k / sum) is fl(max_k e_k * (1/sum)): the amax the
+// quantiser would find. A row whose exponentials or 1/sum are not finite
+// (NaN or infinite scores) takes the two-step path.
+void fips_softmax_quantize_rows_neon(float *x, size_t ld, int rows, int cols, float scale,
+                                     int8_t *q, float *scales, int32_t *gsum) {
+    const int B = (cols + 31) / 32, Kp = B * 32;
+    for (int m = 0; m < rows; m++) {
+        float *row = x + (size_t)m * ld;
+        float emax, inv;
+        fips_softmax_row_exp(row, cols, scale, &emax, &inv);
+        const float amax = emax * inv;
+        if (!(emax >= 0.0f && emax <= 3.40282347e+38f && inv <= 3.40282347e+38f && amax <= 3.40282347e+38f)) {
+            for (int c = 0; c < cols; c++) row[c] *= inv;
+            qg_quantize_neon(row, ld, 1, cols, NULL, q + (size_t)m * Kp, scales + m, gsum + (size_t)m * B);
+            continue;
         }
+        const float s = qg_row_scale(amax);
+        quantize_row(row, cols, 1, inv, s, q + (size_t)m * Kp, gsum + (size_t)m * B);
         scales[m] = s;
     }
 }

@@ -1,7 +1,7 @@
 import CFipsKernels
 
 /// Row-wise non-linearities of a transformer block, float versions.
-/// On aarch64 GELU and softmax run as C (CFipsKernels/activations_neon.c)
+/// On aarch64 GELU, softmax and LayerNorm run as C (CFipsKernels/activations_neon.c)
 /// with the same bits as the Swift code here, which every other architecture
 /// runs; check_aarch64.sh compares the two bit for bit.
 public enum Activations {
@@ -44,6 +44,16 @@ public enum Activations {
     /// LayerNorm over the last axis: rows × dim, biased variance, as PyTorch.
     public static func layerNorm(_ x: MatrixRef<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                  eps: Float, into out: MutableMatrixRef<Float>) {
+        #if arch(arm64)
+        fips_layer_norm_neon(x.base, x.stride, Int32(x.rows), Int32(x.cols), weight, bias, eps, out.base, out.stride)
+        #else
+        layerNormSIMD8(x, weight: weight, bias: bias, eps: eps, into: out)
+        #endif
+    }
+
+    /// The reference LayerNorm (SIMD8 lane sums).
+    public static func layerNormSIMD8(_ x: MatrixRef<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                                      eps: Float, into out: MutableMatrixRef<Float>) {
         let D = x.cols
         for r in 0..<x.rows {
             let xi = x.row(r), o = out.row(r)

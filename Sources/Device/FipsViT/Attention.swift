@@ -1,3 +1,4 @@
+import CFipsKernels
 import FipsArtifact
 import FipsKernels
 
@@ -31,10 +32,7 @@ extension ViTExecutor {
     /// One head's V (rows of stride 3d in `qkv`) as Vᵀ [headDim, T].
     func transposeV(_ v: UnsafeMutablePointer<Float>, into vT: UnsafeMutablePointer<Float>) {
         let d = config.dim, T = config.tokenCount, hd = config.headDim
-        for t in 0..<T {
-            let vr = v + t * 3 * d
-            for j in 0..<hd { vT[j * T + t] = vr[j] }
-        }
+        fips_transpose_f32(v, 3 * d, Int32(T), Int32(hd), vT, T)
     }
 
     func softmaxRows(_ m: MutableMatrixRef<Float>, scale: Float) {

@@ -31,11 +31,10 @@ extension ViTExecutor {
                                       scales: UnsafePointer(f32(L.packedScale)), offsets: nil, masks: nil)
                 _ = fips_qgemm(kernel, i8(L.qA), f32(L.qScale), i32(L.qSum), 0, Int32(T), &kw, 0,
                                Int32(PackedShape(rows: T, cols: hd).panels), nil, scores, T, mem + L.kernelScratch)
-                self.softmaxRows(MutableMatrixRef(scores, rows: T, cols: T), scale: scale)
+                self.softmaxToInt8(scores, T: T, scale: scale, q: i8(L.pA), scales: f32(L.pScale), sums: i32(L.pSum))
                 // out = P·V, V as the weight Vᵀ [hd, T]
                 let vT = self.vT + head * hd * T
                 self.transposeV(v, into: vT)
-                _ = fips_quantize_rows(kernel, scores, T, Int32(T), Int32(T), nil, i8(L.pA), f32(L.pScale), i32(L.pSum))
                 _ = fips_quantize_rows(kernel, vT, T, Int32(hd), Int32(T), nil, i8(L.rows), f32(L.rowScale), i32(L.rowSum))
                 ViTExecutor.packQ8Tiles(UnsafePointer(i8(L.rows)), rows: hd, paddedCols: L.tP, scales: UnsafePointer(f32(L.rowScale)),
                                         into: i8(L.packed), packedScales: f32(L.packedScale))
@@ -46,6 +45,22 @@ extension ViTExecutor {
                                mem + L.kernelScratch)
             }
         }
+    }
+
+    /// P = softmax(scores · scale) quantised per row for P·V. On aarch64 a
+    /// float softmax goes straight to int8 (fips_softmax_quantize_rows_neon:
+    /// the same bits, two passes fewer); elsewhere, and for Shiftmax, the
+    /// probabilities are written and then quantised.
+    func softmaxToInt8(_ scores: UnsafeMutablePointer<Float>, T: Int, scale: Float, q: UnsafeMutablePointer<Int8>,
+                       scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Int32>) {
+        #if arch(arm64)
+        if options.softmax != .integer {
+            fips_softmax_quantize_rows_neon(scores, T, Int32(T), Int32(T), scale, q, scales, sums)
+            return
+        }
+        #endif
+        softmaxRows(MutableMatrixRef(scores, rows: T, cols: T), scale: scale)
+        _ = fips_quantize_rows(kernel, scores, T, Int32(T), Int32(T), nil, q, scales, sums)
     }
 
     /// Rearranges quantised rows [rows, paddedCols] (a multiple of 32) into
