@@ -90,6 +90,8 @@ struct FipsPlanCommand: ParsableCommand {
     @Option(help: "Fine-tuning images used.") var finetuneImages = 6400
     @Option(help: "Fine-tuning images per step.") var finetuneBatch = 32
     @Option(help: "Fine-tuning peak learning rate.") var finetuneLr: Float = FinetuneOptions().learningRate
+    @Option(help: "Fine-tuning loss terms joined by '+': features, cls, logits, ce (default: features+cls+logits when the model has a head, features+cls without one; on the 22 MB plan the logits term gives 78.55% against 77.70%, Benchmarks/finetune_results.md).")
+    var finetuneLoss: String?
     @Option(help: "Host threads for calibration and compression.") var hostThreads = 2
     @Option(help: "Baseline mode: the K-th best (by the error proxy) uniform setting that fits — the same rank, sparsity and bits in every group — instead of the optimised plan.")
     var uniform: Int?
@@ -112,6 +114,9 @@ struct FipsPlanCommand: ParsableCommand {
         if let t = threads, t < 1 || t > 256 { throw ValidationError("--threads must be 1...256") }
         if !["gptq", "nearest"].contains(rounding) { throw ValidationError("--rounding must be gptq or nearest") }
         if !["qat", "float"].contains(finetune) { throw ValidationError("--finetune must be qat or float, not '\(finetune)'") }
+        if let l = finetuneLoss {
+            do { _ = try LossTerms.parse(l) } catch { throw ValidationError("--finetune-loss: \(error)") }
+        }
         if finetuneSteps < 0 || finetuneImages < 1 || finetuneBatch < 1 {
             throw ValidationError("--finetune-steps must be >= 0, --finetune-images and --finetune-batch >= 1")
         }
@@ -327,7 +332,7 @@ struct FipsPlanCommand: ParsableCommand {
         let measured: [String: Any] = ["written_artifact_bytes": artifact, "written_memory_bytes": total,
                                        "seconds": Date().timeIntervalSince(t0)]
         var json = plan.json(inputs: inputs, measured: measured)
-        json["finetuned"] = finetuneJSON(finetuneReport)
+        json["finetuned"] = finetuneJSON(finetuneReport, hasHead: original.config.hasHead)
         json["input_limits"] = limitsJSON(limits)
         json["uniform_settings_that_fit"] = uniformJSON
         do {
