@@ -15,31 +15,36 @@ import subprocess
 
 GROUPS = [
     # The integer GEMM kernels of Sources/Device/CFipsKernels: the NEON
-    # row loops (kneon_rows_R/_1 on Cortex-A72, SDOT kdot_rows_R/_1 on A76),
+    # row loops (kneon_rows2_panel/kneon_rows_1 on Cortex-A72, SDOT
+    # kdot_rows4_panel/kdot_rows_1 on A76),
     # their drivers and the tile decoders of the packed formats.
     ("integer GEMM", ["kneon_rows", "kdot_rows", "qg_gemm_", "fips_qgemm", "panel_weights",
                       "decode_q", "qg_decode_tile", "expand_sparse_tile"]),
     # Rows of activations to int8 with a scale per row (qgemm_arm.c /
     # qgemm_scalar.c) before every integer GEMM.
     ("activation quantisation", ["qg_quantize_", "fips_quantize_rows", "qg_row_scale"]),
-    # Float softmax over the attention scores; FastMath.exp is called only by
-    # softmaxRows in this model (geluTanh also calls it, but DINOv2 uses the
-    # erf GELU) and SIMD8.max() only by softmaxRows' row maximum (the one
-    # .max() call in Sources/Device).
-    ("softmax", ["softmaxRows", "Shiftmax", "8FastMathO3exp", "SIMDPsSF6ScalarRpzrlE3max"]),
+    # Float softmax over the attention scores: on aarch64 the C of
+    # activations_neon.c (fips_softmax_row_exp, and int8 attention's
+    # fips_softmax_quantize_rows_neon, which also quantises the probabilities
+    # for P·V); elsewhere FastMath.exp, called only by softmaxRows in this
+    # model (geluTanh also calls it, but DINOv2 uses the erf GELU), and
+    # SIMD8.max() only by softmaxRows' row maximum (the one .max() call in
+    # Sources/Device).
+    ("softmax", ["fips_softmax_", "softmaxRows", "Shiftmax", "8FastMathO3exp", "SIMDPsSF6ScalarRpzrlE3max"]),
     # The fp32 patch embedding: a 14x14 stride-14 convolution as a float GEMM
-    # (F32Gemm is used for nothing else in an integer model) and the
-    # executor's embed step (patch gather, position embedding).
-    ("patch embedding", ["F32Gemm", "ExecutorC5embed"]),
-    ("GELU", ["geluErf", "geluTanh", "ShiftGELU"]),
+    # (F32Gemm, on aarch64 f32gemm_neon.c's fips_f32_gemm_nt_neon with its
+    # static tile4x4 and dot_edge, is used for nothing else in an integer
+    # model) and the executor's embed step (patch gather, position embedding).
+    ("patch embedding", ["F32Gemm", "fips_f32_gemm_nt", "tile4x4", "dot_edge", "ExecutorC5embed"]),
+    ("GELU", ["fips_gelu_erf", "geluErf", "geluTanh", "ShiftGELU"]),
     # PNG/JPEG decoding (libpng, zlib, libjpeg, linked statically) and
     # FipsImage's resize, crop and normalisation.
     ("image decode + resize", ["png_", "inflate", "adler32", "crc32_z", "zcalloc", "zcfree", "jpeg_", "jpeg",
                                "9FipsImage", "ResampleCoefficients", "Preprocessor"]),
     # What attention does besides its two GEMMs: V transposed, Q/K/V requantised
     # and packed into q8 tiles, the per-head loop.
-    ("attention (non-GEMM)", ["integerAttention", "transposeV", "packQ8Tiles", "Attention"]),
-    ("LayerNorm", ["layerNorm", "LayerNorm"]),
+    ("attention (non-GEMM)", ["integerAttention", "transposeV", "fips_transpose_f32", "packQ8Tiles", "Attention"]),
+    ("LayerNorm", ["fips_layer_norm", "layerNorm", "LayerNorm"]),
 ]
 OTHER = "other"
 

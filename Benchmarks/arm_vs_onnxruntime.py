@@ -190,12 +190,13 @@ def report(r, a):
           "`Benchmarks/qemu/insn_by_symbol.c` and grouped by the name patterns in `Benchmarks/arm_attribution.py`; "
           "rpi4 build on cortex-a72, rpi5 build on cortex-a76.", "",
           "| part | " + " | ".join(cpu for cpu, _ in CPUS) + " |", "|---|" + "---|" * len(CPUS)]
-    groups = [name for name, _ in r["cpus"][CPUS[0][0]]["attribution"]["groups"]]
-    for i, name in enumerate(groups):
+    # Grouped now, from the stored per-function counts, so --report-only
+    # follows arm_attribution.py's patterns as they are.
+    grouped = {cpu: arm_attribution.group(r["cpus"][cpu]["attribution"]["per_function"]) for cpu, _ in CPUS}
+    for i, (name, _) in enumerate(grouped[CPUS[0][0]]):
         cells = []
         for cpu, _ in CPUS:
-            at = r["cpus"][cpu]["attribution"]
-            n, tot = at["groups"][i][1], sum(x for _, x in at["groups"])
+            n, tot = grouped[cpu][i][1], sum(x for _, x in grouped[cpu])
             cells.append(f"{100 * n / tot:.1f}% ({g(n)})")
         L.append(f"| {name} | " + " | ".join(cells) + " |")
     L += ["", "The plugin's totals against insn_count.c's (same programs, same arguments):", ""]
