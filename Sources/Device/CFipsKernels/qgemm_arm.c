@@ -355,9 +355,10 @@ void qg_gemm_neondot(const qg_args *g, int p0, int p1) {
             for (; m + R <= g->m1; m += R) kdot_blocks_R(g, m, w, p);
             for (; m < g->m1; m++) kdot_blocks_1(g, m, w, p);
         } else {
+            // B >= 1 (fips_qgemm refuses cols <= 0), which the assembly loop needs.
             const int m4 = m + (g->m1 - m) / RDOT * RDOT;
-            if (g->B > 0 && m4 > m) kdot_rows4_panel(g, m, m4, w, p);
-            for (m = g->B > 0 ? m4 : m; m < g->m1; m++) kdot_rows_1(g, m, w, p);
+            if (m4 > m) kdot_rows4_panel(g, m, m4, w, p);
+            for (m = m4; m < g->m1; m++) kdot_rows_1(g, m, w, p);
         }
     }
 }
@@ -559,9 +560,10 @@ void qg_gemm_neon(const qg_args *g, int p0, int p1) {
             for (; m + RNEON <= g->m1; m += RNEON) kneon_blocks_R(g, m, w, p);
             for (; m < g->m1; m++) kneon_blocks_1(g, m, w, p);
         } else {
+            // B >= 1 (fips_qgemm refuses cols <= 0), which the assembly loop needs.
             const int m2 = m + (g->m1 - m) / RNEON * RNEON;
-            if (g->B > 0 && m2 > m) kneon_rows2_panel(g, m, m2, w, p);
-            for (m = g->B > 0 ? m2 : m; m < g->m1; m++) kneon_rows_1(g, m, w, p);
+            if (m2 > m) kneon_rows2_panel(g, m, m2, w, p);
+            for (m = m2; m < g->m1; m++) kneon_rows_1(g, m, w, p);
         }
     }
 }
