@@ -114,6 +114,14 @@ def main():
             if not good:
                 problems.append(f"{prog} {' '.join(args)}: exit {code} (expected {want}), wanted {text!r} in:\n{out[-600:]}{err[-600:]}")
         table[prog] = row
+    # Option values refused before any work: exit 2, the option and the bad part named, nothing written.
+    if not a.device_bin:
+        bad = ["--model", model, "--calib", "fashion-mnist", "--board", "rpi5", "--budget", "26MB",
+               "--finetune-loss", "features+bogus", "-o", "bad_loss.fips"]
+        code, out, err = run("fips-plan", *bad)
+        want = "--finetune-loss: unknown loss 'bogus'"
+        if code != 2 or want not in err or os.path.exists(os.path.join(work, "bad_loss.fips")):
+            problems.append(f"fips-plan {' '.join(bad)}: exit {code} (expected 2), wanted {want!r} in:\n{err[-600:]}")
     if a.table or problems:
         cols = ["--version", "--opt=value", "--", "1", "2", "3"]
         print("| program | " + " | ".join(c if c in ("--version", "--opt=value", "--") else f"exit {c}" for c in cols) + " |")
