@@ -88,14 +88,17 @@ def compressed_row(kind, level, sparsity, original, cache, a, results, tune=True
         results[key + "/before"] = r
         save_results(results)
         print(json.dumps(r), flush=True)
-    tuned = os.path.join(OUT, f"{key}.ft.fips")
-    if tune and key + "/after" not in results:
+    # a run with extra flags is its own row (and file), beside the defaults' row
+    tag = re.sub(r"[^A-Za-z0-9.+]+", "_", a.finetune_flags.strip()).strip("_")
+    suffix = f"-{tag}" if tag else ""
+    tuned = os.path.join(OUT, f"{key}.ft{suffix}.fips")
+    if tune and key + "/after" + suffix not in results:
         r = dict(results[key + "/before"])
         r.update(finetune(path, original, tuned, a))
-        r["stage"] = "fine-tuned"
+        r["stage"] = "fine-tuned" + (f", {a.finetune_flags.strip()}" if tag else "")
         r["flags"] = f"fips finetune --images {a.images} --steps {a.steps} {a.finetune_flags}".strip()
         r.update(evaluate(tuned, original, cache))
-        results[key + "/after"] = r
+        results[key + "/after" + suffix] = r
         save_results(results)
         print(json.dumps({k: v for k, v in r.items() if k != "finetune_log"}), flush=True)
     return tuned if tune else path

@@ -116,12 +116,19 @@ def main():
         table[prog] = row
     # Option values refused before any work: exit 2, the option and the bad part named, nothing written.
     if not a.device_bin:
-        bad = ["--model", model, "--calib", "fashion-mnist", "--board", "rpi5", "--budget", "26MB",
-               "--finetune-loss", "features+bogus", "-o", "bad_loss.fips"]
-        code, out, err = run("fips-plan", *bad)
-        want = "--finetune-loss: unknown loss 'bogus'"
-        if code != 2 or want not in err or os.path.exists(os.path.join(work, "bad_loss.fips")):
-            problems.append(f"fips-plan {' '.join(bad)}: exit {code} (expected 2), wanted {want!r} in:\n{err[-600:]}")
+        refused = [
+            ("fips-plan", ["--model", model, "--calib", "fashion-mnist", "--board", "rpi5", "--budget", "26MB",
+                           "--finetune-loss", "features+bogus"], "--finetune-loss: unknown loss 'bogus'"),
+            ("fips", ["finetune", "--model", model, "--teacher", model, "--data", "fashion-mnist", "--head", "bogus"],
+             "--head: 'bogus' is neither 'student' nor 'teacher'"),
+            ("fips", ["finetune", "--qat", "--model", model, "--teacher", model, "--data", "fashion-mnist", "--head", "teacher"],
+             "--head teacher: a packed (--qat) student keeps its packed head"),
+        ]
+        for prog, args, want in refused:
+            bad = args + ["-o", "bad_value.fips"]
+            code, out, err = run(prog, *bad)
+            if code != 2 or want not in err or os.path.exists(os.path.join(work, "bad_value.fips")):
+                problems.append(f"{prog} {' '.join(bad)}: exit {code} (expected 2), wanted {want!r} in:\n{err[-600:]}")
     if a.table or problems:
         cols = ["--version", "--opt=value", "--", "1", "2", "3"]
         print("| program | " + " | ".join(c if c in ("--version", "--opt=value", "--") else f"exit {c}" for c in cols) + " |")

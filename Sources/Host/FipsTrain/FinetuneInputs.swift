@@ -19,6 +19,26 @@ public enum FinetuneInputs {
         return ArtifactReaderHost.load(a)
     }
 
+    /// The student with the teacher's head (weights, bias, classes, pooling and
+    /// labels) in place of its own. A head refitted to the compressed features
+    /// (`fips compress --refit-head`) stops fitting them once distillation moves
+    /// them back toward the teacher's; with the teacher's head, the logits term
+    /// trains exactly the decision the original model makes, and the written
+    /// model carries a head that fits the features it was trained to produce.
+    public static func withTeacherHead(_ student: ViTModel, teacher: ViTModel) throws -> ViTModel {
+        guard teacher.config.hasHead, let w = teacher.tensors[TensorNames.headWeight],
+              let b = teacher.tensors[TensorNames.headBias] else {
+            throw TrainingError("--head teacher: the teacher has no head (train one with fips head)")
+        }
+        var s = student
+        s.config.numClasses = teacher.config.numClasses
+        s.config.headPooling = teacher.config.headPooling
+        s.tensors[TensorNames.headWeight] = w
+        s.tensors[TensorNames.headBias] = b
+        s.labels = teacher.labels
+        return s
+    }
+
     /// Reads a packed artifact as a quantisation-aware student.
     public static func quantisedModel(_ path: String) throws -> QuantisedStudent {
         let a: Artifact

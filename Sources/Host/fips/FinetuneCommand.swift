@@ -13,7 +13,10 @@ struct Finetune: ParsableCommand {
         FiPS group's shared basis U once with each layer's V, pruned entries kept at zero) to
         reproduce the teacher's final features (--loss features+cls, the default), the
         teacher's head (logits) or the data's labels (ce). The patch embedding and the head
-        stay as they are. AdamW with warm-up and cosine decay, weight decay off for norms,
+        stay as they are; --head teacher first replaces the student's head with the
+        teacher's, so that a head refitted by fips compress --refit-head, which stops fitting
+        once the features move back toward the teacher's, neither steers the logits term
+        nor ships with the result. AdamW with warm-up and cosine decay, weight decay off for norms,
         biases and tokens. One image per worker thread at a time; deterministic for a seed
         and thread count.
 
@@ -53,6 +56,9 @@ struct Finetune: ParsableCommand {
     var scaleLr: Float = FinetuneOptions().scaleLearningRate
     @Option(help: "Loss terms joined by '+': features, cls, logits, ce.") var loss = FinetuneOptions().loss.description
     @Option(help: "Softmax temperature of the logits term.") var temperature: Float = 1
+    @Option(help: ArgumentHelp("The head the student is trained through and written with: its own, or a copy of the teacher's (for a student whose head was refitted to its compressed features).",
+                               valueName: "student|teacher"))
+    var head = "student"
     @Flag(help: "Random resized crops and flips of the images (torchvision RandomResizedCrop, scale 0.25-1, and RandomHorizontalFlip).") var augment = false
     @Option(help: "Worker threads (the result depends on it).") var threads = 2
     @Option(help: "Seed of the data order and augmentation.") var seed: UInt64 = 0
@@ -66,6 +72,8 @@ struct Finetune: ParsableCommand {
         if batch < 1 || threads < 1 || images < 1 { throw ValidationError("--batch, --threads and --images must be at least 1") }
         if lr <= 0 { throw ValidationError("--lr must be positive") }
         if scaleLr < 0 { throw ValidationError("--scale-lr must not be negative") }
+        if head != "student" && head != "teacher" { throw ValidationError("--head: '\(head)' is neither 'student' nor 'teacher'") }
+        if head == "teacher" && qat { throw ValidationError("--head teacher: a packed (--qat) student keeps its packed head; give the teacher's head to the float model before quantising it") }
         _ = try trainingOptions(images: images)
     }
 
@@ -86,8 +94,9 @@ struct Finetune: ParsableCommand {
         let t0 = Date()
         do {
             let quantised = qat ? try FinetuneInputs.quantisedModel(model) : nil
-            let student = try quantised?.model ?? FinetuneInputs.floatModel(model, role: "student")
+            var student = try quantised?.model ?? FinetuneInputs.floatModel(model, role: "student")
             let teacherModel = try FinetuneInputs.floatModel(teacher, role: "teacher")
+            if head == "teacher" { student = try FinetuneInputs.withTeacherHead(student, teacher: teacherModel) }
             try Finetuner.checkPair(student: student, teacher: teacherModel)
             let (set, what) = try FinetuneInputs.images(data, config: student.config, count: images, augment: augment, seed: seed)
             let o = try trainingOptions(images: set.count)

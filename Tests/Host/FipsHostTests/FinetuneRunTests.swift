@@ -63,6 +63,28 @@ final class FinetuneRunTests: XCTestCase {
         for (name, t) in whole.tensors { XCTAssertEqual(t.data, resumed[name].data, name) }
     }
 
+    /// --head teacher: the student trains through, and is written with, the
+    /// teacher's head (weights, bias, labels); a teacher without a head is refused.
+    func testTeacherHeadReplacesTheStudents() throws {
+        let refitted = TrainingModels.fips(config, seed: 99)   // same backbone shapes, another head
+        XCTAssertNotEqual(refitted[TensorNames.headWeight].data, teacher[TensorNames.headWeight].data)
+        var s = try FinetuneInputs.withTeacherHead(student, teacher: refitted)
+        s.labels = ["a", "b", "c"]
+        let withTeachers = try FinetuneInputs.withTeacherHead(s, teacher: teacher)
+        for name in [TensorNames.headWeight, TensorNames.headBias] {
+            XCTAssertEqual(withTeachers[name].data, teacher[name].data, name)
+        }
+        XCTAssertEqual(withTeachers.labels, teacher.labels)
+        XCTAssertEqual(withTeachers[TensorNames.patchWeight].data, student[TensorNames.patchWeight].data)
+        var o = options(steps: 2); o.loss = try LossTerms.parse("features+logits")
+        let tuned = try Finetuner(student: withTeachers, teacher: teacher, data: data, options: o).run().0
+        XCTAssertEqual(tuned[TensorNames.headWeight].data, teacher[TensorNames.headWeight].data)
+        var headless = TrainingModels.config(); headless.numClasses = 0
+        XCTAssertThrowsError(try FinetuneInputs.withTeacherHead(student, teacher: TrainingModels.dense(headless, seed: 1))) {
+            XCTAssertTrue("\($0)".contains("the teacher has no head"), "\($0)")
+        }
+    }
+
     func testRefusals() throws {
         var wide = TrainingModels.config(); wide.dim = 24; wide.mlpDim = 48
         XCTAssertThrowsError(try Finetuner(student: student, teacher: TrainingModels.dense(wide, seed: 1), data: data,
