@@ -18,7 +18,10 @@ Quantisation-aware rows (issue 15): `denseB` quantises the original model to B b
 each is evaluated after post-training quantisation (PTQ) and after `fips finetune --qat` with the same
 images and steps for every row. plan rows train with --finetune-steps (QAT by default).
 
-Resumable: finished rows are kept in data/bench_finetune/results.json and skipped.
+Resumable: finished rows are kept in data/bench_finetune/results.json and skipped. A row run with
+--finetune-flags is kept under its own key (`fips57s0.5/after-loss_features+cls_head_student`), so
+it sits beside the defaults' row. The keys ending -loss_features+cls... were measured with the
+defaults before fips finetune's became features+cls+logits with the teacher's head.
 Writes Benchmarks/finetune_results.md.
 """
 import argparse

@@ -38,7 +38,7 @@ extension FipsPlanCommand {
     /// as the features when there is a head (the plan is scored through it).
     func finetuneLossTerms(hasHead: Bool) -> LossTerms {
         if let l = finetuneLoss, let t = try? LossTerms.parse(l) { return t }
-        return hasHead ? [.features, .cls, .logits] : [.features, .cls]
+        return LossTerms.bestKnown(hasHead: hasHead)
     }
 
     /// plan.json's record of the fine-tuning (false when none ran).

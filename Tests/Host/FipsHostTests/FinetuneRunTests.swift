@@ -142,7 +142,10 @@ final class FinetuneRunTests: XCTestCase {
                                                    "--data", images.path, "-o", path("out.fips")] + common)
         XCTAssertEqual(rc, 0, err)
         XCTAssertTrue(out.contains("fine-tuned 2 steps"), out)
-        XCTAssertNoThrow(try Artifact(path: path("out.fips")))
+        // by default a float student is written with the teacher's head
+        let out0 = ArtifactReaderHost.load(try Artifact(path: path("out.fips")))
+        XCTAssertEqual(out0[TensorNames.headWeight].data, teacher[TensorNames.headWeight].data)
+        XCTAssertTrue(err.contains("loss features+cls+logits, the teacher's head"), err)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("out.fips.ckpt")))
         for (student, teacher, data, expected) in [
             ("t8.fips", "t.fips", images.path, "must be an fp32 model"),
