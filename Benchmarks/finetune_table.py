@@ -79,7 +79,7 @@ def compressed_row(kind, level, sparsity, original, cache, a, results, tune=True
     budget = 1 - level * BACKBONE / MLP_WEIGHTS
     path = os.path.join(OUT, f"{key}.fips")
     flags = ["--method", kind, "--sparsity", f"{sparsity:g}"]
-    if key + "/before" not in results:
+    if key + "/before" not in results or not os.path.exists(path):   # (re)made where the file is gone
         t0 = time.time()
         log = run(FIPS, ["compress", "--model", original, "--calib", "fashion-mnist", "--calib-images", "256",
                          "--mlp-budget", f"{budget:.4f}", "--refit-head", "fashion-mnist", "-o", path] + flags)
